@@ -1,0 +1,34 @@
+# Two entry points, each doing its own set-up in a local virtualenv (.venv):
+#   make smoke   install, then run suites/smoke.yaml and print the leaderboard
+#   make test    install, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU build of torch; a GPU user installs a CUDA build into $(VENV) first (see README).
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install smoke test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	# torchattacks and mvlearn without their stale pins (see README, "Installation notes").
+	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1 mvlearn==0.5.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+smoke: install
+	$(BIN)/mmbench run suites/smoke.yaml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/smoke_walltime.py
+
+clean:
+	rm -rf $(VENV) results/.cache

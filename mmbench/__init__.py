@@ -1,0 +1,92 @@
+"""mmbench: robustness benchmarks for multimodal fusion models.
+
+Public API (everything else is internal)::
+
+    import mmbench
+    mmbench.list_models("*fusion")
+    model = mmbench.create_model("late_fusion", data.modalities, data.n_classes)
+    data = mmbench.load_dataset("mfeat")
+    result = mmbench.run_suite("suites/smoke.yaml")
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__", "create_model", "list_datasets", "list_metrics", "list_models",
+    "list_perturbations", "list_recipes", "load_dataset", "register_dataset", "register_metric",
+    "register_model", "register_perturbation", "register_recipe", "run_suite",
+]
+
+
+def _registry(kind: str) -> Any:
+    from mmbench import registry
+
+    return registry.REGISTRIES[kind]
+
+
+def register_model(name: str, **meta: Any) -> Any:
+    """Decorator registering a model factory ``f(modalities, n_classes, **hparams)``."""
+    return _registry("models").register(name, **meta)
+
+
+def register_dataset(name: str, **meta: Any) -> Any:
+    """Decorator registering a dataset loader ``f(**params) -> MultimodalDataset``."""
+    return _registry("datasets").register(name, **meta)
+
+
+def register_perturbation(name: str, **meta: Any) -> Any:
+    """Decorator registering ``f(modalities, **params) -> list[Perturbation]``."""
+    return _registry("perturbations").register(name, **meta)
+
+
+def register_metric(name: str, **meta: Any) -> Any:
+    """Decorator registering a :class:`mmbench.metrics.Metric` subclass."""
+    return _registry("metrics").register(name, **meta)
+
+
+def register_recipe(name: str, **meta: Any) -> Any:
+    """Decorator registering a :class:`mmbench.train.Recipe` subclass."""
+    return _registry("recipes").register(name, **meta)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    return _registry("models").names(pattern)
+
+
+def list_datasets(pattern: str | None = None) -> list[str]:
+    return _registry("datasets").names(pattern)
+
+
+def list_perturbations(pattern: str | None = None) -> list[str]:
+    return _registry("perturbations").names(pattern)
+
+
+def list_metrics(pattern: str | None = None) -> list[str]:
+    return _registry("metrics").names(pattern)
+
+
+def list_recipes(pattern: str | None = None) -> list[str]:
+    return _registry("recipes").names(pattern)
+
+
+def create_model(name: str, modalities: Any, n_classes: int, **overrides: Any) -> Any:
+    """Build a registered model for the given modality specs (``None`` overrides dropped)."""
+    from mmbench.models.base import create_model as _create
+
+    return _create(name, modalities, n_classes, **overrides)
+
+
+def load_dataset(name: str, **params: Any) -> Any:
+    """Load a registered dataset with its parameters."""
+    return _registry("datasets").get(name)(**params)
+
+
+def run_suite(suite: Any, options: Any = None) -> Any:
+    """Run a suite (a path or a :class:`~mmbench.engine.suite.Suite`); see ``RunOptions``."""
+    from mmbench.engine.runner import run_suite as _run
+
+    return _run(suite, options)

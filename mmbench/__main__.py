@@ -1,0 +1,7 @@
+"""``python -m mmbench``."""
+
+import sys
+
+from mmbench.cli import main
+
+sys.exit(main())

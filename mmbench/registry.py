@@ -1,0 +1,176 @@
+"""One generic, typed registry plus the registry instances mmbench plugs into.
+
+Modelled on timm's model registry (a decorator on a tiny factory, wildcard listing) and
+lm-evaluation-harness's ``Registry`` (did-you-mean errors, entry-point loading). Built-in entries
+live in modules that are imported lazily on first lookup, so ``import mmbench`` stays cheap and
+has no side effects; third-party entries come from Python entry points.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Generic, TypeVar
+
+from mmbench.errors import MMBenchError, did_you_mean
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Set to ``1``/``true`` to stop mmbench from loading third-party plugins from entry points.
+NO_PLUGINS_ENV = "MMBENCH_NO_PLUGINS"
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered object with its name, where it came from and free-form metadata."""
+
+    name: str
+    obj: T
+    source: str = "builtin"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Registry(Generic[T]):
+    """A named collection of objects of one kind (models, datasets, ...)."""
+
+    def __init__(
+        self,
+        kind: str,
+        builtin_modules: tuple[str, ...] = (),
+        entry_point_group: str | None = None,
+    ) -> None:
+        self.kind = kind
+        self._builtin_modules = builtin_modules
+        self._group = entry_point_group
+        self._entries: dict[str, Entry[T]] = {}
+        self._loaded = False
+        self._loading = False
+
+    # -- registration -------------------------------------------------------------------------
+    def register(
+        self, name: str, obj: T | None = None, *, source: str = "builtin", **meta: Any
+    ) -> Any:
+        """Register ``obj`` under ``name``; without ``obj``, return a decorator."""
+        if obj is None:
+            def decorator(target: T) -> T:
+                self._add(Entry(name, target, source, dict(meta)))
+                return target
+            return decorator
+        self._add(Entry(name, obj, source, dict(meta)))
+        return obj
+
+    def _add(self, entry: Entry[T]) -> None:
+        if not entry.name or not entry.name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"invalid {self.kind} name {entry.name!r}: use letters, digits, _ and -")
+        existing = self._entries.get(entry.name)
+        if existing is not None and existing.obj is not entry.obj:
+            raise MMBenchError(
+                f"{self.kind} '{entry.name}' is registered twice ({existing.source} and "
+                f"{entry.source}); rename one of them"
+            )
+        self._entries[entry.name] = entry
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (used by tests and by plugin authors replacing an entry)."""
+        self._entries.pop(name, None)
+
+    # -- lookup -------------------------------------------------------------------------------
+    def get(self, name: str) -> T:
+        return self.entry(name).obj
+
+    def entry(self, name: str) -> Entry[T]:
+        self._ensure_loaded()
+        try:
+            return self._entries[name]
+        except KeyError:
+            hint = did_you_mean(name, self._entries)
+            raise MMBenchError(
+                f"unknown {self.kind} '{name}'{hint}; run 'mmbench ls {self.kind}s' to see them all"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        self._ensure_loaded()
+        return name in self._entries
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        """Sorted names, optionally filtered by a shell-style wildcard such as ``'*fusion'``."""
+        self._ensure_loaded()
+        names = sorted(self._entries)
+        return fnmatch.filter(names, pattern) if pattern else names
+
+    def entries(self, pattern: str | None = None) -> Iterator[Entry[T]]:
+        for name in self.names(pattern):
+            yield self._entries[name]
+
+    # -- loading ------------------------------------------------------------------------------
+    def _ensure_loaded(self) -> None:
+        if self._loaded or self._loading:
+            return
+        self._loading = True
+        try:
+            for module in self._builtin_modules:
+                importlib.import_module(module)
+            if self._group and plugins_enabled():
+                self._load_entry_points()
+            self._loaded = True
+        finally:
+            self._loading = False
+
+    def _load_entry_points(self) -> None:
+        assert self._group is not None
+        for ep in metadata.entry_points(group=self._group):
+            source = f"plugin {ep.value}"
+            try:
+                obj = ep.load()
+                self._add(Entry(ep.name, obj, source, dict(getattr(obj, "mmbench_meta", {}))))
+            except Exception as exc:  # a broken plugin must not take the others down
+                first_line = (str(exc).splitlines() or [""])[0]
+                log.warning(
+                    "skipping %s plugin '%s' (%s): %s: %s",
+                    self.kind, ep.name, ep.value, type(exc).__name__, first_line,
+                )
+
+
+def plugins_enabled() -> bool:
+    return os.environ.get(NO_PLUGINS_ENV, "").strip().lower() not in {"1", "true", "yes", "on"}
+
+
+# Factories have signatures that depend on the kind; they are documented where they are used.
+ModelFactory = Callable[..., Any]
+
+MODELS: Registry[ModelFactory] = Registry(
+    "model",
+    (
+        "mmbench.models.seed", "mmbench.models.early", "mmbench.models.late",
+        "mmbench.models.tensor", "mmbench.models.attention", "mmbench.models.gated",
+        "mmbench.models.unimodal",
+    ),
+    entry_point_group="mmbench.models",
+)
+DATASETS: Registry[Any] = Registry(
+    "dataset", ("mmbench.data.mfeat", "mmbench.data.synthetic"), entry_point_group="mmbench.datasets"
+)
+PERTURBATIONS: Registry[Any] = Registry(
+    "perturbation", ("mmbench.perturb.clean",), entry_point_group="mmbench.perturbations"
+)
+METRICS: Registry[Any] = Registry(
+    "metric", ("mmbench.metrics.classification",), entry_point_group="mmbench.metrics"
+)
+RECIPES: Registry[Any] = Registry(
+    "recipe", ("mmbench.train.standard",), entry_point_group="mmbench.recipes"
+)
+
+REGISTRIES: dict[str, Registry[Any]] = {
+    "models": MODELS,
+    "datasets": DATASETS,
+    "perturbations": PERTURBATIONS,
+    "metrics": METRICS,
+    "recipes": RECIPES,
+}
