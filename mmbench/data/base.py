@@ -1,0 +1,138 @@
+"""The data contract every dataset, model and perturbation agrees on.
+
+A :class:`ModalitySpec` describes one modality: its name, kind, per-sample shape and value bounds.
+The bounds map the modality to the normalised unit ``[0, 1]`` in which attack budgets and
+corruption severities are stated. A :class:`Split` holds whole tensors (a mapping modality name ->
+tensor, plus labels); a *batch* is the same mapping for a slice of rows.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+#: A batch: modality name -> tensor with the batch dimension first.
+Batch = Mapping[str, Tensor]
+
+
+class ModalityKind(str, enum.Enum):
+    """What a modality is; it chooses the encoder and which corruptions apply."""
+
+    IMAGE = "image"        # [C, H, W] floats
+    SEQUENCE = "sequence"  # [C, T] floats (audio, time series, spectrogram rows)
+    VECTOR = "vector"      # [D] floats (tabular features)
+    TOKENS = "tokens"      # [T] integer ids in [0, vocab_size)
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """One modality: ``name``, ``kind``, per-sample ``shape`` and value bounds ``[lo, hi]``.
+
+    For ``tokens`` the bounds are ``[0, vocab_size - 1]``.
+    """
+
+    name: str
+    kind: ModalityKind
+    shape: tuple[int, ...]
+    lo: float = 0.0
+    hi: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.hi > self.lo:
+            raise ValueError(f"modality {self.name!r}: hi ({self.hi}) must exceed lo ({self.lo})")
+        expected_rank = {ModalityKind.IMAGE: 3, ModalityKind.SEQUENCE: 2,
+                         ModalityKind.VECTOR: 1, ModalityKind.TOKENS: 1}[self.kind]
+        if len(self.shape) != expected_rank:
+            raise ValueError(
+                f"modality {self.name!r} of kind {self.kind.value} needs a shape of rank "
+                f"{expected_rank}, got {self.shape}"
+            )
+
+    @property
+    def is_continuous(self) -> bool:
+        return self.kind is not ModalityKind.TOKENS
+
+    @property
+    def vocab_size(self) -> int:
+        if self.kind is not ModalityKind.TOKENS:
+            raise AttributeError(f"modality {self.name!r} is not a token modality")
+        return int(self.hi) + 1
+
+    def to_unit(self, x: Tensor) -> Tensor:
+        """Map values in ``[lo, hi]`` to ``[0, 1]``."""
+        return (x - self.lo) / (self.hi - self.lo)
+
+    def from_unit(self, u: Tensor) -> Tensor:
+        """Map values in ``[0, 1]`` back to ``[lo, hi]``."""
+        return u * (self.hi - self.lo) + self.lo
+
+
+@dataclass(frozen=True)
+class Split:
+    """All rows of one split: ``inputs`` (modality -> tensor) and integer ``labels``."""
+
+    inputs: dict[str, Tensor]
+    labels: Tensor
+
+    def __post_init__(self) -> None:
+        n = len(self.labels)
+        for name, tensor in self.inputs.items():
+            if len(tensor) != n:
+                raise ValueError(f"modality {name!r} has {len(tensor)} rows but labels have {n}")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def rows(self, index: Tensor | slice) -> tuple[dict[str, Tensor], Tensor]:
+        """The batch and labels of the given rows."""
+        return {k: v[index] for k, v in self.inputs.items()}, self.labels[index]
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split({k: v.to(device) for k, v in self.inputs.items()}, self.labels.to(device))
+
+
+@dataclass(frozen=True)
+class MultimodalDataset:
+    """A classification dataset with named modalities and train/val/test splits."""
+
+    name: str
+    modalities: tuple[ModalitySpec, ...]
+    n_classes: int
+    train: Split
+    val: Split
+    test: Split
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.modalities]
+        for split_name in ("train", "val", "test"):
+            split: Split = getattr(self, split_name)
+            if sorted(split.inputs) != sorted(names):
+                raise ValueError(
+                    f"{self.name}: {split_name} split has modalities {sorted(split.inputs)}, "
+                    f"expected {sorted(names)}"
+                )
+
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.modalities)
+
+    def spec(self, name: str) -> ModalitySpec:
+        for m in self.modalities:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def fingerprint(self) -> str:
+        """A content hash of all tensors, specs and labels (part of every cache key)."""
+        h = hashlib.sha256(repr((self.name, self.modalities, self.n_classes)).encode())
+        for split in (self.train, self.val, self.test):
+            for name in sorted(split.inputs):
+                h.update(name.encode())
+                h.update(split.inputs[name].detach().cpu().contiguous().numpy().tobytes())
+            h.update(split.labels.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
