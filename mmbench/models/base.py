@@ -1,0 +1,66 @@
+"""The FusionModel contract and model creation.
+
+``forward(batch) -> logits`` where ``batch`` maps modality names to tensors. Models with encoders
+split the forward pass into :meth:`FusionModel.encode` (one feature tensor per modality) and
+:meth:`FusionModel.fuse_and_classify`, so the harness can reuse encoder outputs.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from mmbench.data.base import Batch, ModalitySpec
+from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.models.encoders import build_encoder
+from mmbench.registry import MODELS
+
+
+class FusionModel(nn.Module, abc.ABC):
+    """Base class: ``encoders`` (one per modality), a fusion step and a head."""
+
+    def __init__(self, modalities: Sequence[ModalitySpec], n_classes: int) -> None:
+        super().__init__()
+        self.modalities = tuple(modalities)
+        self.n_classes = n_classes
+        self.encoders = nn.ModuleDict()
+
+    @property
+    def has_encoders(self) -> bool:
+        return len(self.encoders) > 0
+
+    def build_encoders(self, out_dim: int, hidden: int, names: Sequence[str] | None = None) -> None:
+        for spec in self.modalities:
+            if names is None or spec.name in names:
+                self.encoders[spec.name] = build_encoder(spec, out_dim, hidden)
+
+    def encode(self, batch: Batch) -> dict[str, Tensor]:
+        return {name: enc(batch[name]) for name, enc in self.encoders.items()}
+
+    @abc.abstractmethod
+    def fuse_and_classify(self, features: dict[str, Tensor]) -> Tensor:
+        """Logits from per-modality features (the output of :meth:`encode`)."""
+
+    def forward(self, batch: Batch) -> Tensor:
+        return self.fuse_and_classify(self.encode(batch))
+
+
+def create_model(
+    name: str, modalities: Sequence[ModalitySpec], n_classes: int, **overrides: Any
+) -> FusionModel:
+    """Build registered model ``name``; ``None`` overrides are dropped (timm's convention)."""
+    factory = MODELS.get(name)
+    kwargs = {k: v for k, v in overrides.items() if v is not None}
+    params = inspect.signature(factory).parameters
+    for key in kwargs:
+        if key not in params:
+            allowed = [p for p in params if p not in ("modalities", "n_classes")]
+            raise MMBenchError(
+                f"model '{name}' has no parameter '{key}'{did_you_mean(key, allowed)}; "
+                f"its parameters: {', '.join(allowed) or 'none'}"
+            )
+    return factory(modalities=tuple(modalities), n_classes=n_classes, **kwargs)
