@@ -1,0 +1,33 @@
+"""The perturbation contract.
+
+A registered perturbation is a factory ``factory(modalities, **params) -> list[Perturbation]``:
+one suite entry may expand to a grid (targets x strengths). Each :class:`Perturbation` is a pure
+function of (model, batch, labels, seed) returning the perturbed batch; the harness, not the
+perturbation, computes metrics on the result.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from mmbench.data.base import Batch
+
+#: ``target`` value meaning "every modality".
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Perturbation(abc.ABC):
+    """One concrete perturbation: its family, name, target modality set and strength."""
+
+    family: str
+    name: str
+    target: str = ALL
+    severity: float = 0.0
+
+    @abc.abstractmethod
+    def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
+        """Return the perturbed batch; modalities outside ``target`` must be returned unchanged."""

@@ -1,0 +1,24 @@
+"""``clean``: the identity perturbation (clean accuracy)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from mmbench.data.base import Batch, ModalitySpec
+from mmbench.perturb.base import Perturbation
+from mmbench.registry import PERTURBATIONS
+
+
+@dataclass(frozen=True)
+class Clean(Perturbation):
+    def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
+        return dict(batch)
+
+
+@PERTURBATIONS.register("clean", family="clean", kinds=("image", "sequence", "vector", "tokens"))
+def clean(modalities: Sequence[ModalitySpec]) -> list[Perturbation]:
+    """No perturbation: the clean test split."""
+    return [Clean(family="clean", name="clean")]

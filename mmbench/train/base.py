@@ -1,0 +1,49 @@
+"""The recipe contract: a config dataclass plus ``fit(model, dataset, config, seed)``."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from mmbench.data.base import MultimodalDataset, Split
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    """What training did, stored beside the checkpoint and in results.json."""
+
+    epochs_run: int
+    best_epoch: int
+    best_val_accuracy: float
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class Recipe(abc.ABC):
+    """A training procedure; ``config_type`` is the dataclass of its suite parameters."""
+
+    config_type: ClassVar[type]
+
+    @abc.abstractmethod
+    def fit(self, model: nn.Module, data: MultimodalDataset, config: Any, seed: int,
+            progress: bool = False) -> TrainReport:
+        """Train ``model`` in place on ``data.train`` (model selection on ``data.val``)."""
+
+
+@torch.no_grad()
+def split_accuracy(model: nn.Module, split: Split, batch_size: int = 1024) -> float:
+    """Accuracy of ``model`` (in eval mode) on a whole split."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(split), batch_size):
+        batch, labels = split.rows(slice(start, start + batch_size))
+        correct += int((model(batch).argmax(dim=1) == labels).sum())
+    model.train(was_training)
+    return correct / max(len(split), 1)

@@ -1,0 +1,72 @@
+"""``standard``: Adam with cross-entropy, mini-batches in a seeded order, early stopping on the
+validation split (the best validation epoch's weights are kept)."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from mmbench.data.base import Batch, MultimodalDataset
+from mmbench.registry import RECIPES
+from mmbench.train.base import Recipe, TrainReport, split_accuracy
+
+
+@dataclass(frozen=True)
+class StandardConfig:
+    """Suite parameters of the ``standard`` recipe."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 8  # epochs without a better validation accuracy before stopping; 0: never
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError("need epochs >= 1, batch_size >= 1, lr > 0 and weight_decay >= 0")
+        if self.patience < 0:
+            raise ValueError("patience must be >= 0")
+
+
+@RECIPES.register("standard", description="Adam + cross-entropy, early stopping on validation")
+class StandardRecipe(Recipe):
+    config_type = StandardConfig
+
+    def loss(self, model: nn.Module, batch: Batch, labels: Tensor, generator: torch.Generator) -> Tensor:
+        """The training loss of one mini-batch; other recipes change the batch or the loss."""
+        return nn.functional.cross_entropy(model(batch), labels)
+
+    def fit(self, model: nn.Module, data: MultimodalDataset, config: StandardConfig, seed: int,
+            progress: bool = False) -> TrainReport:
+        start = time.perf_counter()
+        generator = torch.Generator().manual_seed(seed)
+        optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        best = (-1.0, 0, copy.deepcopy(model.state_dict()))
+        epochs = tqdm(range(1, config.epochs + 1), desc="train", leave=False, disable=not progress)
+        epoch = 0
+        for epoch in epochs:
+            self._epoch(model, data, config, optimiser, generator)
+            val_acc = split_accuracy(model, data.val)
+            epochs.set_postfix(val_acc=f"{val_acc:.3f}")
+            if val_acc > best[0]:
+                best = (val_acc, epoch, copy.deepcopy(model.state_dict()))
+            elif config.patience and epoch - best[1] >= config.patience:
+                break
+        model.load_state_dict(best[2])
+        model.eval()
+        return TrainReport(epoch, best[1], best[0], time.perf_counter() - start)
+
+    def _epoch(self, model: nn.Module, data: MultimodalDataset, config: StandardConfig,
+               optimiser: torch.optim.Optimizer, generator: torch.Generator) -> None:
+        model.train()
+        order = torch.randperm(len(data.train), generator=generator).to(data.train.labels.device)
+        for start in range(0, len(order), config.batch_size):
+            batch, labels = data.train.rows(order[start:start + config.batch_size])
+            optimiser.zero_grad(set_to_none=True)
+            self.loss(model, batch, labels, generator).backward()
+            optimiser.step()
