@@ -1,0 +1,128 @@
+"""The command line: thin parsing on top of the public API.
+
+Every user error is one line on stderr and exit status 2; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mmbench import __version__
+from mmbench.errors import MMBenchError
+
+log = logging.getLogger("mmbench")
+KINDS = ("models", "datasets", "perturbations", "metrics", "recipes")
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and the result")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmbench", description="Robustness benchmarks for multimodal fusion models."
+    )
+    parser.add_argument("--version", action="version", version=f"mmbench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common()
+
+    run = sub.add_parser("run", parents=[common], help="run a suite and print its leaderboard")
+    run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
+    run.add_argument("--out", type=Path, help="results folder (default: results/<suite name>)")
+    run.add_argument("--cache-dir", type=Path,
+                     help="checkpoint cache folder (default: results/.cache/checkpoints)")
+    run.add_argument("--device", default="auto",
+                     help="auto (CUDA when available), cpu or cuda (default: auto)")
+    run.add_argument("--seeds", type=int, nargs="+", help="training seeds, replacing the suite's")
+    run.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("ls", parents=[common], help="list registered components")
+    ls.add_argument("kind", choices=KINDS)
+    ls.add_argument("pattern", nargs="?", help="shell-style filter, e.g. '*fusion'")
+    ls.set_defaults(func=cmd_ls)
+
+    validate = sub.add_parser("validate", parents=[common], help="check a suite without running it")
+    validate.add_argument("suite", type=Path)
+    validate.set_defaults(func=cmd_validate)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mmbench.engine.runner import RunOptions, run_suite
+
+    options = RunOptions(out_dir=args.out, cache_dir=args.cache_dir, device=args.device,
+                         seeds=tuple(args.seeds) if args.seeds else None,
+                         progress=not args.quiet and sys.stderr.isatty())
+    result = run_suite(args.suite, options)
+    log.info("%d models trained, %d loaded from the checkpoint cache; %.1fs",
+             result.models_trained, result.models_from_cache, result.seconds)
+    log.info("wrote %s", ", ".join(str(p) for p in result.files.values()))
+    print(result.leaderboard, end="")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from mmbench.registry import REGISTRIES
+
+    rows = [[e.name, _describe(e), e.source] for e in REGISTRIES[args.kind].entries(args.pattern)]
+    if not rows:
+        raise MMBenchError(f"no {args.kind} match '{args.pattern}'; run 'mmbench ls {args.kind}'")
+    print(tabulate(rows, headers=["name", "description", "source"], tablefmt="simple"))
+    return 0
+
+
+def _describe(entry: object) -> str:
+    meta = getattr(entry, "meta", {})
+    if "description" in meta:
+        return str(meta["description"])
+    doc = (getattr(getattr(entry, "obj", None), "__doc__", None) or "").strip()
+    text = doc.splitlines()[0] if doc else ""
+    kinds = meta.get("kinds")
+    return f"{text} [{', '.join(kinds)}]" if kinds else text
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from mmbench.engine.plan import check_suite
+    from mmbench.engine.suite import load_suite
+
+    suite = load_suite(args.suite)
+    check_suite(suite)
+    print(f"{args.suite}: ok ({len(suite.datasets)} datasets, {len(suite.models)} models, "
+          f"{len(suite.recipes)} recipes, {len(suite.perturbations)} perturbations, "
+          f"seeds {list(suite.seeds)})")
+    return 0
+
+
+def configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    logging.basicConfig(level=level, format="mmbench: %(message)s", stream=sys.stderr, force=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args)
+    try:
+        return int(args.func(args))
+    except MMBenchError as exc:
+        if args.debug:
+            raise
+        print(f"mmbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmbench: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an unexpected failure: one line, the traceback under --debug
+        if args.debug:
+            raise
+        print(f"mmbench: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
+              "the traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,1 @@
+"""The engine: suite configs, planning into cells, execution and result files."""

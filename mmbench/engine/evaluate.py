@@ -1,0 +1,36 @@
+"""Evaluation of one trained model under one perturbation, producing tidy rows."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from mmbench.data.base import Split
+from mmbench.engine.plan import EvalCell
+from mmbench.engine.rows import TidyRow
+from mmbench.metrics.base import Metric
+from mmbench.registry import METRICS
+
+
+def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple[str, ...],
+             n_classes: int, batch_size: int, seed: int, suite: str,
+             progress: bool = False) -> list[TidyRow]:
+    """Perturb each batch, predict, and accumulate every metric (computed by the harness)."""
+    model.eval()
+    metrics: dict[str, Metric] = {name: METRICS.get(name)(n_classes) for name in metric_names}
+    starts = range(0, len(split), batch_size)
+    for i, start in enumerate(tqdm(starts, desc="eval", leave=False, disable=not progress)):
+        batch, labels = split.rows(slice(start, start + batch_size))
+        perturbed = cell.perturbation.apply(model, batch, labels, seed + i)
+        with torch.no_grad():
+            preds = model(perturbed).argmax(dim=1)
+        for metric in metrics.values():
+            metric.update(preds, labels)
+    tc, p = cell.train, cell.perturbation
+    return [
+        TidyRow(suite=suite, dataset=tc.dataset, model=tc.model, recipe=tc.recipe, seed=tc.seed,
+                family=p.family, perturbation=p.name, target=p.target, severity=float(p.severity),
+                metric=name, value=metric.compute(), n=len(split))
+        for name, metric in metrics.items()
+    ]

@@ -1,0 +1,75 @@
+"""Checking suite parameters against a factory's signature or a config dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from mmbench.errors import MMBenchError, did_you_mean
+
+#: Parameters that the harness passes itself and a suite may not set.
+HARNESS_ARGS = frozenset({"modalities", "n_classes"})
+
+
+def declared_params(target: Callable[..., Any] | type) -> dict[str, Any]:
+    """Name -> type hint of what a suite may set on ``target``."""
+    if dataclasses.is_dataclass(target):
+        hints = typing.get_type_hints(target)
+        return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(target)}
+    hints = typing.get_type_hints(target)
+    return {
+        name: hints.get(name, Any)
+        for name, p in inspect.signature(target).parameters.items()
+        if name not in HARNESS_ARGS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }
+
+
+def _accepted_types(hint: Any) -> tuple[type, ...] | None:
+    """Python types a YAML value may have for ``hint``; None when anything goes."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        accepted: list[type] = []
+        for arg in typing.get_args(hint):
+            sub = _accepted_types(arg)
+            if sub is None:
+                return None
+            accepted.extend(sub)
+        return tuple(accepted)
+    base = origin or hint
+    table: dict[Any, tuple[type, ...]] = {
+        int: (int,), float: (int, float), str: (str,), bool: (bool,),
+        list: (list,), tuple: (list, tuple), dict: (dict,), type(None): (type(None),),
+    }
+    return table.get(base)
+
+
+def check_params(target: Callable[..., Any] | type, params: dict[str, Any], what: str) -> dict[str, Any]:
+    """Reject unknown names (with did-you-mean) and values of the wrong type."""
+    declared = declared_params(target)
+    for key, value in params.items():
+        if key not in declared:
+            allowed = ", ".join(sorted(declared)) or "none"
+            raise MMBenchError(
+                f"{what}: unknown parameter '{key}'{did_you_mean(key, declared)}; allowed: {allowed}"
+            )
+        accepted = _accepted_types(declared[key])
+        is_bool_for_number = isinstance(value, bool) and bool not in (accepted or ())
+        if accepted is not None and (not isinstance(value, accepted) or is_bool_for_number):
+            names = " or ".join(sorted({t.__name__ for t in accepted}))
+            raise MMBenchError(
+                f"{what}: parameter '{key}' must be {names}, got {type(value).__name__} ({value!r})"
+            )
+    return params
+
+
+def build_config(config_type: type, params: dict[str, Any], what: str) -> Any:
+    """Instantiate a config dataclass from checked parameters; range errors become one line."""
+    check_params(config_type, params, what)
+    try:
+        return config_type(**params)
+    except (TypeError, ValueError) as exc:
+        raise MMBenchError(f"{what}: {exc}") from None

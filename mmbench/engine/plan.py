@@ -1,0 +1,143 @@
+"""Planning: a validated suite becomes training cells and the evaluation cells that need them.
+
+Every cell carries a content-hash key of everything that determines its result (configs, seeds,
+data fingerprint, source versions of the code involved); the checkpoint cache rests on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from mmbench import __version__
+from mmbench.data.base import MultimodalDataset
+from mmbench.engine.keys import code_version, content_hash
+from mmbench.engine.params import build_config, check_params
+from mmbench.engine.suite import Component, Suite
+from mmbench.errors import MMBenchError
+from mmbench.models import base as model_base
+from mmbench.models import encoders
+from mmbench.perturb.base import Perturbation
+from mmbench.registry import DATASETS, METRICS, MODELS, PERTURBATIONS, RECIPES
+
+
+@dataclass(frozen=True)
+class TrainCell:
+    """Train one model on one dataset with one recipe and seed."""
+
+    dataset: str
+    model: str
+    recipe: str
+    seed: int
+    model_component: Component
+    recipe_component: Component
+    recipe_config: Any
+    key: str
+
+
+@dataclass(frozen=True)
+class EvalCell:
+    """Evaluate a trained model under one perturbation."""
+
+    train: TrainCell
+    perturbation: Perturbation
+    key: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    suite: Suite
+    train_cells: tuple[TrainCell, ...]
+    eval_cells: tuple[EvalCell, ...]
+
+    def evals_for(self, cell: TrainCell) -> Iterator[EvalCell]:
+        return (e for e in self.eval_cells if e.train.key == cell.key)
+
+
+def label_of(component: Component) -> str:
+    return component.label or component.name
+
+
+def check_suite(suite: Suite) -> None:
+    """Check every name against its registry and every parameter against its target."""
+    for kind, registry, items in (
+        ("dataset", DATASETS, suite.datasets),
+        ("model", MODELS, suite.models),
+        ("perturbation", PERTURBATIONS, suite.perturbations),
+    ):
+        for comp in items:
+            check_params(registry.get(comp.name), comp.params, f"{kind} '{label_of(comp)}'")
+    for comp in suite.recipes:
+        build_config(RECIPES.get(comp.name).config_type, comp.params, f"recipe '{label_of(comp)}'")
+    for name in suite.metrics:
+        METRICS.get(name)
+    for kind in ("datasets", "models", "recipes", "perturbations"):
+        labels = [label_of(c) for c in getattr(suite, kind)]
+        dupes = sorted({x for x in labels if labels.count(x) > 1})
+        if dupes:
+            raise MMBenchError(f"{suite.name}: {kind} {dupes} appear twice; give each a distinct 'label'")
+
+
+def expand_models(suite: Suite, data: MultimodalDataset) -> list[Component]:
+    """Models as trained on ``data``: per-modality models become one model per modality."""
+    out = []
+    for comp in suite.models:
+        entry = MODELS.entry(comp.name)
+        if entry.meta.get("per_modality") and "modality" not in comp.params:
+            for mod in data.modality_names:
+                out.append(Component(comp.name, {**comp.params, "modality": mod},
+                                     f"{label_of(comp)}[{mod}]"))
+        else:
+            out.append(Component(comp.name, dict(comp.params), label_of(comp)))
+    return out
+
+
+def train_key(dataset: Component, fingerprint: str, model: Component, recipe: Component,
+              recipe_config: Any, seed: int) -> str:
+    factory, recipe_cls = MODELS.get(model.name), RECIPES.get(recipe.name)
+    return content_hash({
+        "dataset": {"name": dataset.name, "params": dataset.params, "fingerprint": fingerprint},
+        "model": {"name": model.name, "params": model.params},
+        "recipe": {"name": recipe.name, "config": dataclasses.asdict(recipe_config)},
+        "seed": seed,
+        "code": code_version(factory, recipe_cls, model_base.FusionModel, encoders.build_encoder),
+        "mmbench": __version__,
+    })
+
+
+def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
+    """Expand ``suite`` over loaded ``datasets`` (label -> data) into cells."""
+    check_suite(suite)
+    train_cells: list[TrainCell] = []
+    eval_cells: list[EvalCell] = []
+    for ds_comp in suite.datasets:
+        data = datasets[label_of(ds_comp)]
+        fingerprint = data.fingerprint()
+        perturbations = [
+            p for comp in suite.perturbations
+            for p in PERTURBATIONS.get(comp.name)(modalities=data.modalities, **comp.params)
+        ]
+        for model in expand_models(suite, data):
+            for recipe in suite.recipes:
+                config = build_config(RECIPES.get(recipe.name).config_type, recipe.params,
+                                      f"recipe '{label_of(recipe)}'")
+                for seed in suite.seeds:
+                    key = train_key(ds_comp, fingerprint, model, recipe, config, seed)
+                    cell = TrainCell(label_of(ds_comp), label_of(model), label_of(recipe), seed,
+                                     model, recipe, config, key)
+                    train_cells.append(cell)
+                    eval_cells.extend(_eval_cells(cell, perturbations, suite))
+    return Plan(suite, tuple(train_cells), tuple(eval_cells))
+
+
+def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite) -> list[EvalCell]:
+    cells = []
+    for p in perturbations:
+        key = content_hash({
+            "train": cell.key, "perturbation": repr(p), "metrics": list(suite.metrics),
+            "eval": dataclasses.asdict(suite.eval), "code": code_version(type(p)),
+        })
+        cells.append(EvalCell(cell, p, key))
+    return cells

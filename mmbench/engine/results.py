@@ -1,0 +1,54 @@
+"""Result files: ``results.csv`` (tidy rows) and ``results.json`` (rows + provenance).
+
+``results.json`` schema (version 1)::
+
+    {"schema_version": 1, "suite": str, "config": <suite as a mapping>,
+     "rows": [<tidy row>, ...], "versions": {package: version}, "git": str | null,
+     "device": str, "timings": {"train": {cell: s}, "eval": {cell: s}, "total": s},
+     "models_trained": int, "models_from_cache": int}
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mmbench.engine.rows import frame_records
+
+SCHEMA_VERSION = 1
+PACKAGES = ("mmbench", "torch", "torchattacks", "numpy", "pandas", "scikit-learn", "tabulate")
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_hash(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def write_results(out_dir: Path, frame: pd.DataFrame, provenance: dict[str, Any]) -> dict[str, Path]:
+    """Write the CSV and JSON files; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
+    frame.to_csv(csv_path, index=False)
+    doc = {"schema_version": SCHEMA_VERSION, **provenance, "rows": frame_records(frame)}
+    json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    return {"csv": csv_path, "json": json_path}

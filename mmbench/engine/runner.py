@@ -1,0 +1,103 @@
+"""``run_suite``: the one entry point from a suite to result files and a leaderboard."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from mmbench.data.base import MultimodalDataset
+from mmbench.engine.device import resolve_device
+from mmbench.engine.executor import LocalExecutor, RunContext
+from mmbench.engine.plan import check_suite, label_of, make_plan
+from mmbench.engine.results import git_hash, package_versions, write_results
+from mmbench.engine.rows import rows_to_frame
+from mmbench.engine.suite import Suite, load_suite
+from mmbench.errors import MMBenchError
+from mmbench.registry import DATASETS
+from mmbench.report.leaderboard import render_leaderboard
+from mmbench.train.cache import CheckpointCache
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RESULTS = Path("results")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a suite. ``out_dir`` defaults to ``results/<suite>``, ``cache_dir`` to
+    ``results/.cache``; ``seeds`` replaces the suite's seeds when given."""
+
+    out_dir: Path | None = None
+    cache_dir: Path | None = None
+    device: str = "auto"
+    seeds: tuple[int, ...] | None = None
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class RunResult:
+    suite: Suite
+    frame: pd.DataFrame
+    leaderboard: str
+    out_dir: Path
+    files: dict[str, Path]
+    models_trained: int
+    models_from_cache: int
+    seconds: float
+    timings: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def load_datasets(suite: Suite) -> dict[str, MultimodalDataset]:
+    """Load every dataset of the suite (label -> data), on the CPU."""
+    out = {}
+    for comp in suite.datasets:
+        loader = DATASETS.get(comp.name)
+        try:
+            out[label_of(comp)] = loader(**comp.params)
+        except ValueError as exc:
+            raise MMBenchError(f"dataset '{label_of(comp)}': {exc}") from None
+    return out
+
+
+def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> RunResult:
+    """Validate, plan, train or load, evaluate, and write results and the leaderboard."""
+    options = options or RunOptions()
+    start = time.perf_counter()
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    if options.seeds:
+        suite = suite.with_seeds(tuple(options.seeds))
+    check_suite(suite)
+    device = resolve_device(options.device)
+    datasets = load_datasets(suite)
+    plan = make_plan(suite, datasets)
+    log.info("suite %s: %d models to train or load, %d evaluations, device %s",
+             suite.name, len(plan.train_cells), len(plan.eval_cells), device)
+    out_dir = options.out_dir or DEFAULT_RESULTS / suite.name
+    cache = CheckpointCache(options.cache_dir or DEFAULT_RESULTS / ".cache" / "checkpoints")
+    ctx = RunContext({k: _to_device(v, device) for k, v in datasets.items()}, cache, device,
+                     options.progress)
+    frame = rows_to_frame(LocalExecutor().run(plan, ctx))
+    if frame["value"].isna().any():
+        raise MMBenchError(f"{suite.name}: some metrics are NaN; check the data for NaN or Inf")
+    seconds = time.perf_counter() - start
+    timings = {**ctx.timings, "total": {"seconds": seconds}}
+    provenance = {
+        "suite": suite.name, "config": suite.to_dict(), "versions": package_versions(),
+        "git": git_hash(), "device": str(device), "timings": timings,
+        "models_trained": ctx.trained, "models_from_cache": ctx.cached,
+    }
+    files = write_results(out_dir, frame, provenance)
+    board = render_leaderboard(frame, suite.name)
+    files["leaderboard"] = out_dir / "LEADERBOARD.md"
+    files["leaderboard"].write_text(board)
+    return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds, timings)
+
+
+def _to_device(data: MultimodalDataset, device: torch.device) -> MultimodalDataset:
+    return MultimodalDataset(data.name, data.modalities, data.n_classes,
+                             data.train.to(device), data.val.to(device), data.test.to(device))

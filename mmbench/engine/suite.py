@@ -1,0 +1,190 @@
+"""Suites: YAML files validated into frozen dataclasses.
+
+A suite names datasets, models, training recipes, perturbations, metrics and seeds. Components are
+written either as a bare registry name or as ``{name, params, label}``. ``include:`` (a path or a
+list of paths, relative to the including file) loads other suites first; the including file's
+top-level keys replace theirs. Unknown keys, unknown names and wrongly typed values are one-line
+:class:`~mmbench.errors.MMBenchError` s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mmbench.errors import MMBenchError, did_you_mean
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registry name with its parameters and an optional display label."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "params": dict(self.params), "label": self.label}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How evaluation runs: ``batch_size`` rows per forward pass on the ``split``."""
+
+    batch_size: int = 512
+    split: str = "test"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    datasets: tuple[Component, ...]
+    models: tuple[Component, ...]
+    recipes: tuple[Component, ...] = (Component("standard"),)
+    perturbations: tuple[Component, ...] = (Component("clean"),)
+    metrics: tuple[str, ...] = ("accuracy", "macro_f1")
+    seeds: tuple[int, ...] = (0,)
+    eval: EvalConfig = EvalConfig()
+    description: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        comps = ("datasets", "models", "recipes", "perturbations")
+        out: dict[str, Any] = {k: [c.to_dict() for c in getattr(self, k)] for k in comps}
+        out.update(name=self.name, description=self.description, metrics=list(self.metrics),
+                   seeds=list(self.seeds), eval=dict(self.eval.__dict__))
+        return out
+
+    def with_seeds(self, seeds: tuple[int, ...]) -> Suite:
+        return Suite(self.name, self.datasets, self.models, self.recipes, self.perturbations,
+                     self.metrics, tuple(seeds), self.eval, self.description)
+
+
+TOP_KEYS = tuple(f.name for f in fields(Suite)) + ("include",)
+COMPONENT_KEYS = ("name", "params", "label")
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read, merge includes, and validate the structure of a suite file."""
+    path = Path(path)
+    raw = _read_with_includes(path, ())
+    raw.setdefault("name", path.stem)
+    return parse_suite(raw, str(path))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise MMBenchError(f"suite file not found: {path}; check the path (suites live in suites/)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise MMBenchError(f"{path}:{where}: malformed YAML ({problem}); fix the syntax") from None
+    if not isinstance(data, dict):
+        raise MMBenchError(f"{path}: a suite must be a YAML mapping (key: value lines)")
+    return data
+
+
+def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    resolved = path.resolve()
+    if resolved in chain:
+        raise MMBenchError(f"{path}: include cycle ({' -> '.join(p.name for p in chain + (resolved,))})")
+    data = _read_yaml(path)
+    includes = data.pop("include", [])
+    includes = [includes] if isinstance(includes, str) else includes
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise MMBenchError(f"{path}: 'include' must be a path or a list of paths")
+    merged: dict[str, Any] = {}
+    for inc in includes:
+        merged.update(_read_with_includes(path.parent / inc, chain + (resolved,)))
+    merged.update(data)
+    return merged
+
+
+def parse_suite(raw: dict[str, Any], source: str = "suite") -> Suite:
+    """Validate a suite mapping (after includes) into a :class:`Suite`."""
+    for key in raw:
+        if key not in TOP_KEYS:
+            raise MMBenchError(
+                f"{source}: unknown key '{key}'{did_you_mean(key, TOP_KEYS)}; "
+                f"allowed keys: {', '.join(TOP_KEYS)}"
+            )
+    for required in ("datasets", "models"):
+        if not raw.get(required):
+            raise MMBenchError(f"{source}: '{required}' is missing or empty; list at least one")
+    defaults = Suite("", (), ())
+    return Suite(
+        name=_typed(raw, "name", str, source),
+        description=_typed(raw, "description", str, source, ""),
+        datasets=_components(raw["datasets"], "datasets", source),
+        models=_components(raw["models"], "models", source),
+        recipes=_components(raw.get("recipes", ["standard"]), "recipes", source),
+        perturbations=_components(raw.get("perturbations", ["clean"]), "perturbations", source),
+        metrics=tuple(_str_list(raw.get("metrics", list(defaults.metrics)), "metrics", source)),
+        seeds=_seeds(raw.get("seeds", list(defaults.seeds)), source),
+        eval=_eval_config(raw.get("eval", {}), source),
+    )
+
+
+def _typed(raw: dict[str, Any], key: str, kind: type, source: str, default: Any = None) -> Any:
+    value = raw.get(key, default)
+    if not isinstance(value, kind):
+        raise MMBenchError(f"{source}: '{key}' must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _str_list(value: Any, key: str, source: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise MMBenchError(f"{source}: '{key}' must be a non-empty list of names")
+    return value
+
+
+def _seeds(value: Any, source: str) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    ok = isinstance(value, list) and value and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
+    )
+    if not ok or len(set(value)) != len(value):
+        raise MMBenchError(f"{source}: 'seeds' must be a list of distinct non-negative integers")
+    return tuple(value)
+
+
+def _eval_config(value: Any, source: str) -> EvalConfig:
+    from mmbench.engine.params import build_config
+
+    if not isinstance(value, dict):
+        raise MMBenchError(f"{source}: 'eval' must be a mapping (batch_size, split)")
+    cfg = build_config(EvalConfig, value, f"{source}: eval")
+    if cfg.batch_size < 1 or cfg.split not in ("val", "test"):
+        raise MMBenchError(f"{source}: eval needs batch_size >= 1 and split 'val' or 'test'")
+    return cfg
+
+
+def _components(value: Any, key: str, source: str) -> tuple[Component, ...]:
+    if not isinstance(value, list) or not value:
+        raise MMBenchError(f"{source}: '{key}' must be a non-empty list")
+    return tuple(_component(item, key, source) for item in value)
+
+
+def _component(item: Any, key: str, source: str) -> Component:
+    if isinstance(item, str):
+        return Component(item)
+    if not isinstance(item, dict):
+        raise MMBenchError(f"{source}: each entry of '{key}' must be a name or a mapping with 'name'")
+    for k in item:
+        if k not in COMPONENT_KEYS:
+            raise MMBenchError(
+                f"{source}: {key} entry {item.get('name', '?')!r}: unknown key '{k}'"
+                f"{did_you_mean(k, COMPONENT_KEYS)}; allowed: {', '.join(COMPONENT_KEYS)}"
+            )
+    name, params, label = item.get("name"), item.get("params", {}) or {}, item.get("label")
+    if not isinstance(name, str) or not isinstance(params, dict):
+        raise MMBenchError(f"{source}: {key} entry needs a string 'name' and a mapping 'params'")
+    if label is not None and not isinstance(label, str):
+        raise MMBenchError(f"{source}: {key} entry '{name}': 'label' must be a string")
+    return Component(name, dict(params), label)

@@ -1,0 +1,1 @@
+"""Rendering results for people: leaderboards (and, later, HTML reports and plots)."""
