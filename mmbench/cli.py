@@ -73,11 +73,24 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     from mmbench.registry import REGISTRIES
 
-    rows = [[e.name, _describe(e), e.source] for e in REGISTRIES[args.kind].entries(args.pattern)]
+    rows = [[e.name, _describe(e), _params(args.kind, e.obj), e.source]
+            for e in REGISTRIES[args.kind].entries(args.pattern)]
     if not rows:
         raise MMBenchError(f"no {args.kind} match '{args.pattern}'; run 'mmbench ls {args.kind}'")
-    print(tabulate(rows, headers=["name", "description", "source"], tablefmt="simple"))
+    print(tabulate(rows, headers=["name", "description", "parameters", "source"], tablefmt="simple"))
     return 0
+
+
+def _params(kind: str, obj: object) -> str:
+    """Suite parameters with their defaults, e.g. ``dim=64, hidden=128``."""
+    from mmbench.engine.params import HARNESS_ARGS, param_defaults
+
+    if kind == "metrics":
+        return "higher is better" if getattr(obj, "higher_is_better", True) else "lower is better"
+    target = getattr(obj, "config_type", obj) if kind == "recipes" else obj
+    reserved = frozenset() if kind == "datasets" else HARNESS_ARGS
+    defaults = param_defaults(target, reserved)  # type: ignore[arg-type]
+    return ", ".join(k if v is ... else f"{k}={v!r}" for k, v in defaults.items())
 
 
 def _describe(entry: object) -> str:

@@ -11,12 +11,14 @@ from typing import Any
 
 from mmbench.errors import MMBenchError, did_you_mean
 
-#: Parameters that the harness passes itself and a suite may not set.
+#: Parameters that the harness passes to model and perturbation factories itself.
 HARNESS_ARGS = frozenset({"modalities", "n_classes"})
 
 
-def declared_params(target: Callable[..., Any] | type) -> dict[str, Any]:
-    """Name -> type hint of what a suite may set on ``target``."""
+def declared_params(
+    target: Callable[..., Any] | type, reserved: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Name -> type hint of what a suite may set on ``target`` (``reserved`` names excluded)."""
     if dataclasses.is_dataclass(target):
         hints = typing.get_type_hints(target)
         return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(target)}
@@ -24,7 +26,7 @@ def declared_params(target: Callable[..., Any] | type) -> dict[str, Any]:
     return {
         name: hints.get(name, Any)
         for name, p in inspect.signature(target).parameters.items()
-        if name not in HARNESS_ARGS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        if name not in reserved and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
     }
 
 
@@ -47,9 +49,12 @@ def _accepted_types(hint: Any) -> tuple[type, ...] | None:
     return table.get(base)
 
 
-def check_params(target: Callable[..., Any] | type, params: dict[str, Any], what: str) -> dict[str, Any]:
+def check_params(
+    target: Callable[..., Any] | type, params: dict[str, Any], what: str,
+    reserved: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     """Reject unknown names (with did-you-mean) and values of the wrong type."""
-    declared = declared_params(target)
+    declared = declared_params(target, reserved)
     for key, value in params.items():
         if key not in declared:
             allowed = ", ".join(sorted(declared)) or "none"
@@ -73,3 +78,19 @@ def build_config(config_type: type, params: dict[str, Any], what: str) -> Any:
         return config_type(**params)
     except (TypeError, ValueError) as exc:
         raise MMBenchError(f"{what}: {exc}") from None
+
+
+def param_defaults(
+    target: Callable[..., Any] | type, reserved: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Name -> default value of what a suite may set on ``target`` (``...`` when required)."""
+    if dataclasses.is_dataclass(target):
+        return {
+            f.name: f.default if f.default is not dataclasses.MISSING else ...
+            for f in dataclasses.fields(target)
+        }
+    return {
+        name: p.default if p.default is not p.empty else ...
+        for name, p in inspect.signature(target).parameters.items()
+        if name not in reserved and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    }

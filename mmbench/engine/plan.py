@@ -14,7 +14,7 @@ from typing import Any
 from mmbench import __version__
 from mmbench.data.base import MultimodalDataset
 from mmbench.engine.keys import code_version, content_hash
-from mmbench.engine.params import build_config, check_params
+from mmbench.engine.params import HARNESS_ARGS, build_config, check_params
 from mmbench.engine.suite import Component, Suite
 from mmbench.errors import MMBenchError
 from mmbench.models import base as model_base
@@ -62,13 +62,13 @@ def label_of(component: Component) -> str:
 
 def check_suite(suite: Suite) -> None:
     """Check every name against its registry and every parameter against its target."""
-    for kind, registry, items in (
-        ("dataset", DATASETS, suite.datasets),
-        ("model", MODELS, suite.models),
-        ("perturbation", PERTURBATIONS, suite.perturbations),
+    for kind, registry, items, reserved in (
+        ("dataset", DATASETS, suite.datasets, frozenset()),
+        ("model", MODELS, suite.models, HARNESS_ARGS),
+        ("perturbation", PERTURBATIONS, suite.perturbations, HARNESS_ARGS),
     ):
         for comp in items:
-            check_params(registry.get(comp.name), comp.params, f"{kind} '{label_of(comp)}'")
+            check_params(registry.get(comp.name), comp.params, f"{kind} '{label_of(comp)}'", reserved)
     for comp in suite.recipes:
         build_config(RECIPES.get(comp.name).config_type, comp.params, f"recipe '{label_of(comp)}'")
     for name in suite.metrics:

@@ -8,14 +8,13 @@ split the forward pass into :meth:`FusionModel.encode` (one feature tensor per m
 from __future__ import annotations
 
 import abc
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
 from mmbench.data.base import Batch, ModalitySpec
-from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.engine.params import HARNESS_ARGS, check_params
 from mmbench.models.encoders import build_encoder
 from mmbench.registry import MODELS
 
@@ -55,12 +54,5 @@ def create_model(
     """Build registered model ``name``; ``None`` overrides are dropped (timm's convention)."""
     factory = MODELS.get(name)
     kwargs = {k: v for k, v in overrides.items() if v is not None}
-    params = inspect.signature(factory).parameters
-    for key in kwargs:
-        if key not in params:
-            allowed = [p for p in params if p not in ("modalities", "n_classes")]
-            raise MMBenchError(
-                f"model '{name}' has no parameter '{key}'{did_you_mean(key, allowed)}; "
-                f"its parameters: {', '.join(allowed) or 'none'}"
-            )
+    check_params(factory, kwargs, f"model '{name}'", HARNESS_ARGS)
     return factory(modalities=tuple(modalities), n_classes=n_classes, **kwargs)

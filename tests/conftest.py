@@ -1,0 +1,45 @@
+"""Shared fixtures: small synthetic data covering every modality kind, and suite helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mmbench.data.base import MultimodalDataset
+from mmbench.data.synthetic import make_synthetic
+
+#: A small dataset with one modality of each kind (image, sequence, vector, tokens).
+ALL_KINDS: list[dict[str, Any]] = [
+    {"name": "img", "kind": "image", "shape": [1, 8, 8], "informativeness": 1.0},
+    {"name": "aud", "kind": "sequence", "shape": [2, 16], "informativeness": 0.8},
+    {"name": "tab", "kind": "vector", "shape": [10], "informativeness": 0.6},
+    {"name": "txt", "kind": "tokens", "shape": [6], "informativeness": 0.8, "vocab_size": 12},
+]
+
+
+@pytest.fixture(scope="session")
+def synth() -> MultimodalDataset:
+    return make_synthetic(modalities=ALL_KINDS, n_samples=240, n_classes=3, noise=0.8, seed=3)
+
+
+def write_suite(folder: Path, data: dict[str, Any], name: str = "suite.yaml") -> Path:
+    path = folder / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def tiny_suite(models: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A suite on small synthetic data that trains in about a second per model."""
+    suite: dict[str, Any] = {
+        "name": "tiny",
+        "datasets": [{"name": "synthetic", "params": {"modalities": ALL_KINDS, "n_samples": 160,
+                                                       "n_classes": 3, "seed": 1}}],
+        "models": models or ["late_fusion", "seed_concat"],
+        "recipes": [{"name": "standard", "params": {"epochs": 3, "batch_size": 32}}],
+        "seeds": [0],
+    }
+    suite.update(extra)
+    return suite
