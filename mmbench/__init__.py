@@ -39,7 +39,7 @@ def register_dataset(name: str, **meta: Any) -> Any:
 
 
 def register_perturbation(name: str, **meta: Any) -> Any:
-    """Decorator registering ``f(modalities, **params) -> list[Perturbation]``."""
+    """Decorator registering ``f(modalities, n_classes, **params) -> list[Perturbation]``."""
     return _registry("perturbations").register(name, **meta)
 
 

@@ -15,7 +15,7 @@ from mmbench import __version__
 from mmbench.errors import MMBenchError
 
 log = logging.getLogger("mmbench")
-KINDS = ("models", "datasets", "perturbations", "metrics", "recipes")
+KINDS = ("models", "datasets", "perturbations", "metrics", "recipes", "attacks")
 
 
 def _common() -> argparse.ArgumentParser:
@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=int, nargs="+", help="training seeds, replacing the suite's")
     run.set_defaults(func=cmd_run)
 
-    ls = sub.add_parser("ls", parents=[common], help="list registered components")
+    ls = sub.add_parser("ls", parents=[common],
+                        help="list registered components (or the attack catalogue)")
     ls.add_argument("kind", choices=KINDS)
     ls.add_argument("pattern", nargs="?", help="shell-style filter, e.g. '*fusion'")
     ls.set_defaults(func=cmd_ls)
@@ -73,11 +74,35 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     from mmbench.registry import REGISTRIES
 
+    if args.kind == "attacks":
+        return _ls_attacks(args.pattern)
     rows = [[e.name, _describe(e), _params(args.kind, e.obj), e.source]
             for e in REGISTRIES[args.kind].entries(args.pattern)]
     if not rows:
         raise MMBenchError(f"no {args.kind} match '{args.pattern}'; run 'mmbench ls {args.kind}'")
     print(tabulate(rows, headers=["name", "description", "parameters", "source"], tablefmt="simple"))
+    return 0
+
+
+def _ls_attacks(pattern: str | None) -> int:
+    """The torchattacks catalogue of the ``adversarial`` perturbation."""
+    import fnmatch
+
+    from tabulate import tabulate
+
+    from mmbench.perturb.attacks import CATALOGUE, REFUSED
+
+    names = fnmatch.filter(sorted(CATALOGUE), pattern) if pattern else sorted(CATALOGUE)
+    rows = [[n, CATALOGUE[n].cls, "/".join(CATALOGUE[n].norms),
+             "yes" if CATALOGUE[n].bounded else "no (budget enforced)", CATALOGUE[n].mode,
+             "black-box" if CATALOGUE[n].black_box else "white-box",
+             ", ".join(CATALOGUE[n].option_names())] for n in names]
+    if not rows:
+        raise MMBenchError(f"no attacks match '{pattern}'; run 'mmbench ls attacks'")
+    print(tabulate(rows, headers=["attack", "torchattacks", "norms", "bounded", "mode", "access",
+                                  "options"], tablefmt="simple"))
+    if not pattern:
+        print("\nnot supported: " + "; ".join(f"{k} ({v})" for k, v in sorted(REFUSED.items())))
     return 0
 
 

@@ -158,13 +158,17 @@ DATASETS: Registry[Any] = Registry(
     "dataset", ("mmbench.data.mfeat", "mmbench.data.synthetic"), entry_point_group="mmbench.datasets"
 )
 PERTURBATIONS: Registry[Any] = Registry(
-    "perturbation", ("mmbench.perturb.clean",), entry_point_group="mmbench.perturbations"
+    "perturbation",
+    ("mmbench.perturb.clean", "mmbench.perturb.adversarial"),
+    entry_point_group="mmbench.perturbations",
 )
 METRICS: Registry[Any] = Registry(
     "metric", ("mmbench.metrics.classification",), entry_point_group="mmbench.metrics"
 )
 RECIPES: Registry[Any] = Registry(
-    "recipe", ("mmbench.train.standard",), entry_point_group="mmbench.recipes"
+    "recipe",
+    ("mmbench.train.standard", "mmbench.train.adversarial"),
+    entry_point_group="mmbench.recipes",
 )
 
 REGISTRIES: dict[str, Registry[Any]] = {

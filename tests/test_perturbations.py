@@ -13,7 +13,9 @@ from mmbench.registry import PERTURBATIONS
 
 
 def _cases(name: str, data: MultimodalDataset) -> list[Perturbation]:
-    cases = PERTURBATIONS.get(name)(modalities=data.modalities)
+    """Expand with the parameters the registration gives as its ``example`` (if any)."""
+    example = PERTURBATIONS.entry(name).meta.get("example", {})
+    cases = PERTURBATIONS.get(name)(modalities=data.modalities, n_classes=data.n_classes, **example)
     assert cases and all(isinstance(c, Perturbation) for c in cases)
     return cases
 

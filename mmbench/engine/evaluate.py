@@ -19,9 +19,10 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
     """Perturb each batch, predict, and accumulate every metric (computed by the harness)."""
     model.eval()
     metrics: dict[str, Metric] = {name: METRICS.get(name)(n_classes) for name in metric_names}
-    starts = range(0, len(split), batch_size)
+    rows = eval_rows(len(split), cell.perturbation.max_rows, split.labels.device)
+    starts = range(0, len(rows), batch_size)
     for i, start in enumerate(tqdm(starts, desc="eval", leave=False, disable=not progress)):
-        batch, labels = split.rows(slice(start, start + batch_size))
+        batch, labels = split.rows(rows[start:start + batch_size])
         perturbed = cell.perturbation.apply(model, batch, labels, seed + i)
         with torch.no_grad():
             preds = model(perturbed).argmax(dim=1)
@@ -31,6 +32,14 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
     return [
         TidyRow(suite=suite, dataset=tc.dataset, model=tc.model, recipe=tc.recipe, seed=tc.seed,
                 family=p.family, perturbation=p.name, target=p.target, severity=float(p.severity),
-                metric=name, value=metric.compute(), n=len(split))
+                metric=name, value=metric.compute(), n=len(rows))
         for name, metric in metrics.items()
     ]
+
+
+def eval_rows(n: int, max_rows: int | None, device: torch.device) -> torch.Tensor:
+    """All row indices, or a fixed seeded subset of ``max_rows`` of them (in order)."""
+    if max_rows is None or max_rows >= n:
+        return torch.arange(n, device=device)
+    subset = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:max_rows]
+    return subset.sort().values.to(device)

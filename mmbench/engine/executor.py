@@ -45,7 +45,7 @@ def cell_name(cell: TrainCell) -> str:
 def train_or_load(cell: TrainCell, ctx: RunContext) -> FusionModel:
     """The trained model of ``cell``: from the checkpoint cache, or trained and then cached."""
     data = ctx.datasets[cell.dataset]
-    torch.manual_seed(derive_seed(cell.key, "init"))
+    torch.manual_seed(derive_seed(cell.seed_key, "init"))
     model = create_model(cell.model_component.name, data.modalities, data.n_classes,
                          **cell.model_component.params)
     meta = ctx.cache.load(cell.key, model)
@@ -55,7 +55,7 @@ def train_or_load(cell: TrainCell, ctx: RunContext) -> FusionModel:
         return model.to(ctx.device).eval()
     model.to(ctx.device)
     recipe = RECIPES.get(cell.recipe_component.name)()
-    report = recipe.fit(model, data, cell.recipe_config, derive_seed(cell.key, "train"),
+    report = recipe.fit(model, data, cell.recipe_config, derive_seed(cell.seed_key, "train"),
                         progress=ctx.progress)
     ctx.trained += 1
     ctx.timings["train"][cell_name(cell)] = report.seconds
@@ -80,7 +80,7 @@ class LocalExecutor:
             for ev in plan.evals_for(cell):
                 start = time.perf_counter()
                 rows += evaluate(model, split, ev, suite.metrics, data.n_classes,
-                                 suite.eval.batch_size, derive_seed(ev.key, "eval"), suite.name,
+                                 suite.eval.batch_size, derive_seed(ev.seed_key, "eval"), suite.name,
                                  progress=ctx.progress)
                 ctx.timings["eval"][f"{cell_name(cell)}/{ev.perturbation.name}"] = (
                     time.perf_counter() - start

@@ -35,6 +35,7 @@ class TrainCell:
     recipe_component: Component
     recipe_config: Any
     key: str
+    seed_key: str  # the key without code versions: seeds derive from it, so refactors keep results
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class EvalCell:
     train: TrainCell
     perturbation: Perturbation
     key: str
+    seed_key: str
 
 
 @dataclass(frozen=True)
@@ -94,17 +96,18 @@ def expand_models(suite: Suite, data: MultimodalDataset) -> list[Component]:
     return out
 
 
-def train_key(dataset: Component, fingerprint: str, model: Component, recipe: Component,
-              recipe_config: Any, seed: int) -> str:
+def train_keys(dataset: Component, fingerprint: str, model: Component, recipe: Component,
+               recipe_config: Any, seed: int) -> tuple[str, str]:
+    """(cache key, seed key): the cache key adds the source versions of the code involved."""
     factory, recipe_cls = MODELS.get(model.name), RECIPES.get(recipe.name)
-    return content_hash({
+    semantic = {
         "dataset": {"name": dataset.name, "params": dataset.params, "fingerprint": fingerprint},
         "model": {"name": model.name, "params": model.params},
         "recipe": {"name": recipe.name, "config": dataclasses.asdict(recipe_config)},
         "seed": seed,
-        "code": code_version(factory, recipe_cls, model_base.FusionModel, encoders.build_encoder),
-        "mmbench": __version__,
-    })
+    }
+    code = code_version(factory, recipe_cls, model_base.FusionModel, encoders.build_encoder)
+    return content_hash({**semantic, "code": code, "mmbench": __version__}), content_hash(semantic)
 
 
 def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
@@ -117,16 +120,20 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
         fingerprint = data.fingerprint()
         perturbations = [
             p for comp in suite.perturbations
-            for p in PERTURBATIONS.get(comp.name)(modalities=data.modalities, **comp.params)
+            for p in PERTURBATIONS.get(comp.name)(
+                modalities=data.modalities, n_classes=data.n_classes, **comp.params
+            )
         ]
         for model in expand_models(suite, data):
             for recipe in suite.recipes:
-                config = build_config(RECIPES.get(recipe.name).config_type, recipe.params,
+                recipe_cls = RECIPES.get(recipe.name)
+                config = build_config(recipe_cls.config_type, recipe.params,
                                       f"recipe '{label_of(recipe)}'")
+                recipe_cls().check(config, data)
                 for seed in suite.seeds:
-                    key = train_key(ds_comp, fingerprint, model, recipe, config, seed)
+                    key, seed_key = train_keys(ds_comp, fingerprint, model, recipe, config, seed)
                     cell = TrainCell(label_of(ds_comp), label_of(model), label_of(recipe), seed,
-                                     model, recipe, config, key)
+                                     model, recipe, config, key, seed_key)
                     train_cells.append(cell)
                     eval_cells.extend(_eval_cells(cell, perturbations, suite))
     return Plan(suite, tuple(train_cells), tuple(eval_cells))
@@ -135,9 +142,8 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
 def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite) -> list[EvalCell]:
     cells = []
     for p in perturbations:
-        key = content_hash({
-            "train": cell.key, "perturbation": repr(p), "metrics": list(suite.metrics),
-            "eval": dataclasses.asdict(suite.eval), "code": code_version(type(p)),
-        })
-        cells.append(EvalCell(cell, p, key))
+        semantic = {"train": cell.seed_key, "perturbation": repr(p), "metrics": list(suite.metrics),
+                    "eval": dataclasses.asdict(suite.eval)}
+        key = content_hash({**semantic, "train": cell.key, "code": code_version(type(p))})
+        cells.append(EvalCell(cell, p, key, content_hash(semantic)))
     return cells

@@ -5,7 +5,9 @@
     {"schema_version": 1, "suite": str, "config": <suite as a mapping>,
      "rows": [<tidy row>, ...], "versions": {package: version}, "git": str | null,
      "device": str, "timings": {"train": {cell: s}, "eval": {cell: s}, "total": s},
-     "models_trained": int, "models_from_cache": int}
+     "models_trained": int, "models_from_cache": int,
+     "sanity": [{"dataset", "model", "recipe", "seed", "check", "perturbation", "target",
+                 "passed", "detail"}, ...]}
 """
 
 from __future__ import annotations

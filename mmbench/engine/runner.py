@@ -18,6 +18,7 @@ from mmbench.engine.results import git_hash, package_versions, write_results
 from mmbench.engine.rows import rows_to_frame
 from mmbench.engine.suite import Suite, load_suite
 from mmbench.errors import MMBenchError
+from mmbench.metrics.sanity import DatasetFacts, sanity_checks
 from mmbench.registry import DATASETS
 from mmbench.report.leaderboard import render_leaderboard
 from mmbench.train.cache import CheckpointCache
@@ -91,11 +92,26 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
         "git": git_hash(), "device": str(device), "timings": timings,
         "models_trained": ctx.trained, "models_from_cache": ctx.cached,
     }
+    sanity = sanity_checks(frame, dataset_facts(datasets))
+    _log_sanity(sanity)
+    provenance["sanity"] = sanity.to_dict(orient="records")
     files = write_results(out_dir, frame, provenance)
-    board = render_leaderboard(frame, suite.name)
+    board = render_leaderboard(frame, suite.name, sanity)
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)
     return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds, timings)
+
+
+def dataset_facts(datasets: dict[str, MultimodalDataset]) -> dict[str, DatasetFacts]:
+    return {label: DatasetFacts(d.n_classes, all(m.is_continuous for m in d.modalities))
+            for label, d in datasets.items()}
+
+
+def _log_sanity(sanity: pd.DataFrame) -> None:
+    failed = sanity[~sanity["passed"]] if not sanity.empty else sanity
+    if len(failed):
+        log.warning("%d of %d adversarial sanity checks flagged (see LEADERBOARD.md and "
+                    "results.json 'sanity')", len(failed), len(sanity))
 
 
 def _to_device(data: MultimodalDataset, device: torch.device) -> MultimodalDataset:

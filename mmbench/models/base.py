@@ -32,6 +32,11 @@ class FusionModel(nn.Module, abc.ABC):
     def has_encoders(self) -> bool:
         return len(self.encoders) > 0
 
+    @property
+    def input_modalities(self) -> tuple[str, ...]:
+        """The modalities the output depends on (all of them unless a model says otherwise)."""
+        return tuple(m.name for m in self.modalities)
+
     def build_encoders(self, out_dim: int, hidden: int, names: Sequence[str] | None = None) -> None:
         for spec in self.modalities:
             if names is None or spec.name in names:

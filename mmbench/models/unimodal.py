@@ -26,6 +26,10 @@ class Unimodal(FusionModel):
         self.build_encoders(dim, hidden, names=[modality])
         self.head = nn.Sequential(nn.Linear(dim, n_classes))
 
+    @property
+    def input_modalities(self) -> tuple[str, ...]:
+        return (self.modality,)
+
     def fuse_and_classify(self, features: dict[str, Tensor]) -> Tensor:
         return self.head(features[self.modality])
 

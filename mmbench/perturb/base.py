@@ -1,6 +1,7 @@
 """The perturbation contract.
 
-A registered perturbation is a factory ``factory(modalities, **params) -> list[Perturbation]``:
+A registered perturbation is a factory
+``factory(modalities, n_classes, **params) -> list[Perturbation]``:
 one suite entry may expand to a grid (targets x strengths). Each :class:`Perturbation` is a pure
 function of (model, batch, labels, seed) returning the perturbed batch; the harness, not the
 perturbation, computes metrics on the result.
@@ -27,6 +28,8 @@ class Perturbation(abc.ABC):
     name: str
     target: str = ALL
     severity: float = 0.0
+    #: evaluate on this many test rows (a fixed seeded subset, the same for every model) or all
+    max_rows: int | None = None
 
     @abc.abstractmethod
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:

@@ -19,6 +19,6 @@ class Clean(Perturbation):
 
 
 @PERTURBATIONS.register("clean", family="clean", kinds=("image", "sequence", "vector", "tokens"))
-def clean(modalities: Sequence[ModalitySpec]) -> list[Perturbation]:
+def clean(modalities: Sequence[ModalitySpec], n_classes: int) -> list[Perturbation]:
     """No perturbation: the clean test split."""
     return [Clean(family="clean", name="clean")]

@@ -42,11 +42,48 @@ def dataset_board(summary: pd.DataFrame, dataset: str, metrics: list[str]) -> st
     return tabulate(lines, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def render_leaderboard(frame: pd.DataFrame, title: str) -> str:
-    """The Markdown document: a heading, then one clean-performance table per dataset."""
+def adversarial_board(frame: pd.DataFrame, dataset: str) -> str | None:
+    """Robust accuracy per model: for each target@eps, the worst attack (mean over seeds)."""
+    rows = frame[(frame["family"] == "adversarial") & (frame["metric"] == "accuracy")
+                 & (frame["dataset"] == dataset)]
+    if rows.empty:
+        return None
+    per_attack = rows.groupby(["model", "recipe", "target", "severity", "perturbation"])["value"].mean()
+    worst = per_attack.groupby(level=["model", "recipe", "target", "severity"]).min().reset_index()
+    worst["column"] = worst["target"] + "@" + worst["severity"].map(lambda e: f"{e:g}")
+    table = worst.pivot_table(index=["model", "recipe"], columns="column", values="value",
+                              aggfunc="first", sort=False)
+    order = table.mean(axis=1).sort_values(ascending=False, kind="stable").index
+    lines = [[rank, model, recipe, *(f"{v:.4f}" for v in table.loc[(model, recipe)])]
+             for rank, (model, recipe) in enumerate(order, start=1)]
+    return tabulate(lines, headers=["rank", "model", "recipe", *table.columns], tablefmt="github",
+                    disable_numparse=True)
+
+
+def sanity_summary(sanity: pd.DataFrame) -> list[str]:
+    """Markdown lines: how many sanity checks passed, and each one that did not."""
+    if sanity.empty:
+        return []
+    failed = sanity[~sanity["passed"]]
+    lines = [f"Sanity checks: {len(sanity) - len(failed)} of {len(sanity)} passed.", ""]
+    for rec in failed.itertuples():
+        lines.append(f"- {rec.check}: {rec.dataset}/{rec.model}/{rec.recipe}/seed {rec.seed}, "
+                     f"{rec.perturbation} on {rec.target}: {rec.detail}")
+    return lines + ([""] if len(failed) else [])
+
+
+def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | None = None) -> str:
+    """The Markdown document: per dataset, the clean board, then (when the suite attacked the
+    models) robust accuracy under the worst attack per target and eps, then the sanity checks."""
     summary = summarise(frame)
     metrics = list(dict.fromkeys(frame.loc[frame["family"] == "clean", "metric"]))
     parts = [f"# Leaderboard: {title}", ""]
-    for dataset in sorted(summary["dataset"].unique()):
-        parts += [f"## {dataset} (clean, test split)", "", dataset_board(summary, dataset, metrics), ""]
+    for dataset in sorted(frame["dataset"].unique()):
+        if dataset in set(summary["dataset"]):
+            parts += [f"## {dataset} (clean, test split)", "", dataset_board(summary, dataset, metrics), ""]
+        robust = adversarial_board(frame, dataset)
+        if robust is not None:
+            parts += [f"## {dataset}: robust accuracy (worst attack per target@eps)", "", robust, ""]
+    if sanity is not None:
+        parts += sanity_summary(sanity)
     return "\n".join(parts).rstrip() + "\n"

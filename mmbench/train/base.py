@@ -30,6 +30,9 @@ class Recipe(abc.ABC):
 
     config_type: ClassVar[type]
 
+    def check(self, config: Any, data: MultimodalDataset) -> None:
+        """Reject a configuration that does not fit ``data`` (before anything is trained)."""
+
     @abc.abstractmethod
     def fit(self, model: nn.Module, data: MultimodalDataset, config: Any, seed: int,
             progress: bool = False) -> TrainReport:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,14 @@ from tqdm.auto import tqdm
 from mmbench.data.base import Batch, MultimodalDataset
 from mmbench.registry import RECIPES
 from mmbench.train.base import Recipe, TrainReport, split_accuracy
+
+
+#: loss(model, batch, labels, generator) for one mini-batch
+LossFn = Callable[[nn.Module, Batch, Tensor, torch.Generator], Tensor]
+
+
+def cross_entropy(model: nn.Module, batch: Batch, labels: Tensor, generator: torch.Generator) -> Tensor:
+    return nn.functional.cross_entropy(model(batch), labels)
 
 
 @dataclass(frozen=True)
@@ -37,9 +46,9 @@ class StandardConfig:
 class StandardRecipe(Recipe):
     config_type = StandardConfig
 
-    def loss(self, model: nn.Module, batch: Batch, labels: Tensor, generator: torch.Generator) -> Tensor:
-        """The training loss of one mini-batch; other recipes change the batch or the loss."""
-        return nn.functional.cross_entropy(model(batch), labels)
+    def loss_fn(self, config: StandardConfig, data: MultimodalDataset) -> LossFn:
+        """The loss of one mini-batch; other recipes change the batch or the loss."""
+        return cross_entropy
 
     def fit(self, model: nn.Module, data: MultimodalDataset, config: StandardConfig, seed: int,
             progress: bool = False) -> TrainReport:
@@ -49,8 +58,9 @@ class StandardRecipe(Recipe):
         best = (-1.0, 0, copy.deepcopy(model.state_dict()))
         epochs = tqdm(range(1, config.epochs + 1), desc="train", leave=False, disable=not progress)
         epoch = 0
+        loss_fn = self.loss_fn(config, data)
         for epoch in epochs:
-            self._epoch(model, data, config, optimiser, generator)
+            self._epoch(model, data, config, optimiser, generator, loss_fn)
             val_acc = split_accuracy(model, data.val)
             epochs.set_postfix(val_acc=f"{val_acc:.3f}")
             if val_acc > best[0]:
@@ -62,11 +72,11 @@ class StandardRecipe(Recipe):
         return TrainReport(epoch, best[1], best[0], time.perf_counter() - start)
 
     def _epoch(self, model: nn.Module, data: MultimodalDataset, config: StandardConfig,
-               optimiser: torch.optim.Optimizer, generator: torch.Generator) -> None:
+               optimiser: torch.optim.Optimizer, generator: torch.Generator, loss_fn: LossFn) -> None:
         model.train()
         order = torch.randperm(len(data.train), generator=generator).to(data.train.labels.device)
         for start in range(0, len(order), config.batch_size):
             batch, labels = data.train.rows(order[start:start + config.batch_size])
             optimiser.zero_grad(set_to_none=True)
-            self.loss(model, batch, labels, generator).backward()
+            loss_fn(model, batch, labels, generator).backward()
             optimiser.step()

@@ -1,0 +1,280 @@
+"""``adversarial``: torchattacks attacks on one modality, a subset, or all modalities jointly.
+
+Each attack sees only its target modalities, mapped to [0, 1] by their bounds; the other
+modalities stay clean (bit-identical). After the attack the harness clamps to the bounds and
+enforces the budget: a row whose perturbation exceeds ``eps`` in the attack's norm is put back to
+clean. For minimum-norm attacks (CW, DeepFool, FAB, EAD, Pixle, SparseFool) this is the usual way
+to read robust accuracy at ``eps`` off their output; for bounded attacks it never triggers (a
+test checks their raw output). Accuracy is then computed by the harness on the returned batch.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from mmbench.data.base import Batch, ModalitySpec
+from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.perturb.attacks import (
+    NORMS, AttackSpec, attack_spec, build_attack, perturbation_norm,
+)
+from mmbench.perturb.base import ALL, Perturbation
+from mmbench.perturb.packing import BatchModel, BroadcastModel, IndexedModel, Layout
+from mmbench.registry import PERTURBATIONS
+
+log = logging.getLogger(__name__)
+
+EACH = "each"
+TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class Attack(Perturbation):
+    """One attack at one budget against one target set (``target``: ``a``, ``a+b`` or ``all``)."""
+
+    attack: str = ""
+    norm: str = "Linf"
+    specs: tuple[ModalitySpec, ...] = ()
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def spec(self) -> AttackSpec:
+        return attack_spec(self.attack)
+
+    def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
+        reads = getattr(model, "input_modalities", None)
+        if reads is not None and not {s.name for s in self.specs} & set(reads):
+            return dict(batch)  # the model ignores every target: no perturbation can change it
+        adv = self.raw(model, batch, labels, seed)
+        return self.enforce(batch, adv)
+
+    def raw(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
+        """The attack's own output for the target modalities (data units, unclamped)."""
+        n_classes = int(getattr(model, "n_classes", 0)) or _n_classes(model, batch)
+        numpy_state = np.random.get_state()  # OnePixel and Pixle draw from numpy's global RNG
+        try:
+            with torch.random.fork_rng(devices=_cuda_devices(labels)):
+                torch.manual_seed(seed)
+                np.random.seed(seed)
+                if self.spec.mode == "per_sample":
+                    return self._per_sample(model, batch, labels, seed, n_classes)
+                return self._batched(model, batch, labels, seed, n_classes)
+        finally:
+            np.random.set_state(numpy_state)
+
+    def _batched(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int,
+                 n_classes: int) -> dict[str, Tensor]:
+        indexed = self.spec.mode == "indexed"
+        layout = Layout(self.specs, len(labels), code=indexed)
+        rows = torch.arange(len(labels), device=labels.device)
+        wrapper = (IndexedModel if indexed else BatchModel)(model, layout, batch)
+        x = layout.pack(batch, rows)
+        adv = self._run(wrapper, layout, x, labels, seed, n_classes)
+        if indexed and not torch.equal(layout.decode_rows(adv), rows):
+            raise MMBenchError(f"attack '{self.attack}' reordered rows; report this as a bug")
+        return layout.unpack(adv)
+
+    def _per_sample(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int,
+                    n_classes: int) -> dict[str, Tensor]:
+        layout = Layout(self.specs)
+        outs = []
+        for i in range(len(labels)):
+            row = {k: v[i:i + 1] for k, v in batch.items()}
+            wrapper = BroadcastModel(model, layout, row)
+            outs.append(self._run(wrapper, layout, layout.pack(row), labels[i:i + 1], seed + i, n_classes))
+        return layout.unpack(torch.cat(outs)) if outs else {s.name: batch[s.name] for s in self.specs}
+
+    def _run(self, wrapper: nn.Module, layout: Layout, x: Tensor, labels: Tensor, seed: int,
+             n_classes: int) -> Tensor:
+        attack = build_attack(self.spec, wrapper, self.severity, self.norm, n_classes, seed,
+                              layout, dict(self.options))
+        return attack(x, labels).detach()
+
+    def enforce(self, batch: Batch, adv: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Clamp to bounds; rows over budget, or with non-finite values (a failed attack step),
+        go back to clean. Non-target modalities are passed through untouched."""
+        clamped = {s.name: adv[s.name].clamp(s.lo, s.hi).to(batch[s.name].dtype) for s in self.specs}
+        within = self.distance(batch, clamped) <= self.severity * (1 + TOLERANCE) + TOLERANCE
+        reject = ~within  # NaN distances compare False, so non-finite rows are rejected too
+        if bool(reject.any()):
+            level = logging.WARNING if self.spec.bounded else logging.DEBUG
+            log.log(level, "%s: %d of %d rows exceed eps=%g (%s) or are not finite; they count "
+                    "as not fooled", self.name, int(reject.sum()), len(reject), self.severity, self.norm)
+        out = dict(batch)
+        for s in self.specs:
+            keep = reject.view(-1, *([1] * (batch[s.name].dim() - 1)))
+            out[s.name] = torch.where(keep, batch[s.name], clamped[s.name])
+        return out
+
+    def distance(self, batch: Batch, adv: dict[str, Tensor]) -> Tensor:
+        """Per-row perturbation size over all targets, in the attack's norm and unit space."""
+        delta = torch.cat([
+            (s.to_unit(adv[s.name].double()) - s.to_unit(batch[s.name].double())).flatten(1)
+            for s in self.specs
+        ], dim=1)
+        return perturbation_norm(delta, self.norm)
+
+
+@dataclass(frozen=True)
+class WorstCase(Perturbation):
+    """Per-sample worst case over several attacks: a row counts as robust only if every attack
+    fails on it. Attacks run in order on the rows still classified correctly (as AutoAttack)."""
+
+    attacks: tuple[Attack, ...] = ()
+
+    def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
+        out = {k: v.clone() for k, v in batch.items()}
+        with torch.no_grad():
+            robust = model(batch).argmax(dim=1) == labels
+        for i, attack in enumerate(self.attacks):
+            rows = robust.nonzero().flatten()
+            if len(rows) == 0:
+                break
+            sub = {k: v[rows] for k, v in batch.items()}
+            adv = attack.apply(model, sub, labels[rows], seed + 7919 * i)
+            with torch.no_grad():
+                fooled = model(adv).argmax(dim=1) != labels[rows]
+            for s in attack.specs:
+                out[s.name][rows[fooled]] = adv[s.name][fooled]
+            robust[rows[fooled]] = False
+        return out
+
+
+def _n_classes(model: nn.Module, batch: Batch) -> int:
+    with torch.no_grad():
+        return int(model({k: v[:1] for k, v in batch.items()}).shape[1])
+
+
+def _cuda_devices(t: Tensor) -> list[int]:
+    return [t.device.index or 0] if t.is_cuda else []
+
+
+def resolve_targets(targets: Sequence[str], modalities: Sequence[ModalitySpec]) -> list[tuple[str, tuple[ModalitySpec, ...]]]:
+    """(label, specs) for each target: ``each`` expands to every attackable modality, ``all`` is
+    all of them jointly, ``a+b`` a named subset."""
+    attackable = {m.name: m for m in modalities if m.is_continuous}
+    names = [m.name for m in modalities]
+    out: list[tuple[str, tuple[ModalitySpec, ...]]] = []
+    for target in targets:
+        if target == EACH:
+            out += [(n, (m,)) for n, m in attackable.items()]
+        elif target == ALL:
+            out.append((ALL, tuple(attackable.values())))
+        else:
+            parts = target.split("+")
+            for p in parts:
+                if p not in names:
+                    raise MMBenchError(
+                        f"adversarial: unknown target modality '{p}'{did_you_mean(p, names + [EACH, ALL])}; "
+                        f"the dataset has {', '.join(names)} (or use 'each' / 'all')"
+                    )
+                if p not in attackable:
+                    raise MMBenchError(f"adversarial: modality '{p}' holds token ids, which gradient "
+                                       "and score attacks cannot perturb; choose a continuous modality")
+            out.append((target, tuple(attackable[p] for p in parts)))
+    if not attackable:
+        raise MMBenchError("adversarial: the dataset has no continuous modality to attack")
+    return list(dict.fromkeys(out))
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _check_options(names: Sequence[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-attack constructor options, each checked against the attack's signature."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, opts in options.items():
+        if key not in names:
+            raise MMBenchError(f"adversarial: options given for '{key}', which is not in attacks "
+                               f"{list(names)}{did_you_mean(key, names)}")
+        if not isinstance(opts, dict):
+            raise MMBenchError(f"adversarial: options of '{key}' must be a mapping of option: value")
+        spec = attack_spec(key)
+        allowed = spec.option_names()
+        for opt in opts:
+            if opt not in allowed:
+                raise MMBenchError(f"adversarial: attack '{key}' has no option '{opt}'"
+                                   f"{did_you_mean(opt, allowed)}; its options: {', '.join(allowed)}")
+        out[key] = {k: _freeze(v) for k, v in opts.items()}
+    return out
+
+
+def _check_budgets(specs: Sequence[AttackSpec], eps: list[float] | None, norm: str) -> list[float]:
+    if norm not in NORMS:
+        raise MMBenchError(f"adversarial: norm must be one of {', '.join(NORMS)}, got '{norm}'")
+    for spec in specs:
+        if norm not in spec.norms:
+            raise MMBenchError(f"adversarial: attack '{spec.name}' runs in {'/'.join(spec.norms)} "
+                               f"only; put it in an entry with norm: {spec.norms[0]}")
+    if not eps:
+        raise MMBenchError(f"adversarial: attack '{specs[0].name}' needs 'eps', a list of budgets "
+                           f"in normalised [0, 1] units (e.g. eps: [0.05, 0.1])")
+    for e in eps:
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or e < 0:
+            raise MMBenchError(f"adversarial: eps must be numbers >= 0, got {e!r}")
+        if norm == "Linf" and e >= 0.5 and any(s.mode == "indexed" for s in specs):
+            raise MMBenchError(f"adversarial: Linf eps {e} >= 0.5 is beyond the normalised range "
+                               "that subset-calling attacks can be run at; use eps < 0.5")
+        if norm == "L0" and not 0 < e <= 1:
+            raise MMBenchError(f"adversarial: an L0 budget is a fraction of features in (0, 1], got {e}")
+    return [float(e) for e in eps]
+
+
+@PERTURBATIONS.register(
+    "adversarial", family="adversarial", kinds=("image", "sequence", "vector"),
+    example={"attacks": ["fgsm", "apgd", "square"], "eps": [0.05], "ensemble": True,
+             "options": {"apgd": {"steps": 2}, "square": {"n_queries": 10}}},
+)
+def adversarial(
+    modalities: Sequence[ModalitySpec],
+    n_classes: int,
+    attacks: list[str] | None = None,
+    eps: list[float] | None = None,
+    norm: str = "Linf",
+    targets: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    ensemble: bool = False,
+    max_rows: int | None = None,
+) -> list[Perturbation]:
+    """torchattacks attacks per (attack, target, eps); targets default to [each, all]."""
+    if max_rows is not None and max_rows < 1:
+        raise MMBenchError(f"adversarial: max_rows must be a positive number of rows, got {max_rows}")
+    if not attacks:
+        raise MMBenchError("adversarial: 'attacks' must list at least one attack (e.g. [fgsm, pgd])")
+    specs = [attack_spec(a) for a in attacks]
+    for spec in specs:
+        if n_classes < spec.min_classes:
+            raise MMBenchError(f"adversarial: attack '{spec.name}' needs at least {spec.min_classes} "
+                               f"classes (its targeted DLR loss ranks four logits); the dataset has "
+                               f"{n_classes}")
+    budgets = _check_budgets(specs, eps, norm)
+    opts = _check_options([s.name for s in specs], options or {})
+    cases: list[Perturbation] = []
+    for label, target_specs in resolve_targets(targets or [EACH, ALL], modalities):
+        _check_targets(specs, label, target_specs)
+        for e in budgets:
+            row = [Attack(family="adversarial", name=f"{s.name}-{norm}", target=label, severity=e,
+                          max_rows=max_rows, attack=s.name, norm=norm, specs=target_specs,
+                          options=tuple(sorted(opts.get(s.name, {}).items()))) for s in specs]
+            cases += row
+            if ensemble:
+                name = f"worst[{','.join(s.name for s in specs)}]-{norm}"
+                cases.append(WorstCase(family="adversarial", name=name, target=label, severity=e,
+                                       max_rows=max_rows, attacks=tuple(row)))
+    return cases
+
+
+def _check_targets(specs: Sequence[AttackSpec], label: str, targets: tuple[ModalitySpec, ...]) -> None:
+    for spec in specs:
+        reason = spec.target_check(targets) if spec.target_check else None
+        if reason:
+            raise MMBenchError(f"adversarial: attack '{spec.name}' cannot attack target '{label}': {reason}")
