@@ -129,14 +129,16 @@ def _describe(entry: object) -> str:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from mmbench.engine.plan import check_suite
+    """Load the suite and its datasets and plan every cell; train and evaluate nothing."""
+    from mmbench.engine.plan import check_suite, make_plan
+    from mmbench.engine.runner import load_datasets
     from mmbench.engine.suite import load_suite
 
     suite = load_suite(args.suite)
     check_suite(suite)
-    print(f"{args.suite}: ok ({len(suite.datasets)} datasets, {len(suite.models)} models, "
-          f"{len(suite.recipes)} recipes, {len(suite.perturbations)} perturbations, "
-          f"seeds {list(suite.seeds)})")
+    plan = make_plan(suite, load_datasets(suite))
+    print(f"{args.suite}: ok ({len(plan.train_cells)} models to train, "
+          f"{len(plan.eval_cells)} evaluations, seeds {list(suite.seeds)})")
     return 0
 
 

@@ -50,13 +50,22 @@ def _assert_one_line_error(out: subprocess.CompletedProcess, *needles: str) -> N
     ({**tiny_suite(), "datasets": ["mfet"]}, ["unknown dataset 'mfet'", "did you mean 'mfeat'"]),
     ({**tiny_suite(), "seeds": "zero"}, ["'seeds' must be"]),
     ({**tiny_suite(), "models": [{"name": "late_fusion", "params": {"dim": "wide"}}]}, ["'dim' must be int"]),
+    ({**tiny_suite(), "perturbations": [{"name": "adversarial", "params": {"attacks": ["pdg"], "eps": [0.1]}}]},
+     ["unknown attack 'pdg'", "did you mean 'pgd'"]),
+    ({**tiny_suite(), "perturbations": [{"name": "adversarial", "params": {"attacks": ["pgd"], "eps": [-0.1]}}]},
+     ["eps must be numbers >= 0"]),
+    ({**tiny_suite(), "perturbations": [{"name": "adversarial", "params": {"attacks": ["pgd"], "eps": [0.1], "targets": ["imag"]}}]},
+     ["unknown target modality 'imag'", "did you mean 'img'"]),
+    ({**tiny_suite(), "perturbations": [{"name": "adversarial", "params": {"attacks": ["apgd"]}}]},
+     ["attack 'apgd' needs 'eps'"]),
 ])
 @pytest.mark.parametrize("command", ["run", "validate"])
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, suite, needles, command: str) -> None:
     path = write_suite(tmp_path, suite)
-    out = mmbench(command, str(path), *(["--out", str(tmp_path / "out")] if command == "run" else []))
+    extra = ["--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "c")] if command == "run" else []
+    out = mmbench(command, str(path), *extra)
     _assert_one_line_error(out, *needles)
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not (tmp_path / "c").exists()
 
 
 def test_malformed_yaml_and_missing_file(tmp_path: Path) -> None:

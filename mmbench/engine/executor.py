@@ -82,7 +82,8 @@ class LocalExecutor:
                 rows += evaluate(model, split, ev, suite.metrics, data.n_classes,
                                  suite.eval.batch_size, derive_seed(ev.seed_key, "eval"), suite.name,
                                  progress=ctx.progress)
-                ctx.timings["eval"][f"{cell_name(cell)}/{ev.perturbation.name}"] = (
+                p = ev.perturbation
+                ctx.timings["eval"][f"{cell_name(cell)}/{p.name}/{p.target}/{p.severity:g}"] = (
                     time.perf_counter() - start
                 )
         return rows

@@ -47,7 +47,7 @@ def check_monotone(rows: pd.DataFrame) -> list[dict]:
     for key, g in rows.groupby(GROUP + ["perturbation", "target"], sort=True):
         g = g.sort_values("severity")
         slack = 1.0 / g["n"].max()
-        rises = g["value"].diff().fillna(0) > slack
+        rises = g["value"].diff().fillna(0) > slack + 1e-9
         detail = "" if not rises.any() else (
             f"accuracy rises at eps={', '.join(str(e) for e in g.loc[rises, 'severity'])}")
         out.append(_flag(key, "monotone", not rises.any(), detail))
