@@ -86,3 +86,56 @@ def test_corrupted_checkpoint_is_retrained(tmp_path: Path) -> None:
     second = run_suite(path, opts)
     assert second.models_trained == 1
     pd.testing.assert_frame_equal(first.frame, second.frame)
+
+
+def test_adversarial_suite_end_to_end(tmp_path: Path) -> None:
+    """Attacks in a suite: rows per (attack, target, eps), the robust board and sanity checks."""
+    suite = tiny_suite(models=["late_fusion"], perturbations=["clean", {
+        "name": "adversarial",
+        "params": {"attacks": ["fgsm", "pgd"], "eps": [0.05, 0.2], "targets": ["img", "all"],
+                   "ensemble": True, "options": {"pgd": {"steps": 3}}}}])
+    path = write_suite(tmp_path, suite)
+    result = run_suite(path, RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c", progress=False))
+    adv = result.frame[(result.frame["family"] == "adversarial") & (result.frame["metric"] == "accuracy")]
+    assert set(adv["perturbation"]) == {"fgsm-Linf", "pgd-Linf", "worst[fgsm,pgd]-Linf"}
+    assert set(adv["target"]) == {"img", "all"} and set(adv["severity"]) == {0.05, 0.2}
+    assert len(adv) == 3 * 2 * 2
+    clean = result.frame[(result.frame["family"] == "clean") & (result.frame["metric"] == "accuracy")]
+    assert (adv["value"] <= float(clean["value"].iloc[0]) + 1e-9).all()
+    assert "robust accuracy (worst attack per target@eps)" in result.leaderboard
+    assert "all@0.2" in result.leaderboard and "Sanity checks:" in result.leaderboard
+    doc = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert doc["sanity"] and {"check", "passed", "detail"} <= set(doc["sanity"][0])
+
+
+def test_the_harness_scores_what_the_perturbation_returns(synth) -> None:
+    """Accuracy comes from the model on the returned batch, never from the perturbation."""
+    from dataclasses import dataclass
+
+    import torch
+
+    import mmbench
+    from mmbench.engine.evaluate import evaluate
+    from mmbench.engine.plan import EvalCell
+    from mmbench.perturb.base import Perturbation
+
+    seen = []
+
+    @dataclass(frozen=True)
+    class Scramble(Perturbation):
+        def apply(self, model, batch, labels, seed):
+            out = {k: (v.flip(0) if k == "img" else v) for k, v in batch.items()}
+            seen.append(out)
+            return out
+
+    torch.manual_seed(0)
+    model = mmbench.create_model("unimodal", synth.modalities, synth.n_classes, modality="img").eval()
+    cell = EvalCell(_FakeTrain(), Scramble("test", "scramble"), key="k", seed_key="k")
+    rows = evaluate(model, synth.test, cell, ("accuracy",), synth.n_classes, 7, 0, "s")
+    preds = torch.cat([model(b).argmax(1) for b in seen])
+    expected = float((preds == synth.test.labels).float().mean())
+    assert rows[0].value == pytest.approx(expected) and rows[0].n == len(synth.test)
+
+
+class _FakeTrain:
+    dataset, model, recipe, seed = "d", "m", "r", 0
