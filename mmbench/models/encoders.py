@@ -8,32 +8,24 @@ from torch import Tensor, nn
 from mmbench.data.base import ModalityKind, ModalitySpec
 
 
-class ImageEncoder(nn.Module):
+class ConvEncoder(nn.Module):
+    """Two convolutions (the second strided), adaptive average pooling to a fixed grid, a linear
+    layer: 2-D for images ``[C, H, W]``, 1-D for sequences ``[C, T]``."""
+
+    LAYERS = {2: (nn.Conv2d, 3, nn.AdaptiveAvgPool2d, (4, 4)), 1: (nn.Conv1d, 5, nn.AdaptiveAvgPool1d, (8,))}
+
     def __init__(self, spec: ModalitySpec, out_dim: int, hidden: int) -> None:
         super().__init__()
-        channels = spec.shape[0]
-        width = max(8, hidden // 8)
+        conv, kernel, pool, grid = self.LAYERS[len(spec.shape) - 1]
+        channels, width = spec.shape[0], max(8, hidden // 8)
+        cells = 1
+        for g in grid:
+            cells *= g
         self.net = nn.Sequential(
-            nn.Conv2d(channels, width, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, padding=1, stride=2), nn.ReLU(),
-            nn.AdaptiveAvgPool2d((4, 4)), nn.Flatten(),
-            nn.Linear(2 * width * 16, out_dim), nn.ReLU(),
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
-class SequenceEncoder(nn.Module):
-    def __init__(self, spec: ModalitySpec, out_dim: int, hidden: int) -> None:
-        super().__init__()
-        channels = spec.shape[0]
-        width = max(8, hidden // 8)
-        self.net = nn.Sequential(
-            nn.Conv1d(channels, width, 5, padding=2), nn.ReLU(),
-            nn.Conv1d(width, 2 * width, 5, padding=2, stride=2), nn.ReLU(),
-            nn.AdaptiveAvgPool1d(8), nn.Flatten(),
-            nn.Linear(2 * width * 8, out_dim), nn.ReLU(),
+            conv(channels, width, kernel, padding=kernel // 2), nn.ReLU(),
+            conv(width, 2 * width, kernel, padding=kernel // 2, stride=2), nn.ReLU(),
+            pool(grid), nn.Flatten(),
+            nn.Linear(2 * width * cells, out_dim), nn.ReLU(),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -62,8 +54,8 @@ class TokenEncoder(nn.Module):
 
 
 ENCODERS: dict[ModalityKind, type[nn.Module]] = {
-    ModalityKind.IMAGE: ImageEncoder,
-    ModalityKind.SEQUENCE: SequenceEncoder,
+    ModalityKind.IMAGE: ConvEncoder,
+    ModalityKind.SEQUENCE: ConvEncoder,
     ModalityKind.VECTOR: VectorEncoder,
     ModalityKind.TOKENS: TokenEncoder,
 }
