@@ -159,7 +159,7 @@ DATASETS: Registry[Any] = Registry(
 )
 PERTURBATIONS: Registry[Any] = Registry(
     "perturbation",
-    ("mmbench.perturb.clean", "mmbench.perturb.adversarial"),
+    ("mmbench.perturb.clean", "mmbench.perturb.adversarial", "mmbench.perturb.dropout"),
     entry_point_group="mmbench.perturbations",
 )
 METRICS: Registry[Any] = Registry(

@@ -14,8 +14,11 @@ from mmbench.registry import PERTURBATIONS
 
 def _cases(name: str, data: MultimodalDataset) -> list[Perturbation]:
     """Expand with the parameters the registration gives as its ``example`` (if any)."""
+    from mmbench.engine.plan import expand_perturbation
+    from mmbench.engine.suite import Component
+
     example = PERTURBATIONS.entry(name).meta.get("example", {})
-    cases = PERTURBATIONS.get(name)(modalities=data.modalities, n_classes=data.n_classes, **example)
+    cases = expand_perturbation(Component(name, dict(example)), data)
     assert cases and all(isinstance(c, Perturbation) for c in cases)
     return cases
 

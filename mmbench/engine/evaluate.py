@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
+from typing import Any
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -15,19 +18,22 @@ from mmbench.registry import METRICS
 
 def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple[str, ...],
              n_classes: int, batch_size: int, seed: int, suite: str,
-             progress: bool = False) -> list[TidyRow]:
-    """Perturb each batch, predict, and accumulate every metric (computed by the harness)."""
+             progress: bool = False, cache: dict | None = None) -> list[TidyRow]:
+    """Perturb each batch, predict, and accumulate every metric (computed by the harness).
+
+    ``cache`` is shared by the evaluations of one trained model on one split, so that
+    perturbations can reuse work across cells (encoder outputs in missing-modality sweeps)."""
+    store = {} if cache is None else cache
     model.eval()
     metrics: dict[str, Metric] = {name: METRICS.get(name)(n_classes) for name in metric_names}
     rows = eval_rows(len(split), cell.perturbation.max_rows, split.labels.device)
     starts = range(0, len(rows), batch_size)
     for i, start in enumerate(tqdm(starts, desc="eval", leave=False, disable=not progress)):
         batch, labels = split.rows(rows[start:start + batch_size])
-        perturbed = cell.perturbation.apply(model, batch, labels, seed + i)
-        with torch.no_grad():
-            preds = model(perturbed).argmax(dim=1)
+        batch_cache = BatchCache(store, (len(split), len(rows), batch_size, start))
+        logits = cell.perturbation.logits(model, batch, labels, seed + i, batch_cache)
         for metric in metrics.values():
-            metric.update(preds, labels)
+            metric.update(logits, labels)
     tc, p = cell.train, cell.perturbation
     return [
         TidyRow(suite=suite, dataset=tc.dataset, model=tc.model, recipe=tc.recipe, seed=tc.seed,
@@ -35,6 +41,19 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
                 metric=name, value=metric.compute(), n=len(rows))
         for name, metric in metrics.items()
     ]
+
+
+class BatchCache:
+    """Values computed once per batch of rows and shared by the evaluations of one model."""
+
+    def __init__(self, store: dict[Any, Any], batch_key: tuple[int, ...]) -> None:
+        self.store, self.batch_key = store, batch_key
+
+    def get(self, tag: Hashable, compute: Callable[[], Any]) -> Any:
+        key = (self.batch_key, tag)
+        if key not in self.store:
+            self.store[key] = compute()
+        return self.store[key]
 
 
 def eval_rows(n: int, max_rows: int | None, device: torch.device) -> torch.Tensor:

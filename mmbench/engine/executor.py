@@ -77,11 +77,12 @@ class LocalExecutor:
             model = train_or_load(cell, ctx)
             data = ctx.datasets[cell.dataset]
             split = getattr(data, suite.eval.split)
+            shared: dict = {}  # reused work across this model's evaluations (see evaluate())
             for ev in plan.evals_for(cell):
                 start = time.perf_counter()
                 rows += evaluate(model, split, ev, suite.metrics, data.n_classes,
                                  suite.eval.batch_size, derive_seed(ev.seed_key, "eval"), suite.name,
-                                 progress=ctx.progress)
+                                 progress=ctx.progress, cache=shared)
                 p = ev.perturbation
                 ctx.timings["eval"][f"{cell_name(cell)}/{p.name}/{p.target}/{p.severity:g}"] = (
                     time.perf_counter() - start

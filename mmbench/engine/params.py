@@ -11,8 +11,9 @@ from typing import Any
 
 from mmbench.errors import MMBenchError, did_you_mean
 
-#: Parameters that the harness passes to model and perturbation factories itself.
-HARNESS_ARGS = frozenset({"modalities", "n_classes"})
+#: Parameters that the harness passes to model and perturbation factories itself (``train``:
+#: the training split, for perturbations that impute from training statistics).
+HARNESS_ARGS = frozenset({"modalities", "n_classes", "train"})
 
 
 def declared_params(

@@ -7,6 +7,7 @@ data fingerprint, source versions of the code involved); the checkpoint cache re
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -118,13 +119,9 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
     for ds_comp in suite.datasets:
         data = datasets[label_of(ds_comp)]
         fingerprint = data.fingerprint()
-        perturbations = [
-            p for comp in suite.perturbations
-            for p in PERTURBATIONS.get(comp.name)(
-                modalities=data.modalities, n_classes=data.n_classes, **comp.params
-            )
-        ]
+        perturbations = [p for comp in suite.perturbations for p in expand_perturbation(comp, data)]
         for model in expand_models(suite, data):
+            check_model_supports(model, perturbations)
             for recipe in suite.recipes:
                 recipe_cls = RECIPES.get(recipe.name)
                 config = build_config(recipe_cls.config_type, recipe.params,
@@ -137,6 +134,26 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
                     train_cells.append(cell)
                     eval_cells.extend(_eval_cells(cell, perturbations, suite))
     return Plan(suite, tuple(train_cells), tuple(eval_cells))
+
+
+def expand_perturbation(comp: Component, data: MultimodalDataset) -> list[Perturbation]:
+    """Call the factory with what the harness provides (``train`` only if it asks for it)."""
+    factory = PERTURBATIONS.get(comp.name)
+    provided: dict[str, Any] = {"modalities": data.modalities, "n_classes": data.n_classes}
+    if "train" in inspect.signature(factory).parameters:
+        provided["train"] = data.train
+    return list(factory(**provided, **comp.params))
+
+
+def check_model_supports(model: Component, perturbations: list[Perturbation]) -> None:
+    """A perturbation with ``native`` imputation needs a model that handles missing inputs."""
+    native = [p.name for p in perturbations if getattr(p, "imputation", None) == "native"]
+    if native and not MODELS.entry(model.name).meta.get("handles_missing"):
+        able = [e.name for e in MODELS.entries() if e.meta.get("handles_missing")]
+        raise MMBenchError(
+            f"'{native[0]}' asks model '{label_of(model)}' to handle missing modalities natively, "
+            f"which it does not; use zeros/mean/noise imputation for it (native: {', '.join(able)})"
+        )
 
 
 def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite) -> list[EvalCell]:

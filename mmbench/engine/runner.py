@@ -19,6 +19,7 @@ from mmbench.engine.rows import rows_to_frame
 from mmbench.engine.suite import Suite, load_suite
 from mmbench.errors import MMBenchError
 from mmbench.metrics.sanity import DatasetFacts, sanity_checks
+from mmbench.metrics.shapley import modality_shapley, worst_single_missing
 from mmbench.registry import DATASETS
 from mmbench.report.leaderboard import render_leaderboard
 from mmbench.train.cache import CheckpointCache
@@ -95,8 +96,13 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     sanity = sanity_checks(frame, dataset_facts(datasets))
     _log_sanity(sanity)
     provenance["sanity"] = sanity.to_dict(orient="records")
+    shapley = modality_shapley(frame, {k: d.modality_names for k, d in datasets.items()})
+    worst = worst_single_missing(frame)
     files = write_results(out_dir, frame, provenance)
-    board = render_leaderboard(frame, suite.name, sanity)
+    if not shapley.empty:
+        files["shapley"] = out_dir / "shapley.csv"
+        shapley.to_csv(files["shapley"], index=False)
+    board = render_leaderboard(frame, suite.name, sanity, (shapley, worst))
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)
     return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds, timings)

@@ -9,7 +9,10 @@ from torch import Tensor
 
 
 class Metric(abc.ABC):
-    """A metric over predicted and true class indices, accumulated batch by batch."""
+    """A metric over model outputs and true class indices, accumulated batch by batch.
+
+    ``update`` receives logits ``[N, C]`` (the harness always passes them) or predicted class
+    indices ``[N]``; metrics that need scores reject the latter."""
 
     #: Whether larger values are better (used to rank leaderboards).
     higher_is_better: ClassVar[bool] = True
@@ -24,8 +27,13 @@ class Metric(abc.ABC):
 
     @abc.abstractmethod
     def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add a batch of predicted and true class indices."""
+        """Add a batch of logits (or predicted class indices) and true class indices."""
 
     @abc.abstractmethod
     def compute(self) -> float:
         """The metric over every batch seen since the last reset."""
+
+
+def as_labels(preds: Tensor) -> Tensor:
+    """Predicted class indices from logits ``[N, C]`` or indices ``[N]``."""
+    return preds.argmax(dim=1) if preds.dim() == 2 else preds

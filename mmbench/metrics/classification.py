@@ -1,11 +1,12 @@
-"""Accuracy and macro-F1 from a confusion matrix (checked against scikit-learn in the tests)."""
+"""Accuracy and macro-F1 from a confusion matrix (checked against scikit-learn in the tests), and
+the mean probability of the true class."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from mmbench.metrics.base import Metric
+from mmbench.metrics.base import Metric, as_labels
 from mmbench.registry import METRICS
 
 
@@ -16,7 +17,7 @@ class ConfusionMetric(Metric):
         self.confusion = torch.zeros(self.n_classes, self.n_classes, dtype=torch.int64)
 
     def update(self, preds: Tensor, target: Tensor) -> None:
-        flat = target.detach().cpu().long() * self.n_classes + preds.detach().cpu().long()
+        flat = target.detach().cpu().long() * self.n_classes + as_labels(preds).detach().cpu().long()
         counts = torch.bincount(flat, minlength=self.n_classes ** 2)
         self.confusion += counts.reshape(self.n_classes, self.n_classes)
 
@@ -41,3 +42,21 @@ class MacroF1(ConfusionMetric):
         present = (predicted + actual) > 0
         f1 = torch.where(present, 2 * tp / (predicted + actual).clamp(min=1), torch.zeros_like(tp))
         return float(f1[present].mean()) if bool(present.any()) else 0.0
+
+
+@METRICS.register("true_class_prob", description="mean softmax probability of the true class")
+class TrueClassProbability(Metric):
+    """Mean over samples of softmax(logits)[true class]; needs logits, not class indices."""
+
+    def reset(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        if preds.dim() != 2:
+            raise ValueError("true_class_prob needs logits [N, C], not class indices")
+        probs = torch.softmax(preds.detach().double(), dim=1)
+        self.total += float(probs.gather(1, target.long().view(-1, 1)).sum())
+        self.count += len(target)
+
+    def compute(self) -> float:
+        return self.total / max(self.count, 1)

@@ -19,6 +19,11 @@ from mmbench.models.encoders import build_encoder
 from mmbench.registry import MODELS
 
 
+#: Batch key of an optional [N, M] bool presence mask (modalities in ``model.modalities`` order),
+#: set for models that handle missing modalities natively (registered ``handles_missing=True``).
+PRESENT = "__present__"
+
+
 class FusionModel(nn.Module, abc.ABC):
     """Base class: ``encoders`` (one per modality), a fusion step and a head."""
 
@@ -50,7 +55,10 @@ class FusionModel(nn.Module, abc.ABC):
         """Logits from per-modality features (the output of :meth:`encode`)."""
 
     def forward(self, batch: Batch) -> Tensor:
-        return self.fuse_and_classify(self.encode(batch))
+        features = self.encode(batch)
+        if PRESENT in batch:
+            features[PRESENT] = batch[PRESENT]
+        return self.fuse_and_classify(features)
 
 
 def create_model(

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from mmbench.data.base import ModalitySpec
-from mmbench.models.base import FusionModel
+from mmbench.models.base import PRESENT, FusionModel
 from mmbench.registry import MODELS
 
 
@@ -19,8 +19,14 @@ class LateFusion(FusionModel):
         self.heads = nn.ModuleDict({m.name: nn.Linear(dim, n_classes) for m in self.modalities})
 
     def fuse_and_classify(self, features: dict[str, Tensor]) -> Tensor:
-        logits = [self.heads[name](feat) for name, feat in features.items()]
-        return torch.stack(logits, dim=0).mean(dim=0)
+        """Mean of the per-modality logits; with a presence mask, of the present ones only (zero
+        logits for a row with nothing present)."""
+        logits = torch.stack([self.heads[m.name](features[m.name]) for m in self.modalities], dim=1)
+        present = features.get(PRESENT)
+        if present is None:
+            return logits.mean(dim=1)
+        weights = present.to(logits.dtype).unsqueeze(2)
+        return (logits * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
 
 
 @MODELS.register("late_fusion", family="late", handles_missing=True)

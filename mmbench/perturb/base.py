@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from mmbench.data.base import Batch
@@ -34,3 +36,11 @@ class Perturbation(abc.ABC):
     @abc.abstractmethod
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
         """Return the perturbed batch; modalities outside ``target`` must be returned unchanged."""
+
+    def logits(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int,
+               cache: dict[Any, Any]) -> Tensor:
+        """The model's logits on the perturbed batch (what the harness scores). Perturbations may
+        override it with an exactly equivalent, cheaper computation that uses ``cache``."""
+        perturbed = self.apply(model, batch, labels, seed)
+        with torch.no_grad():
+            return model(perturbed)

@@ -60,6 +60,27 @@ def adversarial_board(frame: pd.DataFrame, dataset: str) -> str | None:
                     disable_numparse=True)
 
 
+def reliance_board(shapley: pd.DataFrame, worst: pd.DataFrame, dataset: str) -> str | None:
+    """Shapley value of each modality for accuracy (mean over seeds), per model and imputation,
+    and the accuracy with the single most harmful modality missing."""
+    part = shapley[(shapley["dataset"] == dataset) & (shapley["metric"] == "accuracy")]
+    if part.empty:
+        return None
+    table = part.pivot_table(index=["model", "recipe", "imputation"], columns="modality",
+                             values="shapley", aggfunc="mean", sort=False)
+    w = worst[(worst["dataset"] == dataset) & (worst["metric"] == "accuracy")].copy()
+    w["imputation"] = w["perturbation"].str.split("-", n=1).str[1]
+    worst_acc = w.groupby(["model", "recipe", "imputation"])["value"].mean()
+    worst_mod = w.groupby(["model", "recipe", "imputation"])["modality"].agg(lambda m: m.mode().iloc[0])
+    lines = []
+    for key in table.index:
+        cells = [f"{v:+.4f}" for v in table.loc[key]]
+        tail = [f"{worst_acc[key]:.4f} ({worst_mod[key]})"] if key in worst_acc.index else ["-"]
+        lines.append([*key, *cells, *tail])
+    headers = ["model", "recipe", "imputation", *table.columns, "worst single missing"]
+    return tabulate(lines, headers=headers, tablefmt="github", disable_numparse=True)
+
+
 def sanity_summary(sanity: pd.DataFrame) -> list[str]:
     """Markdown lines: how many sanity checks passed, and each one that did not."""
     if sanity.empty:
@@ -72,7 +93,8 @@ def sanity_summary(sanity: pd.DataFrame) -> list[str]:
     return lines + ([""] if len(failed) else [])
 
 
-def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | None = None) -> str:
+def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | None = None,
+                       reliance: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> str:
     """The Markdown document: per dataset, the clean board, then (when the suite attacked the
     models) robust accuracy under the worst attack per target and eps, then the sanity checks."""
     summary = summarise(frame)
@@ -84,6 +106,9 @@ def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | N
         robust = adversarial_board(frame, dataset)
         if robust is not None:
             parts += [f"## {dataset}: robust accuracy (worst attack per target@eps)", "", robust, ""]
+        board = reliance_board(*reliance, dataset) if reliance is not None else None
+        if board is not None:
+            parts += [f"## {dataset}: modality reliance (Shapley values of accuracy)", "", board, ""]
     if sanity is not None:
         parts += sanity_summary(sanity)
     return "\n".join(parts).rstrip() + "\n"
