@@ -167,7 +167,7 @@ METRICS: Registry[Any] = Registry(
 )
 RECIPES: Registry[Any] = Registry(
     "recipe",
-    ("mmbench.train.standard", "mmbench.train.adversarial"),
+    ("mmbench.train.standard", "mmbench.train.adversarial", "mmbench.train.modality_dropout"),
     entry_point_group="mmbench.recipes",
 )
 

@@ -182,3 +182,37 @@ def test_shapley_on_a_trained_model(reliance) -> None:
         assert phi["sig"] > 0.1 and phi["twin"] > 0.1
     acc = table[table["metric"] == "accuracy"].set_index("modality")["shapley"]
     assert acc["sig"] == pytest.approx(acc["twin"], abs=1e-12)              # symmetry (copies)
+
+
+def test_modality_dropout_training_helps_when_a_modality_is_missing() -> None:
+    from mmbench.engine.params import build_config
+    from mmbench.registry import RECIPES
+
+    data = make_synthetic(modalities=[
+        {"name": "a", "kind": "vector", "shape": [8], "informativeness": 0.9},
+        {"name": "b", "kind": "vector", "shape": [8], "informativeness": 0.9}],
+        n_samples=600, n_classes=4, noise=0.8, seed=5)
+    recipe = RECIPES.get("modality_dropout")()
+    config = build_config(recipe.config_type, {"epochs": 20, "rate": 0.5}, "recipe")
+    accs = {}
+    for name, rec, cfg in (("standard", StandardRecipe(), StandardConfig(epochs=20)),
+                           ("dropout", recipe, config)):
+        torch.manual_seed(0)
+        model = mmbench.create_model("early_fusion", data.modalities, data.n_classes)
+        rec.fit(model, data, cfg, seed=0)
+        (only_a,) = _cases(data, subsets=["a"], imputation=["zeros"])
+        batch, labels = data.test.rows(slice(None))
+        with torch.no_grad():
+            accs[name] = float((model(only_a.apply(model, batch, labels, 0)).argmax(1) == labels).float().mean())
+    assert accs["dropout"] > accs["standard"] + 0.05, accs
+
+
+def test_native_recipe_needs_a_capable_model(tmp_path) -> None:
+    from conftest import tiny_suite, write_suite
+
+    from mmbench.engine.runner import RunOptions, run_suite
+
+    suite = tiny_suite(models=["gated_fusion"], recipes=[
+        {"name": "modality_dropout", "params": {"epochs": 1, "imputation": "native"}}])
+    with pytest.raises(MMBenchError, match="recipe modality_dropout.*natively"):
+        run_suite(write_suite(tmp_path, suite), RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c"))

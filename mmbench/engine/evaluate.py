@@ -24,12 +24,15 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
     ``cache`` is shared by the evaluations of one trained model on one split, so that
     perturbations can reuse work across cells (encoder outputs in missing-modality sweeps)."""
     store = {} if cache is None else cache
-    model.eval()
+    if model.training:
+        model.eval()
     metrics: dict[str, Metric] = {name: METRICS.get(name)(n_classes) for name in metric_names}
     rows = eval_rows(len(split), cell.perturbation.max_rows, split.labels.device)
+    whole = len(rows) == len(split)
     starts = range(0, len(rows), batch_size)
     for i, start in enumerate(tqdm(starts, desc="eval", leave=False, disable=not progress)):
-        batch, labels = split.rows(rows[start:start + batch_size])
+        index = slice(start, start + batch_size) if whole else rows[start:start + batch_size]
+        batch, labels = split.rows(index)  # a slice is a view: no copy of the split
         batch_cache = BatchCache(store, (len(split), len(rows), batch_size, start))
         logits = cell.perturbation.logits(model, batch, labels, seed + i, batch_cache)
         for metric in metrics.values():

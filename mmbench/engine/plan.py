@@ -119,9 +119,10 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
     for ds_comp in suite.datasets:
         data = datasets[label_of(ds_comp)]
         fingerprint = data.fingerprint()
-        perturbations = [p for comp in suite.perturbations for p in expand_perturbation(comp, data)]
+        expanded = [(comp, expand_perturbation(comp, data)) for comp in suite.perturbations]
         for model in expand_models(suite, data):
-            check_model_supports(model, perturbations)
+            perturbations = [p for comp, ps in expanded if applies_to(comp, model) for p in ps]
+            check_model_supports(model, perturbations, suite.recipes)
             for recipe in suite.recipes:
                 recipe_cls = RECIPES.get(recipe.name)
                 config = build_config(recipe_cls.config_type, recipe.params,
@@ -145,13 +146,21 @@ def expand_perturbation(comp: Component, data: MultimodalDataset) -> list[Pertur
     return list(factory(**provided, **comp.params))
 
 
-def check_model_supports(model: Component, perturbations: list[Perturbation]) -> None:
-    """A perturbation with ``native`` imputation needs a model that handles missing inputs."""
-    native = [p.name for p in perturbations if getattr(p, "imputation", None) == "native"]
-    if native and not MODELS.entry(model.name).meta.get("handles_missing"):
+def applies_to(comp: Component, model: Component) -> bool:
+    """Whether perturbation ``comp`` runs on ``model`` (its ``models`` list, by name or label)."""
+    return comp.models is None or model.name in comp.models or label_of(model) in comp.models
+
+
+def check_model_supports(model: Component, perturbations: list[Perturbation],
+                         recipes: tuple[Component, ...]) -> None:
+    """``native`` imputation, in a perturbation or a recipe, needs a model that handles missing
+    inputs itself (registered ``handles_missing=True``)."""
+    wants = [p.name for p in perturbations if getattr(p, "imputation", None) == "native"]
+    wants += [f"recipe {label_of(r)}" for r in recipes if r.params.get("imputation") == "native"]
+    if wants and not MODELS.entry(model.name).meta.get("handles_missing"):
         able = [e.name for e in MODELS.entries() if e.meta.get("handles_missing")]
         raise MMBenchError(
-            f"'{native[0]}' asks model '{label_of(model)}' to handle missing modalities natively, "
+            f"'{wants[0]}' asks model '{label_of(model)}' to handle missing modalities natively, "
             f"which it does not; use zeros/mean/noise imputation for it (native: {', '.join(able)})"
         )
 

@@ -25,9 +25,12 @@ class Component:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
     label: str | None = None
+    #: perturbations only: the model names or labels it applies to (None: every model)
+    models: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "params": dict(self.params), "label": self.label}
+        out = {"name": self.name, "params": dict(self.params), "label": self.label}
+        return {**out, "models": list(self.models)} if self.models is not None else out
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Suite:
 
 
 TOP_KEYS = tuple(f.name for f in fields(Suite)) + ("include",)
-COMPONENT_KEYS = ("name", "params", "label")
+COMPONENT_KEYS = ("name", "params", "label", "models")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -187,4 +190,9 @@ def _component(item: Any, key: str, source: str) -> Component:
         raise MMBenchError(f"{source}: {key} entry needs a string 'name' and a mapping 'params'")
     if label is not None and not isinstance(label, str):
         raise MMBenchError(f"{source}: {key} entry '{name}': 'label' must be a string")
-    return Component(name, dict(params), label)
+    models = item.get("models")
+    if models is not None and (key != "perturbations" or not isinstance(models, list)
+                               or not all(isinstance(m, str) for m in models)):
+        raise MMBenchError(f"{source}: {key} entry '{name}': 'models' is a list of model names, "
+                           "allowed on perturbations only")
+    return Component(name, dict(params), label, tuple(models) if models is not None else None)

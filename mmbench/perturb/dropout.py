@@ -119,8 +119,8 @@ class Missing(Perturbation):
                     continue
                 kept = spec.name in self.keep
                 tag = ("encoded", spec.name, "clean" if kept else self.imputation, self.fill_id)
-                value = batch[spec.name] if kept else self.fill.impute(spec, batch[spec.name], self.imputation, labels)
-                features[spec.name] = cache.get(tag, lambda e=model.encoders[spec.name], v=value: e(v))
+                features[spec.name] = cache.get(tag, lambda s=spec, k=kept: model.encoders[s.name](
+                    batch[s.name] if k else self.fill.impute(s, batch[s.name], self.imputation, labels)))
             if self.imputation == "native":
                 features[PRESENT] = self.present(len(labels), labels.device)
             return model.fuse_and_classify(features)
