@@ -216,3 +216,13 @@ def test_native_recipe_needs_a_capable_model(tmp_path) -> None:
         {"name": "modality_dropout", "params": {"epochs": 1, "imputation": "native"}}])
     with pytest.raises(MMBenchError, match="recipe modality_dropout.*natively"):
         run_suite(write_suite(tmp_path, suite), RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c"))
+
+
+def test_shapley_bar_plots_are_written(reliance, tmp_path) -> None:
+    from mmbench.report.plots import shapley_bars
+
+    table, _ = reliance
+    (path,) = shapley_bars(table, tmp_path)
+    data = path.read_bytes()
+    assert path.name == "shapley_syn_late_fusion_standard.png"
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000

@@ -30,7 +30,9 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
     rows = eval_rows(len(split), cell.perturbation.max_rows, split.labels.device)
     whole = len(rows) == len(split)
     starts = range(0, len(rows), batch_size)
-    for i, start in enumerate(tqdm(starts, desc="eval", leave=False, disable=not progress)):
+    if progress:  # a disabled tqdm still costs more than a whole sweep cell's fusion pass
+        starts = tqdm(starts, desc="eval", leave=False)
+    for i, start in enumerate(starts):
         index = slice(start, start + batch_size) if whole else rows[start:start + batch_size]
         batch, labels = split.rows(index)  # a slice is a view: no copy of the split
         batch_cache = BatchCache(store, (len(split), len(rows), batch_size, start))

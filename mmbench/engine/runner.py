@@ -22,6 +22,7 @@ from mmbench.metrics.sanity import DatasetFacts, sanity_checks
 from mmbench.metrics.shapley import modality_shapley, worst_single_missing
 from mmbench.registry import DATASETS
 from mmbench.report.leaderboard import render_leaderboard
+from mmbench.report.plots import shapley_bars
 from mmbench.train.cache import CheckpointCache
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     if not shapley.empty:
         files["shapley"] = out_dir / "shapley.csv"
         shapley.to_csv(files["shapley"], index=False)
+        files["shapley_plots"] = out_dir / "plots"
+        shapley_bars(shapley, out_dir)
     board = render_leaderboard(frame, suite.name, sanity, (shapley, worst))
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)

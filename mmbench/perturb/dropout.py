@@ -119,11 +119,19 @@ class Missing(Perturbation):
                     continue
                 kept = spec.name in self.keep
                 tag = ("encoded", spec.name, "clean" if kept else self.imputation, self.fill_id)
-                features[spec.name] = cache.get(tag, lambda s=spec, k=kept: model.encoders[s.name](
-                    batch[s.name] if k else self.fill.impute(s, batch[s.name], self.imputation, labels)))
+                features[spec.name] = cache.get(tag, lambda s=spec, k=kept: self._encode(model, s, k, batch, labels))
             if self.imputation == "native":
                 features[PRESENT] = self.present(len(labels), labels.device)
             return model.fuse_and_classify(features)
+
+
+    def _encode(self, model: FusionModel, spec: ModalitySpec, kept: bool, batch: Batch,
+                labels: Tensor) -> Tensor:
+        """Encoder output of the clean or the imputed modality, on the whole batch. (Encoding one
+        row of a constant fill and repeating it would be cheaper, but differs from the full pass
+        in the last bit, and the two paths must agree exactly.)"""
+        x = batch[spec.name]
+        return model.encoders[spec.name](x if kept else self.fill.impute(spec, x, self.imputation, labels))
 
 
 def reuses_encoders(model: nn.Module) -> bool:
