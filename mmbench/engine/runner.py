@@ -94,21 +94,27 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
         "git": git_hash(), "device": str(device), "timings": timings,
         "models_trained": ctx.trained, "models_from_cache": ctx.cached,
     }
+    files, board = publish(out_dir, suite.name, frame, datasets, provenance)
+    return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds, timings)
+
+
+def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, MultimodalDataset],
+            provenance: dict) -> tuple[dict[str, Path], str]:
+    """Analyses computed from the rows (sanity checks, Shapley values), the result files, the
+    plots and the leaderboard; returns the files written and the leaderboard text."""
     sanity = sanity_checks(frame, dataset_facts(datasets))
     _log_sanity(sanity)
-    provenance["sanity"] = sanity.to_dict(orient="records")
     shapley = modality_shapley(frame, {k: d.modality_names for k, d in datasets.items()})
-    worst = worst_single_missing(frame)
-    files = write_results(out_dir, frame, provenance)
+    files = write_results(out_dir, frame, {**provenance, "sanity": sanity.to_dict(orient="records")})
     if not shapley.empty:
         files["shapley"] = out_dir / "shapley.csv"
         shapley.to_csv(files["shapley"], index=False)
         files["shapley_plots"] = out_dir / "plots"
         shapley_bars(shapley, out_dir)
-    board = render_leaderboard(frame, suite.name, sanity, (shapley, worst))
+    board = render_leaderboard(frame, title, sanity, (shapley, worst_single_missing(frame)))
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)
-    return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds, timings)
+    return files, board
 
 
 def dataset_facts(datasets: dict[str, MultimodalDataset]) -> dict[str, DatasetFacts]:
