@@ -210,7 +210,7 @@ def test_subset_calling_attacks_keep_modalities_aligned(trained_pair, attack, mo
             assert len(torch.unique(_rows_of(call["tab"], batch["tab"]))) == 1
         return
     assert len(seen) == len(recorder.calls)
-    for (code_rows, _), call in zip(seen, recorder.calls):
+    for (code_rows, _), call in zip(seen, recorder.calls, strict=True):
         assert torch.equal(_rows_of(call["tab"], batch["tab"]), code_rows), f"{attack}: misaligned"
         if case.spec.bounded and attack != "autoattack":  # AutoAttack's FAB-T leaves the ball
             gap = (call["img"] - batch["img"][code_rows]).abs().flatten(1).amax(dim=1)

@@ -55,7 +55,7 @@ def test_mfeat_scaling_uses_training_rows_only(tmp_path: Path, mfeat) -> None:
     source = find_data_dir()
     views, labels = read_views(source)
     test_rows = stratified_split(labels, 0.2, 0.2, seed=0).test
-    for name, stem, *_ in VIEWS:
+    for _, stem, *_ in VIEWS:
         table = np.loadtxt(source / f"{stem}.csv", delimiter=",", skiprows=1)
         table[test_rows, :-1] = table[test_rows, :-1] * 50 + 1000
         header = ",".join(str(i) for i in range(table.shape[1] - 1)) + ",0"

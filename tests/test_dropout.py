@@ -17,7 +17,7 @@ from mmbench.engine.suite import Component
 from mmbench.errors import MMBenchError
 from mmbench.metrics.shapley import kept_set, shapley_values
 from mmbench.models.base import PRESENT
-from mmbench.perturb.dropout import Missing, random_presence
+from mmbench.perturb.dropout import random_presence
 from mmbench.train.standard import StandardConfig, StandardRecipe
 
 

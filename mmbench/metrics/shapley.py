@@ -47,11 +47,11 @@ def modality_shapley(frame: pd.DataFrame, players_by_dataset: Mapping[str, Seque
     out = []
     for key, g in rows.groupby(GROUP, sort=True):
         players = list(players_by_dataset.get(key[0], ()))
-        v = {kept_set(t, players): val for t, val in zip(g["target"], g["value"])}
+        v = {kept_set(t, players): val for t, val in zip(g["target"], g["value"], strict=True)}
         if len(v) < 2 ** len(players) or not players:
             continue
         for modality, phi in shapley_values(v, players).items():
-            out.append(dict(zip(GROUP, key), imputation=key[4].split("-", 1)[1], modality=modality,
+            out.append(dict(zip(GROUP, key, strict=True), imputation=key[4].split("-", 1)[1], modality=modality,
                             shapley=phi, v_all=v[frozenset(players)], v_none=v[frozenset()]))
     columns = GROUP + ["imputation", "modality", "shapley", "v_all", "v_none"]
     return pd.DataFrame(out, columns=columns)

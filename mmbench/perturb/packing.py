@@ -92,7 +92,7 @@ class Layout:
         """Target modalities in data units, shaped as in the batch."""
         flat = self.unit_features(x)
         out, start = {}, 0
-        for spec, size in zip(self.targets, self.sizes):
+        for spec, size in zip(self.targets, self.sizes, strict=True):
             part = flat[:, start:start + size].reshape(len(x), *spec.shape)
             out[spec.name] = spec.from_unit(part)
             start += size

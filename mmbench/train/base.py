@@ -30,7 +30,7 @@ class Recipe(abc.ABC):
 
     config_type: ClassVar[type]
 
-    def check(self, config: Any, data: MultimodalDataset) -> None:
+    def check(self, config: Any, data: MultimodalDataset) -> None:  # noqa: B027 (optional hook)
         """Reject a configuration that does not fit ``data`` (before anything is trained)."""
 
     @abc.abstractmethod
