@@ -127,6 +127,11 @@ class MultimodalDataset:
                 return m
         raise KeyError(name)
 
+    def to(self, device: torch.device | str) -> MultimodalDataset:
+        """The same dataset with every split on ``device``."""
+        return MultimodalDataset(self.name, self.modalities, self.n_classes, self.train.to(device),
+                                 self.val.to(device), self.test.to(device))
+
     def fingerprint(self) -> str:
         """A content hash of all tensors, specs and labels (part of every cache key)."""
         h = hashlib.sha256(repr((self.name, self.modalities, self.n_classes)).encode())

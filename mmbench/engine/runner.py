@@ -82,7 +82,7 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
              suite.name, len(plan.train_cells), len(plan.eval_cells), device)
     out_dir = options.out_dir or DEFAULT_RESULTS / suite.name
     cache = CheckpointCache(options.cache_dir or DEFAULT_RESULTS / ".cache" / "checkpoints")
-    ctx = RunContext({k: _to_device(v, device) for k, v in datasets.items()}, cache, device,
+    ctx = RunContext({k: v.to(device) for k, v in datasets.items()}, cache, device,
                      options.progress)
     frame = rows_to_frame(LocalExecutor().run(plan, ctx))
     if frame["value"].isna().any():
@@ -127,8 +127,3 @@ def _log_sanity(sanity: pd.DataFrame) -> None:
     if len(failed):
         log.warning("%d of %d adversarial sanity checks flagged (see LEADERBOARD.md and "
                     "results.json 'sanity')", len(failed), len(sanity))
-
-
-def _to_device(data: MultimodalDataset, device: torch.device) -> MultimodalDataset:
-    return MultimodalDataset(data.name, data.modalities, data.n_classes,
-                             data.train.to(device), data.val.to(device), data.test.to(device))

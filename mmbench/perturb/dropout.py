@@ -90,23 +90,32 @@ def fill_missing(batch: Batch, specs: Sequence[ModalitySpec], present: Tensor, h
 
 
 @dataclass(frozen=True)
-class Missing(Perturbation):
-    """Keep ``keep``, impute every other modality."""
+class Imputing(Perturbation):
+    """A perturbation that fills missing modalities with ``imputation`` from ``fill`` (whose
+    statistics enter cell keys through ``fill_id``, not through their values)."""
 
-    keep: tuple[str, ...] = ()
     imputation: str = "zeros"
     specs: tuple[ModalitySpec, ...] = ()
     fill_id: str = ""
     fill: Fill | None = field(default=None, repr=False, compare=False)
+
+    def fill_rows(self, batch: Batch, present: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        assert self.fill is not None
+        return fill_missing(batch, self.specs, present, self.imputation, self.fill, labels)
+
+
+@dataclass(frozen=True)
+class Missing(Imputing):
+    """Keep ``keep``, impute every other modality."""
+
+    keep: tuple[str, ...] = ()
 
     def present(self, n: int, device: torch.device) -> Tensor:
         row = torch.tensor([s.name in self.keep for s in self.specs], device=device)
         return row.expand(n, -1)
 
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
-        assert self.fill is not None
-        return fill_missing(batch, self.specs, self.present(len(labels), labels.device),
-                            self.imputation, self.fill, labels)
+        return self.fill_rows(batch, self.present(len(labels), labels.device), labels)
 
     def logits(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int, cache: Any) -> Tensor:
         if not reuses_encoders(model):
@@ -141,18 +150,12 @@ def reuses_encoders(model: nn.Module) -> bool:
 
 
 @dataclass(frozen=True)
-class RandomDropout(Perturbation):
+class RandomDropout(Imputing):
     """Each (row, modality) missing with probability ``severity``; at least one kept per row."""
 
-    imputation: str = "zeros"
-    specs: tuple[ModalitySpec, ...] = ()
-    fill_id: str = ""
-    fill: Fill | None = field(default=None, repr=False, compare=False)
-
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
-        assert self.fill is not None
         present = random_presence(len(labels), len(self.specs), self.severity, seed).to(labels.device)
-        return fill_missing(batch, self.specs, present, self.imputation, self.fill, labels)
+        return self.fill_rows(batch, present, labels)
 
 
 def random_presence(n: int, m: int, rate: float, seed: int) -> Tensor:
