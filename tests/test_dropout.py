@@ -90,8 +90,7 @@ def test_late_fusion_native_averages_present_logits(synth: MultimodalDataset) ->
     model = mmbench.create_model("late_fusion", synth.modalities, synth.n_classes).eval()
     batch, _ = synth.test.rows(slice(0, 3))
     with torch.no_grad():
-        feats = model.encode(batch)
-        only_img = model.heads["img"](feats["img"])
+        only_img = model.encode(batch)["img"]  # late fusion's per-modality output is its logits
         present = torch.tensor([[True, False, False, False]] * 3)
         torch.testing.assert_close(model({**batch, PRESENT: present}), only_img)
         assert torch.equal(model({**batch, PRESENT: torch.zeros(3, 4, dtype=torch.bool)}),
@@ -159,7 +158,6 @@ def reliance():
     StandardRecipe().fit(model, data, StandardConfig(epochs=20), seed=0)
     # make the model itself symmetric in the twins, so the game is: tie twin's weights to sig's
     model.encoders["twin"].load_state_dict(model.encoders["sig"].state_dict())
-    model.heads["twin"].load_state_dict(model.heads["sig"].state_dict())
 
     class _Train:
         dataset, model, recipe, seed = "syn", "late_fusion", "standard", 0
@@ -226,3 +224,25 @@ def test_shapley_bar_plots_are_written(reliance, tmp_path) -> None:
     data = path.read_bytes()
     assert path.name == "shapley_syn_late_fusion_standard.png"
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_rate_curve_board_and_plots(tmp_path) -> None:
+    """A suite with random dropout gets an accuracy-vs-rate table in LEADERBOARD.md and one line
+    chart per imputation; on informative data, dropping more modalities costs accuracy."""
+    from conftest import tiny_suite, write_suite
+
+    from mmbench.engine.runner import RunOptions, run_suite
+
+    suite = tiny_suite(models=["late_fusion"], perturbations=[
+        {"name": "random_dropout", "params": {"rates": [0.0, 0.5, 0.9], "imputation": ["zeros", "mean"]}}])
+    suite["recipes"][0]["params"]["epochs"] = 15
+    result = run_suite(write_suite(tmp_path, suite), RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c"))
+    assert "accuracy vs random modality-dropout rate" in result.leaderboard
+    header = next(line for line in result.leaderboard.splitlines() if line.startswith("| model"))
+    assert [c.strip() for c in header.strip("|").split("|")] == [
+        "model", "recipe", "perturbation", "target", "0", "0.5", "0.9", "mean"]
+    acc = result.frame[(result.frame["perturbation"] == "random-zeros")
+                       & (result.frame["metric"] == "accuracy")].set_index("severity")["value"]
+    assert acc[0.0] > acc[0.9] + 0.1, acc
+    plots = sorted(p.name for p in (tmp_path / "o" / "plots").glob("dropout_*.png"))
+    assert plots == ["dropout_synthetic_random-mean_all.png", "dropout_synthetic_random-zeros_all.png"]

@@ -28,14 +28,15 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
         model.eval()
     metrics: dict[str, Metric] = {name: METRICS.get(name)(n_classes) for name in metric_names}
     rows = eval_rows(len(split), cell.perturbation.max_rows, split.labels.device)
-    whole = len(rows) == len(split)
-    starts = range(0, len(rows), batch_size)
+    n = len(split) if rows is None else len(rows)
+    starts = range(0, n, batch_size)
     if progress:  # a disabled tqdm still costs more than a whole sweep cell's fusion pass
         starts = tqdm(starts, desc="eval", leave=False)
     for i, start in enumerate(starts):
-        index = slice(start, start + batch_size) if whole else rows[start:start + batch_size]
-        batch, labels = split.rows(index)  # a slice is a view: no copy of the split
-        batch_cache = BatchCache(store, (len(split), len(rows), batch_size, start))
+        batch_cache = BatchCache(store, (len(split), n, batch_size, start))
+        index = slice(start, start + batch_size) if rows is None else rows[start:start + batch_size]
+        # a slice is a view, not a copy; cached so that a sweep's cells share the batch dict
+        batch, labels = batch_cache.get("rows", lambda ix=index: split.rows(ix))
         logits = cell.perturbation.logits(model, batch, labels, seed + i, batch_cache)
         for metric in metrics.values():
             metric.update(logits, labels)
@@ -43,7 +44,7 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
     return [
         TidyRow(suite=suite, dataset=tc.dataset, model=tc.model, recipe=tc.recipe, seed=tc.seed,
                 family=p.family, perturbation=p.name, target=p.target, severity=float(p.severity),
-                metric=name, value=metric.compute(), n=len(rows))
+                metric=name, value=metric.compute(), n=n)
         for name, metric in metrics.items()
     ]
 
@@ -61,9 +62,10 @@ class BatchCache:
         return self.store[key]
 
 
-def eval_rows(n: int, max_rows: int | None, device: torch.device) -> torch.Tensor:
-    """All row indices, or a fixed seeded subset of ``max_rows`` of them (in order)."""
+def eval_rows(n: int, max_rows: int | None, device: torch.device) -> torch.Tensor | None:
+    """A fixed seeded subset of ``max_rows`` of the ``n`` row indices (in order), or ``None``
+    for all rows."""
     if max_rows is None or max_rows >= n:
-        return torch.arange(n, device=device)
+        return None
     subset = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:max_rows]
     return subset.sort().values.to(device)

@@ -22,7 +22,7 @@ from mmbench.metrics.sanity import DatasetFacts, sanity_checks
 from mmbench.metrics.shapley import modality_shapley, worst_single_missing
 from mmbench.registry import DATASETS
 from mmbench.report.leaderboard import render_leaderboard
-from mmbench.report.plots import shapley_bars
+from mmbench.report.plots import level_curves, shapley_bars
 from mmbench.train.cache import CheckpointCache
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,8 @@ def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, 
         shapley.to_csv(files["shapley"], index=False)
         files["shapley_plots"] = out_dir / "plots"
         shapley_bars(shapley, out_dir)
+    if level_curves(frame, out_dir, "dropout", "random-", "dropout rate per modality"):
+        files["rate_plots"] = out_dir / "plots"
     board = render_leaderboard(frame, title, sanity, (shapley, worst_single_missing(frame)))
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)

@@ -13,20 +13,26 @@ from mmbench.registry import MODELS
 
 
 class LateFusion(FusionModel):
+    """Each modality's "encoder" is a whole unimodal classifier (feature encoder + linear head),
+    so its output is that modality's logits and fusion is their mean. Decision-level fusion has
+    no shared head: this split lets a missing-modality sweep compute each modality's logits once
+    and re-run only the mean per subset."""
+
     def __init__(self, modalities: Sequence[ModalitySpec], n_classes: int, dim: int, hidden: int):
         super().__init__(modalities, n_classes)
         self.build_encoders(dim, hidden)
-        self.heads = nn.ModuleDict({m.name: nn.Linear(dim, n_classes) for m in self.modalities})
+        for m in self.modalities:
+            self.encoders[m.name] = nn.Sequential(self.encoders[m.name], nn.Linear(dim, n_classes))
 
     def fuse_and_classify(self, features: dict[str, Tensor]) -> Tensor:
         """Mean of the per-modality logits; with a presence mask, of the present ones only (zero
         logits for a row with nothing present)."""
-        logits = torch.stack([self.heads[m.name](features[m.name]) for m in self.modalities], dim=1)
+        logits = torch.stack([features[m.name] for m in self.modalities])  # [M, N, C]
         present = features.get(PRESENT)
         if present is None:
-            return logits.mean(dim=1)
-        weights = present.to(logits.dtype).unsqueeze(2)
-        return (logits * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+            return logits.mean(dim=0)
+        weights = present.t().to(logits.dtype).unsqueeze(2)  # [M, N, 1]
+        return (logits * weights).sum(dim=0) / weights.sum(dim=0).clamp(min=1)
 
 
 @MODELS.register("late_fusion", family="late", handles_missing=True)

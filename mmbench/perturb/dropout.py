@@ -121,10 +121,10 @@ class Missing(Imputing):
         if not reuses_encoders(model):
             return super().logits(model, batch, labels, seed, cache)
         assert self.fill is not None
-        features = {}
+        features, encoders = {}, model.encoders
         with torch.no_grad():
             for spec in self.specs:
-                if spec.name not in model.encoders:
+                if spec.name not in encoders:
                     continue
                 kept = spec.name in self.keep
                 tag = ("encoded", spec.name, "clean" if kept else self.imputation, self.fill_id)

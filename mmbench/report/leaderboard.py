@@ -81,6 +81,23 @@ def reliance_board(shapley: pd.DataFrame, worst: pd.DataFrame, dataset: str) -> 
     return tabulate(lines, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def level_board(frame: pd.DataFrame, dataset: str, family: str, prefix: str) -> str | None:
+    """Accuracy (mean over seeds) at each level (``severity``) of the ``family`` perturbations
+    whose name starts with ``prefix``, per model, recipe, perturbation and target, with the mean
+    over levels; rows sorted by that mean."""
+    rows = frame[(frame["family"] == family) & (frame["metric"] == "accuracy")
+                 & (frame["dataset"] == dataset) & frame["perturbation"].str.startswith(prefix)]
+    if rows.empty:
+        return None
+    table = rows.pivot_table(index=["model", "recipe", "perturbation", "target"], columns="severity",
+                             values="value", aggfunc="mean", sort=True)
+    mean = table.mean(axis=1).sort_values(ascending=False, kind="stable")
+    lines = [[*key, *(f"{v:.4f}" for v in table.loc[key]), f"{mean[key]:.4f}"] for key in mean.index]
+    levels = [f"{c:g}" for c in table.columns]
+    return tabulate(lines, headers=["model", "recipe", "perturbation", "target", *levels, "mean"],
+                    tablefmt="github", disable_numparse=True)
+
+
 def sanity_summary(sanity: pd.DataFrame) -> list[str]:
     """Markdown lines: how many sanity checks passed, and each one that did not."""
     if sanity.empty:
@@ -109,6 +126,9 @@ def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | N
         board = reliance_board(*reliance, dataset) if reliance is not None else None
         if board is not None:
             parts += [f"## {dataset}: modality reliance (Shapley values of accuracy)", "", board, ""]
+        curve = level_board(frame, dataset, "dropout", "random-")
+        if curve is not None:
+            parts += [f"## {dataset}: accuracy vs random modality-dropout rate", "", curve, ""]
     if sanity is not None:
         parts += sanity_summary(sanity)
     return "\n".join(parts).rstrip() + "\n"
