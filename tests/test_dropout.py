@@ -182,6 +182,23 @@ def test_shapley_on_a_trained_model(reliance) -> None:
     assert acc["sig"] == pytest.approx(acc["twin"], abs=1e-12)              # symmetry (copies)
 
 
+def test_single_modality_views(reliance) -> None:
+    """Leave-one-out and only-one rows are read off the sweep at the right subsets."""
+    from mmbench.metrics.shapley import single_modality_views
+    from mmbench.report.leaderboard import views_board
+
+    _, frame = reliance
+    views = single_modality_views(frame, {"syn": ["sig", "twin", "junk"]})
+    acc = frame[frame["metric"] == "accuracy"].set_index("target")["value"]
+    got = views[views["metric"] == "accuracy"].set_index(["view", "modality"])["value"]
+    assert len(got) == 6
+    assert got[("leave_one_out", "junk")] == acc["junk"]          # only junk missing
+    assert got[("only_one", "sig")] == acc["twin+junk"]           # only sig present
+    assert got[("only_one", "junk")] < got[("only_one", "sig")] - 0.2
+    board = views_board(views, "syn")
+    assert "-sig" in board and "only junk" in board and "late_fusion" in board
+
+
 def test_modality_dropout_training_helps_when_a_modality_is_missing() -> None:
     from mmbench.engine.params import build_config
     from mmbench.registry import RECIPES

@@ -19,7 +19,7 @@ from mmbench.engine.rows import rows_to_frame
 from mmbench.engine.suite import Suite, load_suite
 from mmbench.errors import MMBenchError
 from mmbench.metrics.sanity import DatasetFacts, sanity_checks
-from mmbench.metrics.shapley import modality_shapley, worst_single_missing
+from mmbench.metrics.shapley import modality_shapley, single_modality_views, worst_single_missing
 from mmbench.registry import DATASETS
 from mmbench.report.leaderboard import render_leaderboard
 from mmbench.report.plots import level_curves, shapley_bars
@@ -113,7 +113,11 @@ def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, 
         shapley_bars(shapley, out_dir)
     if level_curves(frame, out_dir, "dropout", "random-", "dropout rate per modality"):
         files["rate_plots"] = out_dir / "plots"
-    board = render_leaderboard(frame, title, sanity, (shapley, worst_single_missing(frame)))
+    views = single_modality_views(frame, {k: d.modality_names for k, d in datasets.items()})
+    if not views.empty:
+        files["views"] = out_dir / "single_modality.csv"
+        views.to_csv(files["views"], index=False)
+    board = render_leaderboard(frame, title, sanity, (shapley, worst_single_missing(frame), views))
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)
     return files, board

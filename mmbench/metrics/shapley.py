@@ -66,3 +66,20 @@ def worst_single_missing(frame: pd.DataFrame) -> pd.DataFrame:
     idx = rows.groupby(GROUP, sort=True)["value"].idxmin()
     worst = rows.loc[idx, GROUP + ["target", "value"]].rename(columns={"target": "modality"})
     return worst.reset_index(drop=True)
+
+
+def single_modality_views(frame: pd.DataFrame, players_by_dataset: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """The two views of a sweep one modality at a time: ``leave_one_out`` (only that modality
+    missing) and ``only_one`` (only that modality present). One row per group, view and modality
+    for which the sweep has that subset."""
+    rows = frame[(frame["family"] == "dropout") & frame["perturbation"].str.startswith("missing-")]
+    out = []
+    for key, g in rows.groupby(GROUP, sort=True):
+        players = list(players_by_dataset.get(key[0], ()))
+        v = {kept_set(t, players): val for t, val in zip(g["target"], g["value"], strict=True)}
+        for m in players:
+            for view, kept in (("leave_one_out", frozenset(players) - {m}), ("only_one", frozenset({m}))):
+                if kept in v and len(players) > 1:
+                    out.append(dict(zip(GROUP, key, strict=True), imputation=key[4].split("-", 1)[1],
+                                    view=view, modality=m, value=v[kept]))
+    return pd.DataFrame(out, columns=GROUP + ["imputation", "view", "modality", "value"])

@@ -81,6 +81,23 @@ def reliance_board(shapley: pd.DataFrame, worst: pd.DataFrame, dataset: str) -> 
     return tabulate(lines, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+def views_board(views: pd.DataFrame, dataset: str) -> str | None:
+    """Accuracy with each modality left out (``-m``) and with it alone (``only m``), mean over
+    seeds, per model, recipe and imputation."""
+    part = views[(views["dataset"] == dataset) & (views["metric"] == "accuracy")]
+    if part.empty:
+        return None
+    part = part.assign(column=part["view"].map({"leave_one_out": "-", "only_one": "only "}) + part["modality"])
+    table = part.pivot_table(index=["model", "recipe", "imputation"], columns="column",
+                             values="value", aggfunc="mean", sort=False)
+    modalities = list(dict.fromkeys(part["modality"]))
+    order = [c for prefix in ("-", "only ") for m in modalities if (c := prefix + m) in table.columns]
+    table = table[order]
+    lines = [[*key, *(f"{v:.4f}" for v in table.loc[key])] for key in table.index]
+    return tabulate(lines, headers=["model", "recipe", "imputation", *order],
+                    tablefmt="github", disable_numparse=True)
+
+
 def level_board(frame: pd.DataFrame, dataset: str, family: str, prefix: str) -> str | None:
     """Accuracy (mean over seeds) at each level (``severity``) of the ``family`` perturbations
     whose name starts with ``prefix``, per model, recipe, perturbation and target, with the mean
@@ -111,7 +128,7 @@ def sanity_summary(sanity: pd.DataFrame) -> list[str]:
 
 
 def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | None = None,
-                       reliance: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> str:
+                       reliance: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None) -> str:
     """The Markdown document: per dataset, the clean board, then (when the suite attacked the
     models) robust accuracy under the worst attack per target and eps, then the sanity checks."""
     summary = summarise(frame)
@@ -123,9 +140,13 @@ def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | N
         robust = adversarial_board(frame, dataset)
         if robust is not None:
             parts += [f"## {dataset}: robust accuracy (worst attack per target@eps)", "", robust, ""]
-        board = reliance_board(*reliance, dataset) if reliance is not None else None
+        board = reliance_board(*reliance[:2], dataset) if reliance is not None else None
         if board is not None:
             parts += [f"## {dataset}: modality reliance (Shapley values of accuracy)", "", board, ""]
+        views = views_board(reliance[2], dataset) if reliance is not None else None
+        if views is not None:
+            parts += [f"## {dataset}: accuracy with one modality left out (-m) or alone (only m)",
+                      "", views, ""]
         curve = level_board(frame, dataset, "dropout", "random-")
         if curve is not None:
             parts += [f"## {dataset}: accuracy vs random modality-dropout rate", "", curve, ""]
