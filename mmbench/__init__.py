@@ -16,9 +16,9 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__", "create_model", "list_datasets", "list_metrics", "list_models",
-    "list_perturbations", "list_recipes", "load_dataset", "register_dataset", "register_metric",
-    "register_model", "register_perturbation", "register_recipe", "run_suite",
+    "__version__", "create_model", "list_corruptions", "list_datasets", "list_metrics", "list_models",
+    "list_perturbations", "list_recipes", "load_dataset", "register_corruption", "register_dataset",
+    "register_metric", "register_model", "register_perturbation", "register_recipe", "run_suite",
 ]
 
 
@@ -43,6 +43,15 @@ def register_perturbation(name: str, **meta: Any) -> Any:
     return _registry("perturbations").register(name, **meta)
 
 
+def register_corruption(name: str, kinds: tuple[str, ...], levels: tuple[float, ...], unit: str,
+                        requires: Any = None) -> Any:
+    """Decorator registering a corruption ``f(x, level, generator, spec) -> Tensor`` for the
+    ``shift`` family (see :mod:`mmbench.perturb.corruptions`)."""
+    from mmbench.perturb.corruptions import corruption
+
+    return corruption(name, kinds, levels, unit, requires)  # type: ignore[arg-type]
+
+
 def register_metric(name: str, **meta: Any) -> Any:
     """Decorator registering a :class:`mmbench.metrics.Metric` subclass."""
     return _registry("metrics").register(name, **meta)
@@ -63,6 +72,10 @@ def list_datasets(pattern: str | None = None) -> list[str]:
 
 def list_perturbations(pattern: str | None = None) -> list[str]:
     return _registry("perturbations").names(pattern)
+
+
+def list_corruptions(pattern: str | None = None) -> list[str]:
+    return _registry("corruptions").names(pattern)
 
 
 def list_metrics(pattern: str | None = None) -> list[str]:

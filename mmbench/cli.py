@@ -15,7 +15,7 @@ from mmbench import __version__
 from mmbench.errors import MMBenchError
 
 log = logging.getLogger("mmbench")
-KINDS = ("models", "datasets", "perturbations", "metrics", "recipes", "attacks")
+KINDS = ("models", "datasets", "perturbations", "corruptions", "metrics", "recipes", "attacks")
 
 
 def _common() -> argparse.ArgumentParser:
@@ -81,6 +81,10 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         raise MMBenchError(f"no {args.kind} match '{args.pattern}'; run 'mmbench ls {args.kind}'")
     print(tabulate(rows, headers=["name", "description", "parameters", "source"], tablefmt="simple"))
+    if args.kind == "perturbations" and not args.pattern:
+        print("\nshift corruptions (mmbench ls corruptions for their levels):")
+        print(tabulate([[e.name, ", ".join(e.obj.kinds)] for e in REGISTRIES["corruptions"].entries()],
+                       headers=["corruption", "modality kinds"], tablefmt="simple"))
     return 0
 
 
@@ -112,6 +116,8 @@ def _params(kind: str, obj: object) -> str:
 
     if kind == "metrics":
         return "higher is better" if getattr(obj, "higher_is_better", True) else "lower is better"
+    if kind == "corruptions":
+        return "severity 0-5 (0: identity)"
     target = getattr(obj, "config_type", obj) if kind == "recipes" else obj
     reserved = frozenset() if kind == "datasets" else HARNESS_ARGS
     defaults = param_defaults(target, reserved)  # type: ignore[arg-type]

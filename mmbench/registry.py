@@ -155,12 +155,16 @@ MODELS: Registry[ModelFactory] = Registry(
     entry_point_group="mmbench.models",
 )
 DATASETS: Registry[Any] = Registry(
-    "dataset", ("mmbench.data.mfeat", "mmbench.data.synthetic"), entry_point_group="mmbench.datasets"
+    "dataset", ("mmbench.data.mfeat", "mmbench.data.synthetic", "mmbench.data.digits"), entry_point_group="mmbench.datasets"
 )
 PERTURBATIONS: Registry[Any] = Registry(
     "perturbation",
-    ("mmbench.perturb.clean", "mmbench.perturb.adversarial", "mmbench.perturb.dropout"),
+    ("mmbench.perturb.clean", "mmbench.perturb.adversarial", "mmbench.perturb.dropout",
+     "mmbench.perturb.shift", "mmbench.perturb.natural"),
     entry_point_group="mmbench.perturbations",
+)
+CORRUPTIONS: Registry[Any] = Registry(
+    "corruption", ("mmbench.perturb.corruptions",), entry_point_group="mmbench.corruptions"
 )
 METRICS: Registry[Any] = Registry(
     "metric", ("mmbench.metrics.classification",), entry_point_group="mmbench.metrics"
@@ -175,6 +179,7 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "models": MODELS,
     "datasets": DATASETS,
     "perturbations": PERTURBATIONS,
+    "corruptions": CORRUPTIONS,
     "metrics": METRICS,
     "recipes": RECIPES,
 }
