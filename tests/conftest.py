@@ -22,7 +22,8 @@ ALL_KINDS: list[dict[str, Any]] = [
 
 @pytest.fixture(scope="session")
 def synth() -> MultimodalDataset:
-    return make_synthetic(modalities=ALL_KINDS, n_samples=240, n_classes=3, noise=0.8, seed=3)
+    """All four kinds, and a held-out covariate-shifted group ``ood`` (for ``natural_shift``)."""
+    return make_synthetic(modalities=ALL_KINDS, n_samples=240, n_classes=3, noise=0.8, seed=3, ood_shift=3.0)
 
 
 def write_suite(folder: Path, data: dict[str, Any], name: str = "suite.yaml") -> Path:

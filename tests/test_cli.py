@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +19,14 @@ def mmbench(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> 
                           text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
-@pytest.mark.parametrize("kind", ["models", "datasets", "perturbations", "metrics", "recipes"])
+@pytest.mark.parametrize("kind", ["models", "datasets", "perturbations", "corruptions", "metrics", "recipes"])
 def test_ls_lists_each_registry(kind: str) -> None:
     out = mmbench("ls", kind)
     assert out.returncode == 0, out.stderr
-    assert {"models": "late_fusion", "datasets": "mfeat", "perturbations": "clean",
+    assert {"models": "late_fusion", "datasets": "mfeat", "perturbations": "clean", "corruptions": "motion_blur",
             "metrics": "macro_f1", "recipes": "standard"}[kind] in out.stdout
+    if kind == "perturbations":  # which modality kinds each shift corruption applies to
+        assert re.search(r"time_mask\s+sequence", out.stdout)
 
 
 def test_ls_pattern() -> None:
@@ -58,6 +61,11 @@ def _assert_one_line_error(out: subprocess.CompletedProcess, *needles: str) -> N
      ["unknown target modality 'imag'", "did you mean 'img'"]),
     ({**tiny_suite(), "perturbations": [{"name": "adversarial", "params": {"attacks": ["apgd"]}}]},
      ["attack 'apgd' needs 'eps'"]),
+    ({**tiny_suite(), "perturbations": [{"name": "shift", "params": {"severities": [6]}}]},
+     ["severities must be integers 0-5"]),
+    ({**tiny_suite(), "perturbations": [{"name": "shift", "params": {"corruptions": ["time_mask"], "targets": ["img"]}}]},
+     ["corruption 'time_mask' applies to sequence modalities, not to 'img' (image)"]),
+    ({**tiny_suite(), "baseline": "late_fushion"}, ["baseline 'late_fushion' is not a model", "late_fusion"]),
 ])
 @pytest.mark.parametrize("command", ["run", "validate"])
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, suite, needles, command: str) -> None:

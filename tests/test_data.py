@@ -104,11 +104,23 @@ def test_every_registered_dataset_honours_the_contract(name: str) -> None:
 def test_synthetic_covers_all_kinds_and_is_seeded(synth) -> None:
     assert {m.kind for m in synth.modalities} == set(ModalityKind)
     again = make_synthetic(modalities=ALL_KINDS, n_samples=240, n_classes=3,
-                           noise=0.8, seed=3)
+                           noise=0.8, seed=3, ood_shift=3.0)
     other = make_synthetic(modalities=ALL_KINDS, n_samples=240, n_classes=3,
-                           noise=0.8, seed=4)
+                           noise=0.8, seed=4, ood_shift=3.0)
     assert synth.fingerprint() == again.fingerprint() != other.fingerprint()
     assert synth.test.inputs["txt"].dtype == torch.int64
+
+
+def test_synthetic_ood_group_leaves_the_main_rows_alone(synth) -> None:
+    """The held-out group is drawn after everything else, with the same modality weights, and
+    its latents are shifted: models trained on the main rows lose accuracy on it."""
+    plain = make_synthetic(modalities=ALL_KINDS, n_samples=240, n_classes=3, noise=0.8, seed=3)
+    for part in ("train", "val", "test"):
+        for name in synth.modality_names:
+            assert torch.equal(getattr(plain, part).inputs[name], getattr(synth, part).inputs[name])
+    assert plain.groups == {} and len(synth.groups["ood"]) == 60
+    ood, test = synth.groups["ood"].inputs["tab"], synth.test.inputs["tab"]
+    assert float((ood.mean(0) - test.mean(0)).abs().max()) > 0.1  # the covariate shift shows
 
 
 def _probe_accuracy(data, name: str) -> float:

@@ -19,7 +19,7 @@ BUILTINS = [(kind, e) for kind, reg in sorted(REGISTRIES.items()) for e in reg.e
 @pytest.mark.parametrize("kind,entry", BUILTINS, ids=[f"{k}:{e.name}" for k, e in BUILTINS])
 def test_reference_names_every_builtin_and_parameter(kind: str, entry) -> None:
     assert f"`{entry.name}`" in DOC, f"docs/suites.md does not mention {kind} '{entry.name}'"
-    if kind == "metrics":
+    if kind in ("metrics", "corruptions"):  # no suite parameters (corruptions: severity only)
         return
     target = entry.obj.config_type if kind == "recipes" else entry.obj
     reserved = frozenset() if kind == "datasets" else HARNESS_ARGS

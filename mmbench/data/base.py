@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -98,7 +98,8 @@ class Split:
 
 @dataclass(frozen=True)
 class MultimodalDataset:
-    """A classification dataset with named modalities and train/val/test splits."""
+    """A classification dataset with named modalities and train/val/test splits, plus optional
+    held-out evaluation ``groups`` (e.g. out-of-distribution rows; see ``natural_shift``)."""
 
     name: str
     modalities: tuple[ModalitySpec, ...]
@@ -106,11 +107,11 @@ class MultimodalDataset:
     train: Split
     val: Split
     test: Split
+    groups: Mapping[str, Split] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.modalities]
-        for split_name in ("train", "val", "test"):
-            split: Split = getattr(self, split_name)
+        for split_name, split in self._splits():
             if sorted(split.inputs) != sorted(names):
                 raise ValueError(
                     f"{self.name}: {split_name} split has modalities {sorted(split.inputs)}, "
@@ -127,15 +128,22 @@ class MultimodalDataset:
                 return m
         raise KeyError(name)
 
+    def _splits(self) -> list[tuple[str, Split]]:
+        return [("train", self.train), ("val", self.val), ("test", self.test),
+                *((f"group {g}", s) for g, s in sorted(self.groups.items()))]
+
     def to(self, device: torch.device | str) -> MultimodalDataset:
         """The same dataset with every split on ``device``."""
         return MultimodalDataset(self.name, self.modalities, self.n_classes, self.train.to(device),
-                                 self.val.to(device), self.test.to(device))
+                                 self.val.to(device), self.test.to(device),
+                                 {g: s.to(device) for g, s in self.groups.items()})
 
     def fingerprint(self) -> str:
         """A content hash of all tensors, specs and labels (part of every cache key)."""
         h = hashlib.sha256(repr((self.name, self.modalities, self.n_classes)).encode())
-        for split in (self.train, self.val, self.test):
+        for tag, split in self._splits():
+            if tag.startswith("group "):
+                h.update(tag.encode())
             for name in sorted(split.inputs):
                 h.update(name.encode())
                 h.update(split.inputs[name].detach().cpu().contiguous().numpy().tobytes())

@@ -77,23 +77,67 @@ def load_mfeat(
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
     data_dir: str | None = None,
+    ood_attribute: str | None = None,
+    n_groups: int = 4,
 ) -> MultimodalDataset:
     """Load mfeat with a seeded stratified split; min-max scaling fitted on training rows only.
 
     Vector views are scaled per feature, the pixel image with one range for all pixels; rows
     outside the training range are clipped to [0, 1], the bounds every modality declares.
+    With ``ood_attribute`` (``view:column`` of the raw features, e.g. ``mor:5``), rows are put
+    in ``n_groups`` bins by their within-class quantile of that attribute; the top bin is held
+    out as group ``ood`` and only the others are split into train/val/test (natural shift).
     """
     views, labels = read_views(find_data_dir(data_dir))
-    idx = stratified_split(labels, val_fraction, test_fraction, split_seed)
+    rows = _row_sets(views, labels, split_seed, val_fraction, test_fraction, ood_attribute, n_groups)
     specs = []
-    per_split: dict[str, dict[str, torch.Tensor]] = {"train": {}, "val": {}, "test": {}}
+    tensors: dict[str, dict[str, torch.Tensor]] = {part: {} for part in rows}
     for name, _, kind, shape, _ in VIEWS:
-        scaler = MinMaxScaler.fit(views[name][idx.train], per_feature=kind is ModalityKind.VECTOR)
-        for split in per_split:
-            rows = scaler.transform(views[name][getattr(idx, split)])
-            per_split[split][name] = torch.as_tensor(rows, dtype=torch.float32).reshape(-1, *shape)
+        scaler = MinMaxScaler.fit(views[name][rows["train"]], per_feature=kind is ModalityKind.VECTOR)
+        for part, index in rows.items():
+            scaled = scaler.transform(views[name][index])
+            tensors[part][name] = torch.as_tensor(scaled, dtype=torch.float32).reshape(-1, *shape)
         specs.append(ModalitySpec(name, kind, shape, 0.0, 1.0))
-    splits = {
-        s: Split(per_split[s], torch.as_tensor(labels[getattr(idx, s)])) for s in per_split
-    }
-    return MultimodalDataset("mfeat", tuple(specs), 10, **splits)
+    splits = {part: Split(tensors[part], torch.as_tensor(labels[index])) for part, index in rows.items()}
+    main = {k: splits.pop(k) for k in ("train", "val", "test")}
+    return MultimodalDataset("mfeat", tuple(specs), 10, **main, groups=splits)
+
+
+def _row_sets(views: dict[str, np.ndarray], labels: np.ndarray, seed: int, val_fraction: float,
+              test_fraction: float, attribute: str | None, n_groups: int) -> dict[str, np.ndarray]:
+    """Row indices of train/val/test and, with an attribute, of the evaluation groups
+    ``q1``..``q{n-1}`` (test rows per in-distribution bin) and ``ood`` (the top bin)."""
+    if attribute is None:
+        idx = stratified_split(labels, val_fraction, test_fraction, seed)
+        return {"train": idx.train, "val": idx.val, "test": idx.test}
+    if not 2 <= n_groups <= 20:
+        raise MMBenchError(f"mfeat: n_groups must be 2-20 (the top bin is held out), got {n_groups}")
+    bins = attribute_bins(_attribute(views, attribute), labels, n_groups)
+    inside = np.flatnonzero(bins < n_groups - 1)
+    idx = stratified_split(labels[inside], val_fraction, test_fraction, seed)
+    out = {"train": inside[idx.train], "val": inside[idx.val], "test": inside[idx.test]}
+    for b in range(n_groups - 1):
+        out[f"q{b + 1}"] = out["test"][bins[out["test"]] == b]
+    out["ood"] = np.flatnonzero(bins == n_groups - 1)
+    return out
+
+
+def attribute_bins(values: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
+    """Bin 0..n_groups-1 of each row by the quantile of ``values`` within its class (ties broken
+    by row order), so every bin holds every class in the same proportion: a covariate shift,
+    not a label shift."""
+    bins = np.empty(len(values), dtype=np.int64)
+    for cls in np.unique(labels):
+        rows = np.flatnonzero(labels == cls)
+        rank = np.argsort(np.argsort(values[rows], kind="stable"), kind="stable")
+        bins[rows] = np.minimum(rank * n_groups // len(rows), n_groups - 1)
+    return bins
+
+
+def _attribute(views: dict[str, np.ndarray], attribute: str) -> np.ndarray:
+    view, _, column = attribute.partition(":")
+    names = [v[0] for v in VIEWS]
+    if view not in views or not column.isdigit() or int(column) >= views[view].shape[1]:
+        raise MMBenchError(f"mfeat: ood_attribute must be 'view:column' with a view of {', '.join(names)} "
+                           f"and a column index in range, e.g. 'mor:5'; got {attribute!r}")
+    return views[view][:, int(column)]

@@ -68,23 +68,25 @@ class SyntheticModality:
         return ModalitySpec(self.name, self.kind, self.shape, 0.0, hi)
 
 
-def _generate(mod: SyntheticModality, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Draw modality values for latents ``z`` (one row per sample)."""
+def _generate(mod: SyntheticModality, z: np.ndarray, rng: np.random.Generator,
+              weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Draw modality values for latents ``z`` (one row per sample), with the modality's
+    embedding / projection ``weights`` (drawn here, after the row noise, when not given)."""
     a = mod.informativeness
     latent = a * z + (1.0 - a) * rng.normal(size=z.shape) * z.std(axis=0, keepdims=True)
     if mod.kind is ModalityKind.TOKENS:
-        embedding = rng.normal(size=(mod.vocab_size, LATENT_DIM))
+        embedding = rng.normal(size=(mod.vocab_size, LATENT_DIM)) if weights is None else weights
         logits = latent @ embedding.T
         probs = np.exp(logits - logits.max(axis=1, keepdims=True))
         probs /= probs.sum(axis=1, keepdims=True)
         cdf = probs.cumsum(axis=1)
         draws = rng.random(size=(len(z), mod.shape[0], 1))
         tokens = (draws > cdf[:, None, :]).sum(axis=2)
-        return np.minimum(tokens, mod.vocab_size - 1).astype(np.int64)
+        return np.minimum(tokens, mod.vocab_size - 1).astype(np.int64), embedding
     width = int(np.prod(mod.shape))
-    projection = rng.normal(size=(LATENT_DIM, width)) / np.sqrt(LATENT_DIM)
+    projection = rng.normal(size=(LATENT_DIM, width)) / np.sqrt(LATENT_DIM) if weights is None else weights
     values = 1.0 / (1.0 + np.exp(-(latent @ projection)))
-    return values.reshape(len(z), *mod.shape).astype(np.float32)
+    return values.reshape(len(z), *mod.shape).astype(np.float32), projection
 
 
 def _parse_modalities(raw: list[dict[str, Any]] | None) -> list[SyntheticModality]:
@@ -107,33 +109,52 @@ def make_synthetic(
     seed: int = 0,
     val_fraction: float = 0.2,
     test_fraction: float = 0.2,
+    ood_shift: float = 0.0,
 ) -> MultimodalDataset:
-    """Generate a dataset; every draw comes from one generator seeded with ``seed``."""
+    """Generate a dataset; every draw comes from one generator seeded with ``seed``. With
+    ``ood_shift`` > 0, ``n_samples // 4`` more rows whose latents are moved by ``ood_shift``
+    along a random direction form the held-out group ``ood`` (a covariate shift)."""
     if n_classes < 2 or n_samples < 5 * n_classes:
         raise MMBenchError("synthetic data needs n_classes >= 2 and n_samples >= 5 * n_classes")
+    if ood_shift < 0:
+        raise MMBenchError(f"synthetic: ood_shift must be >= 0, got {ood_shift}")
     mods = _parse_modalities(modalities)
     rng = np.random.default_rng(seed)
     labels = np.arange(n_samples) % n_classes
     rng.shuffle(labels)
     means = rng.normal(size=(n_classes, LATENT_DIM)) * 2.0
     z = means[labels] + noise * rng.normal(size=(n_samples, LATENT_DIM))
+    arrays, weights = _observe_all(mods, z, rng, {})
+    specs = tuple((m if m.copy_of is None else _copied(m, mods)).spec() for m in mods)
+    idx = stratified_split(labels, val_fraction, test_fraction, seed)
+    splits = {s: _split(arrays, labels, getattr(idx, s)) for s in ("train", "val", "test")}
+    groups = {}
+    if ood_shift > 0:  # drawn after everything else: the in-distribution rows do not change
+        ood_labels = np.arange(n_samples // 4) % n_classes
+        direction = rng.normal(size=LATENT_DIM)
+        z_ood = (means[ood_labels] + noise * rng.normal(size=(len(ood_labels), LATENT_DIM))
+                 + ood_shift * direction / np.linalg.norm(direction))
+        ood, _ = _observe_all(mods, z_ood, rng, weights)
+        groups["ood"] = _split(ood, ood_labels, np.arange(len(ood_labels)))
+    return MultimodalDataset("synthetic", specs, n_classes, **splits, groups=groups)
+
+
+def _observe_all(mods: list[SyntheticModality], z: np.ndarray, rng: np.random.Generator,
+                 weights: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every modality's values for latents ``z`` (copies last), and the weights used."""
     arrays: dict[str, np.ndarray] = {}
+    used = dict(weights)
     for m in mods:
         if m.copy_of is None:
-            arrays[m.name] = _generate(m, z, rng)
+            arrays[m.name], used[m.name] = _generate(m, z, rng, weights.get(m.name))
     for m in mods:
         if m.copy_of is not None:
             arrays[m.name] = arrays[m.copy_of].copy()
-    specs = tuple(
-        (m if m.copy_of is None else _copied(m, mods)).spec() for m in mods
-    )
-    idx = stratified_split(labels, val_fraction, test_fraction, seed)
-    splits = {
-        s: Split({k: torch.as_tensor(v[getattr(idx, s)]) for k, v in arrays.items()},
-                 torch.as_tensor(labels[getattr(idx, s)]))
-        for s in ("train", "val", "test")
-    }
-    return MultimodalDataset("synthetic", specs, n_classes, **splits)
+    return arrays, used
+
+
+def _split(arrays: dict[str, np.ndarray], labels: np.ndarray, rows: np.ndarray) -> Split:
+    return Split({k: torch.as_tensor(v[rows]) for k, v in arrays.items()}, torch.as_tensor(labels[rows]))
 
 
 def _copied(m: SyntheticModality, mods: list[SyntheticModality]) -> SyntheticModality:

@@ -33,7 +33,7 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
     if progress:  # a disabled tqdm still costs more than a whole sweep cell's fusion pass
         starts = tqdm(starts, desc="eval", leave=False)
     for i, start in enumerate(starts):
-        batch_cache = BatchCache(store, (len(split), n, batch_size, start))
+        batch_cache = BatchCache(store, (id(split), n, batch_size, start))
         index = slice(start, start + batch_size) if rows is None else rows[start:start + batch_size]
         # a slice is a view, not a copy; cached so that a sweep's cells share the batch dict
         batch, labels = batch_cache.get("rows", lambda ix=index: split.rows(ix))

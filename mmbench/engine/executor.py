@@ -76,12 +76,13 @@ class LocalExecutor:
             cells.set_postfix_str(cell_name(cell))
             model = train_or_load(cell, ctx)
             data = ctx.datasets[cell.dataset]
-            split = getattr(data, suite.eval.split)
             shared: dict = {}  # reused work across this model's evaluations (see evaluate())
             for ev in plan.evals_for(cell):
                 start = time.perf_counter()
+                group = ev.perturbation.group
+                split = data.groups[group] if group else getattr(data, suite.eval.split)
                 rows += evaluate(model, split, ev, suite.metrics, data.n_classes,
-                                 suite.eval.batch_size, derive_seed(ev.seed_key, "eval"), suite.name,
+                                 suite.eval.batch_size, derive_seed(ev.inputs_key, "eval"), suite.name,
                                  progress=ctx.progress, cache=shared)
                 p = ev.perturbation
                 ctx.timings["eval"][f"{cell_name(cell)}/{p.name}/{p.target}/{p.severity:g}"] = (

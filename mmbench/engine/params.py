@@ -13,7 +13,7 @@ from mmbench.errors import MMBenchError, did_you_mean
 
 #: Parameters that the harness passes to model and perturbation factories itself (``train``:
 #: the training split, for perturbations that impute from training statistics).
-HARNESS_ARGS = frozenset({"modalities", "n_classes", "train"})
+HARNESS_ARGS = frozenset({"modalities", "n_classes", "train", "groups"})
 
 
 def declared_params(

@@ -17,7 +17,7 @@ from mmbench.data.base import MultimodalDataset
 from mmbench.engine.keys import code_version, content_hash
 from mmbench.engine.params import HARNESS_ARGS, build_config, check_params
 from mmbench.engine.suite import Component, Suite
-from mmbench.errors import MMBenchError
+from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.models import base as model_base
 from mmbench.models import encoders
 from mmbench.perturb.base import Perturbation
@@ -47,6 +47,9 @@ class EvalCell:
     perturbation: Perturbation
     key: str
     seed_key: str
+    #: dataset + perturbation + evaluation settings, without the model: the evaluation seed
+    #: derives from it, so every model of a suite sees the same perturbation noise
+    inputs_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,17 @@ def check_suite(suite: Suite) -> None:
         dupes = sorted({x for x in labels if labels.count(x) > 1})
         if dupes:
             raise MMBenchError(f"{suite.name}: {kind} {dupes} appear twice; give each a distinct 'label'")
+    _check_restrictions(suite)
+
+
+def _check_restrictions(suite: Suite) -> None:
+    """A perturbation's ``datasets`` must name datasets of the suite (by label)."""
+    labels = [label_of(d) for d in suite.datasets]
+    for comp in suite.perturbations:
+        for name in comp.datasets or ():
+            if name not in labels:
+                raise MMBenchError(f"perturbation '{label_of(comp)}': unknown dataset '{name}' in 'datasets'"
+                                   f"{did_you_mean(name, labels)}; the suite's datasets are {', '.join(labels)}")
 
 
 def expand_models(suite: Suite, data: MultimodalDataset) -> list[Component]:
@@ -119,7 +133,8 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
     for ds_comp in suite.datasets:
         data = datasets[label_of(ds_comp)]
         fingerprint = data.fingerprint()
-        expanded = [(comp, expand_perturbation(comp, data)) for comp in suite.perturbations]
+        expanded = [(comp, expand_perturbation(comp, data)) for comp in suite.perturbations
+                    if applies_to_dataset(comp, ds_comp)]
         for model in expand_models(suite, data):
             perturbations = [p for comp, ps in expanded if applies_to(comp, model) for p in ps]
             check_model_supports(model, perturbations, suite.recipes)
@@ -133,22 +148,39 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
                     cell = TrainCell(label_of(ds_comp), label_of(model), label_of(recipe), seed,
                                      model, recipe, config, key, seed_key)
                     train_cells.append(cell)
-                    eval_cells.extend(_eval_cells(cell, perturbations, suite))
+                    eval_cells.extend(_eval_cells(cell, perturbations, suite, fingerprint))
+    _check_baseline(suite, train_cells)
     return Plan(suite, tuple(train_cells), tuple(eval_cells))
+
+
+def _check_baseline(suite: Suite, cells: list[TrainCell]) -> None:
+    labels = list(dict.fromkeys(c.model for c in cells))
+    if suite.baseline and suite.baseline not in labels:
+        raise MMBenchError(f"baseline '{suite.baseline}' is not a model of this suite"
+                           f"{did_you_mean(suite.baseline, labels)}; use one of {', '.join(labels)}")
 
 
 def expand_perturbation(comp: Component, data: MultimodalDataset) -> list[Perturbation]:
     """Call the factory with what the harness provides (``train`` only if it asks for it)."""
     factory = PERTURBATIONS.get(comp.name)
     provided: dict[str, Any] = {"modalities": data.modalities, "n_classes": data.n_classes}
-    if "train" in inspect.signature(factory).parameters:
+    wants = inspect.signature(factory).parameters
+    if "train" in wants:
         provided["train"] = data.train
+    if "groups" in wants:
+        provided["groups"] = sorted(data.groups)
     return list(factory(**provided, **comp.params))
 
 
 def applies_to(comp: Component, model: Component) -> bool:
     """Whether perturbation ``comp`` runs on ``model`` (its ``models`` list, by name or label)."""
     return comp.models is None or model.name in comp.models or label_of(model) in comp.models
+
+
+def applies_to_dataset(comp: Component, dataset: Component) -> bool:
+    """Whether perturbation ``comp`` runs on ``dataset`` (its ``datasets`` list holds labels; a
+    dataset without a label is labelled by its name)."""
+    return comp.datasets is None or label_of(dataset) in comp.datasets
 
 
 def check_model_supports(model: Component, perturbations: list[Perturbation],
@@ -165,11 +197,13 @@ def check_model_supports(model: Component, perturbations: list[Perturbation],
         )
 
 
-def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite) -> list[EvalCell]:
+def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite,
+                fingerprint: str) -> list[EvalCell]:
     cells = []
     for p in perturbations:
         semantic = {"train": cell.seed_key, "perturbation": repr(p), "metrics": list(suite.metrics),
                     "eval": dataclasses.asdict(suite.eval)}
         key = content_hash({**semantic, "train": cell.key, "code": code_version(type(p))})
-        cells.append(EvalCell(cell, p, key, content_hash(semantic)))
+        inputs = {"data": fingerprint, "perturbation": repr(p), "eval": dataclasses.asdict(suite.eval)}
+        cells.append(EvalCell(cell, p, key, content_hash(semantic), content_hash(inputs)))
     return cells

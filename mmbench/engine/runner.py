@@ -19,10 +19,11 @@ from mmbench.engine.rows import rows_to_frame
 from mmbench.engine.suite import Suite, load_suite
 from mmbench.errors import MMBenchError
 from mmbench.metrics.sanity import DatasetFacts, sanity_checks
+from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
 from mmbench.metrics.shapley import modality_shapley, single_modality_views, worst_single_missing
 from mmbench.registry import DATASETS
 from mmbench.report.leaderboard import render_leaderboard
-from mmbench.report.plots import level_curves, shapley_bars
+from mmbench.report.plots import level_curves, mean_level_curves, shapley_bars
 from mmbench.train.cache import CheckpointCache
 
 log = logging.getLogger(__name__)
@@ -94,33 +95,49 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
         "git": git_hash(), "device": str(device), "timings": timings,
         "models_trained": ctx.trained, "models_from_cache": ctx.cached,
     }
-    files, board = publish(out_dir, suite.name, frame, datasets, provenance)
+    files, board = publish(out_dir, suite.name, frame, datasets, provenance, suite.baseline)
     return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds, timings)
 
 
 def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, MultimodalDataset],
-            provenance: dict) -> tuple[dict[str, Path], str]:
-    """Analyses computed from the rows (sanity checks, Shapley values), the result files, the
-    plots and the leaderboard; returns the files written and the leaderboard text."""
+            provenance: dict, baseline: str = "") -> tuple[dict[str, Path], str]:
+    """Analyses computed from the rows (sanity checks, Shapley values, corruption errors), the
+    result files, the plots and the leaderboard; returns the files written and the board."""
     sanity = sanity_checks(frame, dataset_facts(datasets))
     _log_sanity(sanity)
-    shapley = modality_shapley(frame, {k: d.modality_names for k, d in datasets.items()})
     files = write_results(out_dir, frame, {**provenance, "sanity": sanity.to_dict(orient="records")})
-    if not shapley.empty:
-        files["shapley"] = out_dir / "shapley.csv"
-        shapley.to_csv(files["shapley"], index=False)
-        files["shapley_plots"] = out_dir / "plots"
-        shapley_bars(shapley, out_dir)
-    if level_curves(frame, out_dir, "dropout", "random-", "dropout rate per modality"):
-        files["rate_plots"] = out_dir / "plots"
-    views = single_modality_views(frame, {k: d.modality_names for k, d in datasets.items()})
-    if not views.empty:
-        files["views"] = out_dir / "single_modality.csv"
-        views.to_csv(files["views"], index=False)
-    board = render_leaderboard(frame, title, sanity, (shapley, worst_single_missing(frame), views))
+    reliance = _dropout_outputs(out_dir, frame, datasets, files)
+    shift = _shift_outputs(out_dir, frame, baseline, files)
+    board = render_leaderboard(frame, title, sanity, reliance, shift)
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)
     return files, board
+
+
+def _dropout_outputs(out_dir: Path, frame: pd.DataFrame, datasets: dict[str, MultimodalDataset],
+                     files: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Shapley values, single-modality views and rate curves of the dropout family."""
+    players = {k: d.modality_names for k, d in datasets.items()}
+    shapley, views = modality_shapley(frame, players), single_modality_views(frame, players)
+    for name, table in (("shapley", shapley), ("single_modality", views)):
+        if not table.empty:
+            files[name] = out_dir / f"{name}.csv"
+            table.to_csv(files[name], index=False)
+    if not shapley.empty:
+        shapley_bars(shapley, out_dir)
+    level_curves(frame, out_dir, "dropout", "random-", "dropout rate per modality")
+    return shapley, worst_single_missing(frame), views
+
+
+def _shift_outputs(out_dir: Path, frame: pd.DataFrame, baseline: str,
+                   files: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Corruption errors (``corruptions.csv``), severity curves and natural-shift summaries."""
+    errors = corruption_errors(frame, baseline)
+    if not errors.empty:
+        files["corruptions"] = out_dir / "corruptions.csv"
+        errors.to_csv(files["corruptions"], index=False)
+        mean_level_curves(frame, out_dir, "shift", "corruption severity")
+    return shift_summary(frame, baseline), natural_summary(frame), baseline
 
 
 def dataset_facts(datasets: dict[str, MultimodalDataset]) -> dict[str, DatasetFacts]:

@@ -9,6 +9,7 @@ top-level keys replace theirs. Unknown keys, unknown names and wrongly typed val
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,15 @@ class Component:
     label: str | None = None
     #: perturbations only: the model names or labels it applies to (None: every model)
     models: tuple[str, ...] | None = None
+    #: perturbations only: the dataset names or labels it applies to (None: every dataset)
+    datasets: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "params": dict(self.params), "label": self.label}
-        return {**out, "models": list(self.models)} if self.models is not None else out
+        for key in ("models", "datasets"):
+            if getattr(self, key) is not None:
+                out[key] = list(getattr(self, key))
+        return out
 
 
 @dataclass(frozen=True)
@@ -52,21 +58,22 @@ class Suite:
     seeds: tuple[int, ...] = (0,)
     eval: EvalConfig = EvalConfig()
     description: str = ""
+    #: the reference model (a model label) for corruption errors (mCE); empty: none
+    baseline: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         comps = ("datasets", "models", "recipes", "perturbations")
         out: dict[str, Any] = {k: [c.to_dict() for c in getattr(self, k)] for k in comps}
         out.update(name=self.name, description=self.description, metrics=list(self.metrics),
-                   seeds=list(self.seeds), eval=dict(self.eval.__dict__))
+                   seeds=list(self.seeds), eval=dict(self.eval.__dict__), baseline=self.baseline)
         return out
 
     def with_seeds(self, seeds: tuple[int, ...]) -> Suite:
-        return Suite(self.name, self.datasets, self.models, self.recipes, self.perturbations,
-                     self.metrics, tuple(seeds), self.eval, self.description)
+        return dataclasses.replace(self, seeds=tuple(seeds))
 
 
 TOP_KEYS = tuple(f.name for f in fields(Suite)) + ("include",)
-COMPONENT_KEYS = ("name", "params", "label", "models")
+COMPONENT_KEYS = ("name", "params", "label", "models", "datasets")
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -130,6 +137,7 @@ def parse_suite(raw: dict[str, Any], source: str = "suite") -> Suite:
         metrics=tuple(_str_list(raw.get("metrics", list(defaults.metrics)), "metrics", source)),
         seeds=_seeds(raw.get("seeds", list(defaults.seeds)), source),
         eval=_eval_config(raw.get("eval", {}), source),
+        baseline=_typed(raw, "baseline", str, source, ""),
     )
 
 
@@ -190,9 +198,15 @@ def _component(item: Any, key: str, source: str) -> Component:
         raise MMBenchError(f"{source}: {key} entry needs a string 'name' and a mapping 'params'")
     if label is not None and not isinstance(label, str):
         raise MMBenchError(f"{source}: {key} entry '{name}': 'label' must be a string")
-    models = item.get("models")
-    if models is not None and (key != "perturbations" or not isinstance(models, list)
-                               or not all(isinstance(m, str) for m in models)):
-        raise MMBenchError(f"{source}: {key} entry '{name}': 'models' is a list of model names, "
+    only = {k: _restriction(item, k, key, name, source) for k in ("models", "datasets")}
+    return Component(name, dict(params), label, **only)
+
+
+def _restriction(item: dict[str, Any], what: str, key: str, name: str, source: str) -> tuple[str, ...] | None:
+    """A perturbation's ``models`` / ``datasets`` list (names or labels it applies to)."""
+    value = item.get(what)
+    if value is not None and (key != "perturbations" or not isinstance(value, list)
+                              or not all(isinstance(m, str) for m in value)):
+        raise MMBenchError(f"{source}: {key} entry '{name}': '{what}' is a list of {what[:-1]} names, "
                            "allowed on perturbations only")
-    return Component(name, dict(params), label, tuple(models) if models is not None else None)
+    return tuple(value) if value is not None else None

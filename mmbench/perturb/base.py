@@ -32,6 +32,8 @@ class Perturbation(abc.ABC):
     severity: float = 0.0
     #: evaluate on this many test rows (a fixed seeded subset, the same for every model) or all
     max_rows: int | None = None
+    #: evaluate on this held-out group of the dataset instead of the suite's evaluation split
+    group: str | None = None
 
     @abc.abstractmethod
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:

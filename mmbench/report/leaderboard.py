@@ -115,6 +115,49 @@ def level_board(frame: pd.DataFrame, dataset: str, family: str, prefix: str) -> 
                     tablefmt="github", disable_numparse=True)
 
 
+def shift_board(summary: pd.DataFrame, dataset: str, baseline: str) -> str | None:
+    """Corruptions: clean and mean corrupted accuracy, mean RA, and mCE / relative mCE against
+    ``baseline`` (ranked by mCE when there is a baseline, else by mean corrupted accuracy)."""
+    part = summary[summary["dataset"] == dataset]
+    if part.empty:
+        return None
+    by, ascending = ("mce", True) if baseline else ("mean_acc", False)
+    part = part.sort_values([by, "model"], ascending=[ascending, True], kind="stable")
+    cols = ["clean", "mean_acc", "mean_ra"] + (["mce", "rel_mce"] if baseline else [])
+    lines = [[rank, r.model, r.recipe, *(f"{getattr(r, c):.4f}" for c in cols), int(r.conditions)]
+             for rank, r in enumerate(part.itertuples(), start=1)]
+    names = {"clean": "clean acc", "mean_acc": "corrupted acc", "mean_ra": "mean RA",
+             "mce": f"mCE (vs {baseline})", "rel_mce": "relative mCE"}
+    return tabulate(lines, headers=["rank", "model", "recipe", *(names[c] for c in cols), "conditions"],
+                    tablefmt="github", disable_numparse=True)
+
+
+def natural_board(summary: pd.DataFrame, dataset: str) -> str | None:
+    """Natural shift: accuracy in distribution, on each held-out group, and the worst group."""
+    part = summary[summary["dataset"] == dataset].sort_values(["worst_group", "model"],
+                                                               ascending=[False, True], kind="stable")
+    if part.empty:
+        return None
+    cols = [c for c in part.columns if c not in ("dataset", "model", "recipe") and part[c].notna().any()]
+    lines = [[r["model"], r["recipe"], *(f"{r[c]:.4f}" for c in cols)] for _, r in part.iterrows()]
+    return tabulate(lines, headers=["model", "recipe", *cols], tablefmt="github", disable_numparse=True)
+
+
+def _shift_parts(shift: tuple[pd.DataFrame, pd.DataFrame, str] | None, dataset: str) -> list[str]:
+    if shift is None:
+        return []
+    corrupted, natural, baseline = shift
+    parts = []
+    board = shift_board(corrupted, dataset, baseline)
+    if board is not None:
+        parts += [f"## {dataset}: corruptions (severities 1-5, all conditions)", "", board, ""]
+    board = natural_board(natural, dataset)
+    if board is not None:
+        parts += [f"## {dataset}: natural shift (accuracy in distribution, per held-out group, worst group)",
+                  "", board, ""]
+    return parts
+
+
 def sanity_summary(sanity: pd.DataFrame) -> list[str]:
     """Markdown lines: how many sanity checks passed, and each one that did not."""
     if sanity.empty:
@@ -128,7 +171,8 @@ def sanity_summary(sanity: pd.DataFrame) -> list[str]:
 
 
 def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | None = None,
-                       reliance: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None) -> str:
+                       reliance: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None,
+                       shift: tuple[pd.DataFrame, pd.DataFrame, str] | None = None) -> str:
     """The Markdown document: per dataset, the clean board, then (when the suite attacked the
     models) robust accuracy under the worst attack per target and eps, then the sanity checks."""
     summary = summarise(frame)
@@ -150,6 +194,7 @@ def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | N
         curve = level_board(frame, dataset, "dropout", "random-")
         if curve is not None:
             parts += [f"## {dataset}: accuracy vs random modality-dropout rate", "", curve, ""]
+        parts += _shift_parts(shift, dataset)
     if sanity is not None:
         parts += sanity_summary(sanity)
     return "\n".join(parts).rstrip() + "\n"

@@ -77,3 +77,17 @@ def level_curves(frame: pd.DataFrame, out_dir: Path, family: str, prefix: str, x
         plt.close(fig)
         files.append(path)
     return files
+
+
+def mean_level_curves(frame: pd.DataFrame, out_dir: Path, family: str, xlabel: str,
+                      metric: str = "accuracy") -> list[Path]:
+    """:func:`level_curves` of the mean over the family's perturbations (e.g. all corruptions)
+    per target, severity 0 included when measured; the ``natural`` rows are left out."""
+    part = frame[(frame["family"] == family) & (frame["metric"] == metric)
+                 & (frame["perturbation"] != "natural")]
+    if part.empty:
+        return []
+    keys = ["dataset", "model", "recipe", "seed", "target", "severity"]
+    mean = part.groupby(keys, as_index=False)["value"].mean()
+    mean = mean.assign(family=family, metric=metric, perturbation="mean")
+    return level_curves(mean, out_dir, family, "mean", xlabel, metric)

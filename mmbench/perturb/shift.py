@@ -1,0 +1,101 @@
+"""``shift``: corruptions from the library, per modality and on all modalities, at severities.
+
+Each case applies one registered corruption (``mmbench ls corruptions``) at one severity to one
+modality (``target``: its name) or to every modality it supports (``target: all``). Rows:
+``family: shift``, ``perturbation`` = the corruption, ``severity`` = 0-5. The noise of a case
+depends on the evaluation seed and the modality, not on the model, so all models of a suite see
+the same corrupted inputs (paired comparisons, corruption errors against a baseline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from mmbench.data.base import Batch, ModalitySpec
+from mmbench.engine.keys import derive_seed
+from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.perturb.base import ALL, Perturbation
+from mmbench.perturb.corruptions import SEVERITIES, Corruption
+from mmbench.registry import CORRUPTIONS, PERTURBATIONS
+
+EACH = "each"
+
+
+@dataclass(frozen=True)
+class Shift(Perturbation):
+    """Corruption ``name`` at ``severity`` on the modalities ``specs`` (the targets)."""
+
+    specs: tuple[ModalitySpec, ...] = ()
+
+    def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
+        corruption: Corruption = CORRUPTIONS.get(self.name)
+        out = dict(batch)
+        for spec in self.specs:
+            out[spec.name] = corruption.apply(batch[spec.name], spec, int(self.severity),
+                                              derive_seed(seed, spec.name))
+        return out
+
+
+def _corruptions(corruptions: str | list[str]) -> list[str]:
+    if corruptions == "all":
+        return CORRUPTIONS.names()
+    if not isinstance(corruptions, list):
+        raise MMBenchError("shift: 'corruptions' must be 'all' or a list of names "
+                           "(see 'mmbench ls corruptions')")
+    for name in corruptions:
+        CORRUPTIONS.get(name)  # unknown names: one line with a did-you-mean
+    return list(corruptions)
+
+
+def _severities(severities: list[int]) -> list[int]:
+    for s in severities:
+        if isinstance(s, bool) or not isinstance(s, int) or s not in SEVERITIES:
+            raise MMBenchError(f"shift: severities must be integers 0-5, got {s!r}")
+    return list(severities)
+
+
+def _targets(corruption: Corruption, specs: Sequence[ModalitySpec], targets: list[str],
+             explicit: bool) -> list[tuple[str, tuple[ModalitySpec, ...]]]:
+    """(target label, modalities) pairs: ``each`` applicable modality, ``all`` of them, or a
+    named one (which must be applicable when the corruption was named explicitly)."""
+    names = [s.name for s in specs]
+    able = [s for s in specs if corruption.unsupported(s) is None]
+    out: list[tuple[str, tuple[ModalitySpec, ...]]] = []
+    for t in targets:
+        if t == EACH:
+            out += [(s.name, (s,)) for s in able]
+        elif t == ALL:  # skipped when it would repeat the only 'each' case
+            if able and (len(able) > 1 or EACH not in targets):
+                out.append((ALL, tuple(able)))
+        elif t in names:
+            spec = specs[names.index(t)]
+            if explicit:
+                corruption.check(spec)
+            if corruption.unsupported(spec) is None:
+                out.append((t, (spec,)))
+        else:
+            raise MMBenchError(f"shift: unknown target '{t}'{did_you_mean(t, [*names, EACH, ALL])}; "
+                               f"use a modality ({', '.join(names)}), '{EACH}' or '{ALL}'")
+    return out
+
+
+@PERTURBATIONS.register("shift", family="shift", kinds=("image", "sequence", "vector", "tokens"),
+                        example={"severities": [0, 1, 5]})
+def shift(modalities: Sequence[ModalitySpec], n_classes: int, corruptions: str | list[str] = "all",
+          severities: list[int] | None = None, targets: list[str] | None = None) -> list[Perturbation]:
+    """Corruptions by modality kind at severities 1-5, per modality and on all modalities."""
+    levels = _severities([1, 2, 3, 4, 5] if severities is None else severities)
+    chosen, cases = _corruptions(corruptions), []
+    for name in chosen:
+        corruption = CORRUPTIONS.get(name)
+        pairs = _targets(corruption, modalities, targets or [EACH, ALL], corruptions != "all")
+        if not pairs and corruptions != "all":
+            kinds = sorted({m.kind.value for m in modalities})
+            raise MMBenchError(f"shift: corruption '{name}' applies to {'/'.join(corruption.kinds)} "
+                               f"modalities; this dataset has {', '.join(kinds)}")
+        cases += [Shift(family="shift", name=name, target=t, severity=float(s), specs=specs)
+                  for t, specs in pairs for s in levels]
+    return cases

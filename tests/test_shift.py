@@ -1,0 +1,224 @@
+"""The shift family: corruption cases, corruption errors (mCE) by hand, natural shift splits."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from mmbench.data.base import MultimodalDataset
+from mmbench.engine.plan import expand_perturbation
+from mmbench.engine.suite import Component
+from mmbench.errors import MMBenchError
+from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
+from mmbench.registry import CORRUPTIONS
+
+
+def _row(model, perturbation, target, severity, value, family="shift", seed=0):
+    return dict(suite="s", dataset="d", model=model, recipe="r", seed=seed, family=family,
+                perturbation=perturbation, target=target, severity=float(severity),
+                metric="accuracy", value=value, n=100)
+
+
+def _hand_frame() -> pd.DataFrame:
+    rows = [_row("A", "clean", "all", 0, 0.9, "clean"), _row("B", "clean", "all", 0, 0.8, "clean")]
+    for model, cond, accs in (("A", ("noise", "x"), (0.8, 0.6)), ("A", ("drop", "all"), (0.85, 0.85)),
+                              ("B", ("noise", "x"), (0.7, 0.5)), ("B", ("drop", "all"), (0.8, 0.8))):
+        for severity, acc in enumerate(accs, start=1):
+            if model == "B":  # two training seeds whose mean is acc
+                rows += [_row(model, *cond, severity, acc + 0.02, seed=0),
+                         _row(model, *cond, severity, acc - 0.02, seed=1)]
+            else:
+                rows.append(_row(model, *cond, severity, acc))
+    return pd.DataFrame(rows)
+
+
+def test_corruption_errors_by_hand() -> None:
+    """A (baseline): errors 0.2+0.4 and 0.15+0.15, clean 0.1; B: 0.3+0.5 and 0.2+0.2, clean 0.2."""
+    table = corruption_errors(_hand_frame(), "A").set_index(["model", "perturbation"])
+    assert table.loc[("A", "noise"), "ce"] == pytest.approx(1.0)
+    assert table.loc[("B", "noise"), "ce"] == pytest.approx(0.8 / 0.6)
+    assert table.loc[("B", "drop"), "ce"] == pytest.approx(0.4 / 0.3)
+    assert table.loc[("B", "noise"), "rel_ce"] == pytest.approx((0.8 - 0.4) / (0.6 - 0.2))
+    assert table.loc[("B", "drop"), "rel_ce"] == pytest.approx(0.0, abs=1e-12)
+    assert table.loc[("B", "noise"), "ra"] == pytest.approx(0.6 / 0.8)
+    summary = shift_summary(_hand_frame(), "A").set_index("model")
+    assert summary.loc["B", "mce"] == pytest.approx(4 / 3)
+    assert summary.loc["B", "rel_mce"] == pytest.approx(0.5)
+    assert summary.loc["B", "mean_ra"] == pytest.approx((0.75 + 1.0) / 2)
+    assert summary.loc["A", "mce"] == pytest.approx(1.0) and summary.loc["A", "rel_mce"] == pytest.approx(1.0)
+
+
+def test_without_a_baseline_there_is_no_mce() -> None:
+    summary = shift_summary(_hand_frame())
+    assert summary["mce"].isna().all() and summary["mean_acc"].notna().all()
+
+
+def test_natural_summary_worst_group() -> None:
+    rows = [_row("A", "natural", g, 0, v) for g, v in (("id", 0.9), ("q1", 0.95), ("ood", 0.7))]
+    table = natural_summary(pd.DataFrame(rows)).set_index("model")
+    assert table.loc["A", "worst_group"] == pytest.approx(0.7)
+    assert list(table.columns) == ["dataset", "recipe", "id", "ood", "q1", "worst_group"]
+
+
+def _shift_cases(data: MultimodalDataset, **params):
+    return expand_perturbation(Component("shift", params), data)
+
+
+def test_shift_cases_cover_each_modality_and_all(synth: MultimodalDataset) -> None:
+    cases = _shift_cases(synth, corruptions=["gaussian_noise"], severities=[1, 5])
+    assert sorted({c.target for c in cases}) == ["all", "aud", "img", "tab"]  # not the tokens
+    assert {c.severity for c in cases} == {1.0, 5.0} and all(c.family == "shift" for c in cases)
+    every = _shift_cases(synth)
+    for case in every:  # every case only targets modalities its corruption supports
+        assert all(CORRUPTIONS.get(case.name).unsupported(s) is None for s in case.specs)
+    applicable = {n for n in CORRUPTIONS.names()
+                  if any(CORRUPTIONS.get(n).unsupported(s) is None for s in synth.modalities)}
+    assert {c.name for c in every} == applicable and "freq_mask" not in applicable  # aud: 2 bins
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"severities": [6]}, "severities must be integers 0-5"),
+    ({"severities": [-1]}, "severities must be integers 0-5"),
+    ({"corruptions": ["gaussian_nose"]}, "did you mean 'gaussian_noise'"),
+    ({"corruptions": ["gaussian_noise"], "targets": ["txt"]}, "applies to image/sequence/vector"),
+    ({"targets": ["nope"]}, "unknown target 'nope'"),
+])
+def test_bad_shift_parameters(synth: MultimodalDataset, params, match) -> None:
+    with pytest.raises(MMBenchError, match=match):
+        _shift_cases(synth, **params)
+
+
+def test_shift_leaves_other_modalities_alone(synth: MultimodalDataset) -> None:
+    (case,) = [c for c in _shift_cases(synth, corruptions=["gaussian_noise"], severities=[3])
+               if c.target == "tab"]
+    batch, labels = synth.test.rows(slice(0, 8))
+    out = case.apply(torch.nn.Identity(), batch, labels, seed=1)
+    assert not torch.equal(out["tab"], batch["tab"])
+    assert all(torch.equal(out[k], batch[k]) for k in ("img", "aud", "txt"))
+
+
+def test_mfeat_attribute_split_holds_out_the_top_bin() -> None:
+    from mmbench.data.mfeat import attribute_bins, find_data_dir, load_mfeat, read_views
+
+    data = load_mfeat(ood_attribute="mor:5", n_groups=4)
+    views, labels = read_views(find_data_dir())
+    bins = attribute_bins(views["mor"][:, 5], labels, 4)
+    assert sorted(data.groups) == ["ood", "q1", "q2", "q3"]
+    assert len(data.groups["ood"]) == int((bins == 3).sum()) == 500
+    assert len(data.train) + len(data.val) + len(data.test) == 1500
+    assert sum(len(data.groups[q]) for q in ("q1", "q2", "q3")) == len(data.test)
+    assert torch.bincount(data.groups["ood"].labels).tolist() == [50] * 10  # no label shift
+    # the held-out rows have more ink than any training row of their class, before scaling
+    raw = views["mor"][:, 5]
+    for cls in range(10):
+        assert raw[(labels == cls) & (bins == 3)].min() >= raw[(labels == cls) & (bins < 3)].max()
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"ood_attribute": "mor:9"}, "ood_attribute must be 'view:column'"),
+    ({"ood_attribute": "mor:5", "n_groups": 1}, "n_groups must be 2-20"),
+])
+def test_bad_attribute_split(params, match) -> None:
+    from mmbench.data.mfeat import load_mfeat
+
+    with pytest.raises(MMBenchError, match=match):
+        load_mfeat(**params)
+
+
+def test_digits_cross_sources() -> None:
+    from mmbench.data.digits import load_digits_cross
+
+    data = load_digits_cross()
+    assert data.modalities[0].shape == (1, 16, 16) and list(data.groups) == ["optdigits"]
+    assert len(data.groups["optdigits"]) == 1797 and len(data.train) == 1200
+    reverse = load_digits_cross(train_on="optdigits")
+    assert list(reverse.groups) == ["mfeat"] and len(reverse.groups["mfeat"]) == 2000
+    for split in (data.train, data.groups["optdigits"]):
+        x = split.inputs["img"]
+        assert float(x.min()) >= 0 and float(x.max()) <= 1
+
+
+def test_natural_shift_end_to_end(tmp_path) -> None:
+    """Trained on in-distribution mfeat rows, evaluated on ID, each bin and OOD; the OOD rows
+    (heavier strokes than anything seen in training) cost accuracy."""
+    from conftest import write_suite
+
+    from mmbench.engine.runner import RunOptions, run_suite
+
+    suite = {"name": "nat", "datasets": [{"name": "mfeat", "params": {"ood_attribute": "mor:5"}}],
+             "models": ["late_fusion", {"name": "unimodal", "params": {"modality": "pix"}}],
+             "recipes": [{"name": "standard", "params": {"epochs": 10}}],
+             "perturbations": ["natural_shift"], "metrics": ["accuracy"]}
+    result = run_suite(write_suite(tmp_path, suite), RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c"))
+    rows = result.frame.set_index(["model", "target"])["value"]
+    for model in ("late_fusion", "unimodal"):
+        assert set(rows[model].index) == {"id", "q1", "q2", "q3", "ood"}
+        assert rows[(model, "ood")] < rows[(model, "id")]
+    assert "natural shift" in result.leaderboard and "worst_group" in result.leaderboard
+
+
+def test_natural_shift_needs_groups(tmp_path) -> None:
+    from conftest import tiny_suite, write_suite
+
+    from mmbench.engine.runner import RunOptions, run_suite
+
+    with pytest.raises(MMBenchError, match="natural_shift needs a dataset with held-out groups"):
+        run_suite(write_suite(tmp_path, tiny_suite(perturbations=["natural_shift"])),
+                  RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c"))
+
+
+def test_shift_suite_with_baseline(tmp_path) -> None:
+    """mCE against a named baseline: the baseline's own CE is 1; all models see the same noise."""
+    from conftest import tiny_suite, write_suite
+
+    from mmbench.engine.plan import make_plan
+    from mmbench.engine.runner import RunOptions, load_datasets, run_suite
+    from mmbench.engine.suite import load_suite
+
+    suite = tiny_suite(baseline="late_fusion", perturbations=["clean", {
+        "name": "shift", "params": {"corruptions": ["gaussian_noise", "token_typo"], "severities": [1, 3, 5]}}])
+    path = write_suite(tmp_path, suite)
+    result = run_suite(path, RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c"))
+    errors = pd.read_csv(tmp_path / "o" / "corruptions.csv")
+    assert (errors.loc[errors["model"] == "late_fusion", "ce"] == 1.0).all()
+    assert errors.loc[errors["model"] == "seed_concat", "ce"].notna().all()
+    assert "mCE (vs late_fusion)" in result.leaderboard
+    assert (tmp_path / "o" / "plots" / "shift_synthetic_mean_all.png").is_file()
+    loaded = load_suite(path)
+    plan = make_plan(loaded, load_datasets(loaded))
+    by_case: dict = {}
+    for cell in plan.eval_cells:
+        by_case.setdefault(repr(cell.perturbation), set()).add(cell.inputs_key)
+    assert all(len(keys) == 1 for keys in by_case.values())  # one noise seed per case, any model
+
+
+def test_unknown_baseline_is_refused(tmp_path) -> None:
+    from conftest import tiny_suite, write_suite
+
+    from mmbench.engine.runner import RunOptions, run_suite
+
+    with pytest.raises(MMBenchError, match="baseline 'late_fushion' is not a model.*did you mean 'late_fusion'"):
+        run_suite(write_suite(tmp_path, tiny_suite(baseline="late_fushion")),
+                  RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c"))
+
+
+def test_perturbations_restricted_to_datasets(tmp_path) -> None:
+    from conftest import tiny_suite, write_suite
+
+    from mmbench.engine.plan import make_plan
+    from mmbench.engine.runner import load_datasets
+    from mmbench.engine.suite import load_suite
+
+    suite = tiny_suite(models=["late_fusion"])
+    suite["datasets"].append({**suite["datasets"][0], "label": "other"})
+    suite["perturbations"] = ["clean", {"name": "shift", "datasets": ["other"],
+                                        "params": {"corruptions": ["gaussian_noise"], "severities": [1]}}]
+    loaded = load_suite(write_suite(tmp_path, suite))
+    plan = make_plan(loaded, load_datasets(loaded))
+    families = {(c.train.dataset, c.perturbation.family) for c in plan.eval_cells}
+    assert families == {("synthetic", "clean"), ("other", "clean"), ("other", "shift")}
+    suite["perturbations"][1]["datasets"] = ["othr"]
+    bad = load_suite(write_suite(tmp_path, suite))
+    with pytest.raises(MMBenchError, match="unknown dataset 'othr'.*did you mean 'other'"):
+        make_plan(bad, load_datasets(bad))
