@@ -49,6 +49,15 @@ def test_corruption_errors_by_hand() -> None:
     assert summary.loc["A", "mce"] == pytest.approx(1.0) and summary.loc["A", "rel_mce"] == pytest.approx(1.0)
 
 
+def test_severity_means_by_hand() -> None:
+    from mmbench.metrics.corruption import severity_means
+
+    means = severity_means(_hand_frame()).set_index(["model", "severity"])["value"]
+    assert means[("B", 0.0)] == pytest.approx(0.8)                 # clean
+    assert means[("B", 1.0)] == pytest.approx((0.7 + 0.8) / 2)     # mean over the two conditions
+    assert means[("A", 2.0)] == pytest.approx((0.6 + 0.85) / 2)
+
+
 def test_without_a_baseline_there_is_no_mce() -> None:
     summary = shift_summary(_hand_frame())
     assert summary["mce"].isna().all() and summary["mean_acc"].notna().all()
@@ -184,6 +193,7 @@ def test_shift_suite_with_baseline(tmp_path) -> None:
     assert (errors.loc[errors["model"] == "late_fusion", "ce"] == 1.0).all()
     assert errors.loc[errors["model"] == "seed_concat", "ce"].notna().all()
     assert "mCE (vs late_fusion)" in result.leaderboard
+    assert "accuracy vs corruption severity (mean over conditions)" in result.leaderboard
     assert (tmp_path / "o" / "plots" / "shift_synthetic_mean_all.png").is_file()
     loaded = load_suite(path)
     plan = make_plan(loaded, load_datasets(loaded))

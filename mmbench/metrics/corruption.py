@@ -74,6 +74,19 @@ def shift_summary(frame: pd.DataFrame, baseline: str = "") -> pd.DataFrame:
     return out.reset_index()
 
 
+def severity_means(frame: pd.DataFrame) -> pd.DataFrame:
+    """Tidy accuracy rows of the mean over all conditions (and seeds) per model and severity,
+    as ``perturbation: mean``, ``target: all conditions``; severity 0 from the clean rows."""
+    rows = _corrupted(frame)
+    if rows.empty:
+        return frame.iloc[0:0]
+    mean = rows.groupby(KEY + ["severity"], as_index=False)["value"].mean()
+    clean = clean_accuracy(frame).rename("value").reset_index().assign(severity=0.0)
+    clean = clean.merge(mean[KEY].drop_duplicates(), on=KEY)  # only where there are corruptions
+    mean = pd.concat([clean, mean], ignore_index=True)
+    return mean.assign(family="shift", perturbation="mean", target="all conditions", metric="accuracy")
+
+
 def natural_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, model, recipe): accuracy on ``id`` and each group (columns), and
     ``worst_group`` (their minimum), means over seeds."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 from tabulate import tabulate
 
+from mmbench.metrics.corruption import severity_means
+
 from mmbench.registry import METRICS
 
 SEED_COLUMNS = ["dataset", "model", "recipe", "metric"]
@@ -143,7 +145,8 @@ def natural_board(summary: pd.DataFrame, dataset: str) -> str | None:
     return tabulate(lines, headers=["model", "recipe", *cols], tablefmt="github", disable_numparse=True)
 
 
-def _shift_parts(shift: tuple[pd.DataFrame, pd.DataFrame, str] | None, dataset: str) -> list[str]:
+def _shift_parts(frame: pd.DataFrame, shift: tuple[pd.DataFrame, pd.DataFrame, str] | None,
+                 dataset: str) -> list[str]:
     if shift is None:
         return []
     corrupted, natural, baseline = shift
@@ -151,6 +154,9 @@ def _shift_parts(shift: tuple[pd.DataFrame, pd.DataFrame, str] | None, dataset: 
     board = shift_board(corrupted, dataset, baseline)
     if board is not None:
         parts += [f"## {dataset}: corruptions (severities 1-5, all conditions)", "", board, ""]
+    curve = level_board(severity_means(frame), dataset, "shift", "mean")
+    if curve is not None:
+        parts += [f"## {dataset}: accuracy vs corruption severity (mean over conditions)", "", curve, ""]
     board = natural_board(natural, dataset)
     if board is not None:
         parts += [f"## {dataset}: natural shift (accuracy in distribution, per held-out group, worst group)",
@@ -194,7 +200,7 @@ def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | N
         curve = level_board(frame, dataset, "dropout", "random-")
         if curve is not None:
             parts += [f"## {dataset}: accuracy vs random modality-dropout rate", "", curve, ""]
-        parts += _shift_parts(shift, dataset)
+        parts += _shift_parts(frame, shift, dataset)
     if sanity is not None:
         parts += sanity_summary(sanity)
     return "\n".join(parts).rstrip() + "\n"
