@@ -21,7 +21,10 @@ KINDS = ("models", "datasets", "perturbations", "corruptions", "metrics", "recip
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    common.add_argument("-q", "--quiet", action="store_true", help="only warnings and the result")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="only warnings and the result, no progress bars")
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="also a progress bar inside each cell (training epochs, batches)")
     return common
 
 
@@ -41,7 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", default="auto",
                      help="auto (CUDA when available), cpu or cuda (default: auto)")
     run.add_argument("--seeds", type=int, nargs="+", help="training seeds, replacing the suite's")
+    _run_options(run)
     run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", parents=[common],
+                            help="done / pending / failed cells of a results folder")
+    status.add_argument("results", type=Path, help="a results folder, e.g. results/smoke")
+    status.set_defaults(func=cmd_status)
 
     ls = sub.add_parser("ls", parents=[common],
                         help="list registered components (or the attack catalogue)")
@@ -55,17 +64,59 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _run_options(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--force", action="store_true",
+                     help="recompute finished cells and retrain (default: resume, skipping them)")
+    run.add_argument("--fail-fast", action="store_true",
+                     help="stop at the first failing cell (default: record it and go on)")
+    run.add_argument("--threads", type=int, default=1,
+                     help="torch threads per cell (default 1: identical tables on any machine)")
+    run.add_argument("--amp", action="store_true",
+                     help="mixed precision (bfloat16) for training and clean evaluation only")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local (in-process, serial; default) or ray (needs the 'ray' extra)")
+    run.add_argument("--address", help="Ray cluster address (default: start a local instance)")
+    run.add_argument("--workers", type=int,
+                     help="CPUs of the local Ray instance (default: all cores)")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from mmbench.engine.runner import RunOptions, run_suite
 
     options = RunOptions(out_dir=args.out, cache_dir=args.cache_dir, device=args.device,
                          seeds=tuple(args.seeds) if args.seeds else None,
-                         progress=not args.quiet and sys.stderr.isatty())
+                         progress=not args.quiet, verbose=args.verbose and not args.quiet,
+                         threads=args.threads, amp=args.amp, force=args.force,
+                         fail_fast=args.fail_fast, executor=args.executor, address=args.address,
+                         workers=args.workers)
     result = run_suite(args.suite, options)
     log.info("%d models trained, %d loaded from the checkpoint cache; %.1fs",
              result.models_trained, result.models_from_cache, result.seconds)
     log.info("wrote %s", ", ".join(str(p) for p in result.files.values()))
     print(result.leaderboard, end="")
+    if result.failed:
+        print(f"mmbench: error: {len(result.failed)} cells failed, first {result.failed[0].name}: "
+              f"{result.failed[0].error}; see 'mmbench status {result.out_dir}', fix, then rerun "
+              "to resume", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Counts of done / pending / failed cells of the latest run, and each failure."""
+    from mmbench.engine.store import open_existing
+
+    store = open_existing(args.results)
+    try:
+        cells, config = store.statuses(), store.config() or {}
+    finally:
+        store.close()
+    counts = {k: sum(c.status == k for c in cells) for k in ("done", "pending", "failed")}
+    print(f"{args.results}: suite {config.get('name', '?')}, {len(cells)} cells: "
+          + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for c in cells:
+        if c.status == "failed" or (args.verbose and c.status == "pending"):
+            print(f"  {c.status:7s} {c.kind:5s} {c.name}" + (f": {c.error}" if c.error else ""))
     return 0
 
 

@@ -83,7 +83,7 @@ def test_corrupted_checkpoint_is_retrained(tmp_path: Path) -> None:
     first = run_suite(path, opts)
     (checkpoint,) = (tmp_path / "c").glob("*.pt")
     checkpoint.write_bytes(b"not a checkpoint")
-    second = run_suite(path, opts)
+    second = run_suite(path, RunOptions(out_dir=tmp_path / "o2", cache_dir=tmp_path / "c", progress=False))
     assert second.models_trained == 1
     pd.testing.assert_frame_equal(first.frame, second.frame)
 

@@ -9,7 +9,7 @@ from mmbench.engine.runner import RunOptions, run_suite
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_smoke_suite_trains_real_models_then_serves_them_from_cache(tmp_path: Path) -> None:
+def test_smoke_suite_trains_real_models_then_resumes_and_serves_from_cache(tmp_path: Path) -> None:
     opts = RunOptions(out_dir=tmp_path / "out", cache_dir=tmp_path / "cache", progress=False)
     cold = run_suite(REPO / "suites" / "smoke.yaml", opts)
     acc = cold.frame[cold.frame["metric"] == "accuracy"].set_index("model")["value"]
@@ -17,6 +17,10 @@ def test_smoke_suite_trains_real_models_then_serves_them_from_cache(tmp_path: Pa
     assert acc["late_fusion"] >= 0.95, acc.to_dict()
     assert (acc > 0.9).all(), acc.to_dict()
     assert "## mfeat" in cold.leaderboard and "late_fusion" in cold.leaderboard
-    warm = run_suite(REPO / "suites" / "smoke.yaml", opts)
+    resumed = run_suite(REPO / "suites" / "smoke.yaml", opts)  # every cell is in the store
+    assert resumed.models_trained == resumed.models_from_cache == 0
+    assert resumed.frame.equals(cold.frame)
+    elsewhere = RunOptions(out_dir=tmp_path / "out2", cache_dir=tmp_path / "cache", progress=False)
+    warm = run_suite(REPO / "suites" / "smoke.yaml", elsewhere)  # new store, same checkpoints
     assert warm.models_trained == 0 and warm.models_from_cache == cold.models_trained == len(acc)
     assert warm.frame.equals(cold.frame)

@@ -111,7 +111,7 @@ class MultimodalDataset:
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.modalities]
-        for split_name, split in self._splits():
+        for split_name, split in self.splits():
             if sorted(split.inputs) != sorted(names):
                 raise ValueError(
                     f"{self.name}: {split_name} split has modalities {sorted(split.inputs)}, "
@@ -128,7 +128,8 @@ class MultimodalDataset:
                 return m
         raise KeyError(name)
 
-    def _splits(self) -> list[tuple[str, Split]]:
+    def splits(self) -> list[tuple[str, Split]]:
+        """(name, split) of train, val, test and every held-out group."""
         return [("train", self.train), ("val", self.val), ("test", self.test),
                 *((f"group {g}", s) for g, s in sorted(self.groups.items()))]
 
@@ -141,7 +142,7 @@ class MultimodalDataset:
     def fingerprint(self) -> str:
         """A content hash of all tensors, specs and labels (part of every cache key)."""
         h = hashlib.sha256(repr((self.name, self.modalities, self.n_classes)).encode())
-        for tag, split in self._splits():
+        for tag, split in self.splits():
             if tag.startswith("group "):
                 h.update(tag.encode())
             for name in sorted(split.inputs):

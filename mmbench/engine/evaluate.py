@@ -37,7 +37,10 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
         index = slice(start, start + batch_size) if rows is None else rows[start:start + batch_size]
         # a slice is a view, not a copy; cached so that a sweep's cells share the batch dict
         batch, labels = batch_cache.get("rows", lambda ix=index: split.rows(ix))
-        logits = cell.perturbation.logits(model, batch, labels, seed + i, batch_cache)
+        logits = cell.perturbation.logits(model, batch, labels, seed + i, batch_cache).float()
+        if not bool(torch.isfinite(logits).all()):
+            raise NonFiniteLogits(f"the model gave NaN/Inf logits on rows {start}-{start + len(labels) - 1}"
+                                  f" under {cell.perturbation.name}/{cell.perturbation.target}")
         for metric in metrics.values():
             metric.update(logits, labels)
     tc, p = cell.train, cell.perturbation
@@ -47,6 +50,10 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
                 metric=name, value=metric.compute(), n=n)
         for name, metric in metrics.items()
     ]
+
+
+class NonFiniteLogits(ArithmeticError):
+    """A model produced NaN or Inf logits (the cell is recorded as failed)."""
 
 
 class BatchCache:

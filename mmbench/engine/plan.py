@@ -112,7 +112,7 @@ def expand_models(suite: Suite, data: MultimodalDataset) -> list[Component]:
 
 
 def train_keys(dataset: Component, fingerprint: str, model: Component, recipe: Component,
-               recipe_config: Any, seed: int) -> tuple[str, str]:
+               recipe_config: Any, seed: int, amp: bool = False) -> tuple[str, str]:
     """(cache key, seed key): the cache key adds the source versions of the code involved."""
     factory, recipe_cls = MODELS.get(model.name), RECIPES.get(recipe.name)
     semantic = {
@@ -120,13 +120,15 @@ def train_keys(dataset: Component, fingerprint: str, model: Component, recipe: C
         "model": {"name": model.name, "params": model.params},
         "recipe": {"name": recipe.name, "config": dataclasses.asdict(recipe_config)},
         "seed": seed,
+        **({"amp": True} if amp and recipe_cls.amp_safe else {}),  # absent: keys of float32 runs
     }
     code = code_version(factory, recipe_cls, model_base.FusionModel, encoders.build_encoder)
     return content_hash({**semantic, "code": code, "mmbench": __version__}), content_hash(semantic)
 
 
-def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
-    """Expand ``suite`` over loaded ``datasets`` (label -> data) into cells."""
+def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = False) -> Plan:
+    """Expand ``suite`` over loaded ``datasets`` (label -> data) into cells (``amp``: mixed
+    precision for training and clean evaluation, part of the keys)."""
     check_suite(suite)
     train_cells: list[TrainCell] = []
     eval_cells: list[EvalCell] = []
@@ -144,11 +146,11 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset]) -> Plan:
                                       f"recipe '{label_of(recipe)}'")
                 recipe_cls().check(config, data)
                 for seed in suite.seeds:
-                    key, seed_key = train_keys(ds_comp, fingerprint, model, recipe, config, seed)
+                    key, seed_key = train_keys(ds_comp, fingerprint, model, recipe, config, seed, amp)
                     cell = TrainCell(label_of(ds_comp), label_of(model), label_of(recipe), seed,
                                      model, recipe, config, key, seed_key)
                     train_cells.append(cell)
-                    eval_cells.extend(_eval_cells(cell, perturbations, suite, fingerprint))
+                    eval_cells.extend(_eval_cells(cell, perturbations, suite, fingerprint, amp))
     _check_baseline(suite, train_cells)
     return Plan(suite, tuple(train_cells), tuple(eval_cells))
 
@@ -198,11 +200,12 @@ def check_model_supports(model: Component, perturbations: list[Perturbation],
 
 
 def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite,
-                fingerprint: str) -> list[EvalCell]:
+                fingerprint: str, amp: bool) -> list[EvalCell]:
     cells = []
     for p in perturbations:
         semantic = {"train": cell.seed_key, "perturbation": repr(p), "metrics": list(suite.metrics),
-                    "eval": dataclasses.asdict(suite.eval)}
+                    "eval": dataclasses.asdict(suite.eval),
+                    **({"amp": True} if amp and p.family == "clean" else {})}
         key = content_hash({**semantic, "train": cell.key, "code": code_version(type(p))})
         inputs = {"data": fingerprint, "perturbation": repr(p), "eval": dataclasses.asdict(suite.eval)}
         cells.append(EvalCell(cell, p, key, content_hash(semantic), content_hash(inputs)))

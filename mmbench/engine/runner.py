@@ -12,8 +12,9 @@ import torch
 
 from mmbench.data.base import MultimodalDataset
 from mmbench.engine.device import resolve_device
-from mmbench.engine.executor import LocalExecutor, RunContext
-from mmbench.engine.plan import check_suite, label_of, make_plan
+from mmbench.engine.executor import Executor, LocalExecutor, RunContext, planned
+from mmbench.engine.plan import Plan, check_suite, label_of, make_plan
+from mmbench.engine.store import CellStatus, Store
 from mmbench.engine.results import git_hash, package_versions, write_results
 from mmbench.engine.rows import rows_to_frame
 from mmbench.engine.suite import Suite, load_suite
@@ -34,13 +35,25 @@ DEFAULT_RESULTS = Path("results")
 @dataclass(frozen=True)
 class RunOptions:
     """How to run a suite. ``out_dir`` defaults to ``results/<suite>``, ``cache_dir`` to
-    ``results/.cache``; ``seeds`` replaces the suite's seeds when given."""
+    ``results/.cache``; ``seeds`` replaces the suite's seeds when given. ``threads``: torch
+    threads per cell (results depend on it; the default 1 makes tables identical across
+    machines and executors). ``force`` recomputes finished cells (and retrains); ``fail_fast``
+    stops at the first failing cell. ``executor``: ``local`` or ``ray`` (``address``: an
+    existing Ray cluster, else a local instance with ``workers`` CPUs)."""
 
     out_dir: Path | None = None
     cache_dir: Path | None = None
     device: str = "auto"
     seeds: tuple[int, ...] | None = None
     progress: bool = True
+    verbose: bool = False
+    threads: int = 1
+    amp: bool = False
+    force: bool = False
+    fail_fast: bool = False
+    executor: str = "local"
+    address: str | None = None
+    workers: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,10 +67,12 @@ class RunResult:
     models_from_cache: int
     seconds: float
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
+    failed: tuple[CellStatus, ...] = ()
 
 
 def load_datasets(suite: Suite) -> dict[str, MultimodalDataset]:
-    """Load every dataset of the suite (label -> data), on the CPU."""
+    """Load every dataset of the suite (label -> data), on the CPU; NaN/Inf in the data is a
+    one-line error naming where."""
     out = {}
     for comp in suite.datasets:
         loader = DATASETS.get(comp.name)
@@ -65,11 +80,22 @@ def load_datasets(suite: Suite) -> dict[str, MultimodalDataset]:
             out[label_of(comp)] = loader(**comp.params)
         except ValueError as exc:
             raise MMBenchError(f"dataset '{label_of(comp)}': {exc}") from None
+        check_finite(out[label_of(comp)], label_of(comp))
     return out
 
 
+def check_finite(data: MultimodalDataset, label: str) -> None:
+    for part, split in data.splits():
+        for name, x in split.inputs.items():
+            bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
+            if bad:
+                raise MMBenchError(f"dataset '{label}': {bad} NaN/Inf values in modality '{name}' "
+                                   f"of the {part} split; clean or impute the data first")
+
+
 def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> RunResult:
-    """Validate, plan, train or load, evaluate, and write results and the leaderboard."""
+    """Validate, plan, train or load, evaluate (resuming from the store), and write results
+    and the leaderboard."""
     options = options or RunOptions()
     start = time.perf_counter()
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
@@ -77,26 +103,68 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
         suite = suite.with_seeds(tuple(options.seeds))
     check_suite(suite)
     device = resolve_device(options.device)
+    executor = make_executor(options, device)
     datasets = load_datasets(suite)
-    plan = make_plan(suite, datasets)
-    log.info("suite %s: %d models to train or load, %d evaluations, device %s",
-             suite.name, len(plan.train_cells), len(plan.eval_cells), device)
+    plan = make_plan(suite, datasets, options.amp)
     out_dir = options.out_dir or DEFAULT_RESULTS / suite.name
-    cache = CheckpointCache(options.cache_dir or DEFAULT_RESULTS / ".cache" / "checkpoints")
-    ctx = RunContext({k: v.to(device) for k, v in datasets.items()}, cache, device,
-                     options.progress)
-    frame = rows_to_frame(LocalExecutor().run(plan, ctx))
-    if frame["value"].isna().any():
-        raise MMBenchError(f"{suite.name}: some metrics are NaN; check the data for NaN or Inf")
+    store = Store(out_dir)
+    try:
+        ctx, failed = _execute(plan, executor, store, datasets, device, options)
+        rows = store.rows([ev.key for ev in plan.eval_cells])
+    finally:
+        store.close()
+    frame = rows_to_frame(rows)
     seconds = time.perf_counter() - start
     timings = {**ctx.timings, "total": {"seconds": seconds}}
     provenance = {
         "suite": suite.name, "config": suite.to_dict(), "versions": package_versions(),
-        "git": git_hash(), "device": str(device), "timings": timings,
-        "models_trained": ctx.trained, "models_from_cache": ctx.cached,
+        "git": git_hash(), "device": str(device), "timings": timings, "threads": options.threads,
+        "amp": options.amp, "models_trained": ctx.trained, "models_from_cache": ctx.cached,
+        "failed_cells": [{"cell": f.name, "error": f.error} for f in failed],
     }
     files, board = publish(out_dir, suite.name, frame, datasets, provenance, suite.baseline)
-    return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds, timings)
+    return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds,
+                     timings, tuple(failed))
+
+
+def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, MultimodalDataset],
+             device: torch.device, options: RunOptions) -> tuple[RunContext, list[CellStatus]]:
+    """Record the plan, run the pending cells, and return the context and the failed cells."""
+    cells = planned(plan)
+    if options.force:
+        store.forget(c.key for c in cells)
+    store.begin_run(plan.suite.to_dict(), cells)
+    done = store.done()
+    pending = {c.key for c in cells if c.key not in done}
+    log.info("suite %s: %d models, %d evaluations, %d cells to run (%d already done), device %s",
+             plan.suite.name, len(plan.train_cells), len(plan.eval_cells), len(pending),
+             len(cells) - len(pending), device)
+    cache = CheckpointCache(options.cache_dir or DEFAULT_RESULTS / ".cache" / "checkpoints")
+    ctx = RunContext({k: v.to(device) for k, v in datasets.items()}, cache, device, options.progress,
+                     options.verbose, options.threads, options.amp, options.fail_fast, options.force)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(options.threads)
+    try:
+        executor.run(plan, ctx, store, pending)
+    finally:
+        torch.set_num_threads(previous)
+    failed = [s for s in store.statuses() if s.status == "failed"]
+    if failed:
+        log.warning("%d cells failed (their errors: mmbench status %s)", len(failed), store.path.parent)
+    return ctx, failed
+
+
+def make_executor(options: RunOptions, device: torch.device) -> Executor:
+    """``local`` or ``ray`` (checked before anything runs)."""
+    if options.threads < 1:
+        raise MMBenchError(f"--threads must be at least 1, got {options.threads}")
+    if options.executor == "local":
+        return LocalExecutor()
+    if options.executor == "ray":
+        from mmbench.engine.ray_executor import RayExecutor
+
+        return RayExecutor(options.address, options.workers, device)
+    raise MMBenchError(f"unknown executor '{options.executor}'; use local or ray")
 
 
 def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, MultimodalDataset],

@@ -38,6 +38,7 @@ class AdversarialConfig(StandardConfig):
 @RECIPES.register("adversarial", description="PGD adversarial training on a target modality set")
 class AdversarialRecipe(StandardRecipe):
     config_type = AdversarialConfig
+    amp_safe = False  # the PGD attack while training stays in float32
 
     def check(self, config: AdversarialConfig, data: MultimodalDataset) -> None:
         self._attack(config, data)

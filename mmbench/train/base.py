@@ -29,6 +29,11 @@ class Recipe(abc.ABC):
     """A training procedure; ``config_type`` is the dataclass of its suite parameters."""
 
     config_type: ClassVar[type]
+    #: whether mixed precision (``--amp``) may be used for this recipe's forward passes;
+    #: recipes that attack the model while training keep float32
+    amp_safe: ClassVar[bool] = True
+    #: set by the executor: run forward passes under bfloat16 autocast
+    amp: bool = False
 
     def check(self, config: Any, data: MultimodalDataset) -> None:  # noqa: B027 (optional hook)
         """Reject a configuration that does not fit ``data`` (before anything is trained)."""

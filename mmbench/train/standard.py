@@ -78,5 +78,8 @@ class StandardRecipe(Recipe):
         for start in range(0, len(order), config.batch_size):
             batch, labels = data.train.rows(order[start:start + config.batch_size])
             optimiser.zero_grad(set_to_none=True)
-            loss_fn(model, batch, labels, generator).backward()
+            device = labels.device.type
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=self.amp):  # --amp only
+                loss = loss_fn(model, batch, labels, generator)
+            loss.float().backward()
             optimiser.step()

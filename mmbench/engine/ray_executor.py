@@ -1,0 +1,172 @@
+"""The Ray executor: the same cells as the local executor, as Ray tasks (``--executor ray``).
+
+The DAG is explicit: one task per training cell, and one task per trained model evaluating its
+pending evaluation cells, which takes the training task's result as an argument, so Ray starts
+it only after the model is trained (and the encoder-output reuse of a sweep stays within one
+task). Tasks ask for ``num_gpus=1`` when the device is CUDA. Workers load the datasets once per
+process and run cells with the same seeds and thread count as the local executor, so the
+tables are identical. The checkpoint cache must be on storage every node sees (a local Ray
+instance always does). The driver records each finished cell in the store as results arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from mmbench.engine.executor import RunContext, cell_name, eval_name, evaluate_cell, train_or_load
+from mmbench.engine.plan import EvalCell, Plan, TrainCell
+from mmbench.engine.store import PlannedCell, Store
+from mmbench.engine.suite import Suite
+from mmbench.errors import MMBenchError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What a worker needs to rebuild the run context (sent with every task)."""
+
+    suite: Suite
+    device: str
+    cache_dir: str
+    threads: int
+    amp: bool
+    retrain: bool
+
+
+@dataclass(frozen=True)
+class CellResult:
+    key: str
+    rows: list | None = None
+    error: str | None = None
+    seconds: float = 0.0
+    trained: int = 0
+    cached: int = 0
+
+
+_CONTEXTS: dict[int, RunContext] = {}
+
+
+def worker_context(settings: WorkerSettings) -> RunContext:
+    """This worker process's context for ``settings`` (datasets loaded once per process)."""
+    from mmbench.engine.runner import load_datasets
+    from mmbench.train.cache import CheckpointCache
+
+    key = hash(repr(settings))
+    if key not in _CONTEXTS:
+        device = torch.device(settings.device)
+        datasets = {k: v.to(device) for k, v in load_datasets(settings.suite).items()}
+        _CONTEXTS.clear()
+        _CONTEXTS[key] = RunContext(datasets, CheckpointCache(settings.cache_dir), device,
+                                    progress=False, threads=settings.threads, amp=settings.amp,
+                                    retrain=settings.retrain)
+    torch.set_num_threads(settings.threads)
+    ctx = _CONTEXTS[key]
+    ctx.trained = ctx.cached = 0
+    return ctx
+
+
+def _failure(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def train_task(settings: WorkerSettings, cell: TrainCell) -> CellResult:
+    """Train (or load) one model; the checkpoint goes to the shared cache."""
+    start = time.perf_counter()
+    try:
+        ctx = worker_context(settings)
+        train_or_load(cell, ctx)
+    except Exception as exc:  # reported to the driver, recorded in the store
+        return CellResult(cell.key, error=_failure(exc), seconds=time.perf_counter() - start)
+    return CellResult(cell.key, rows=[], seconds=time.perf_counter() - start,
+                      trained=ctx.trained, cached=ctx.cached)
+
+
+def eval_task(settings: WorkerSettings, plan: Plan, cell: TrainCell, evs: list[EvalCell],
+              trained: CellResult) -> list[CellResult]:
+    """Evaluate one trained model under its pending cells (after its training task)."""
+    if trained.error is not None:
+        return [CellResult(ev.key, error="its model failed to train (see the training cell)") for ev in evs]
+    ctx = worker_context(settings)
+    model, shared, out = train_or_load(cell, ctx), {}, []
+    for ev in evs:
+        start = time.perf_counter()
+        try:
+            rows = evaluate_cell(model, ev, plan, ctx, shared)
+            out.append(CellResult(ev.key, rows=rows, seconds=time.perf_counter() - start))
+        except Exception as exc:  # one failing cell does not stop the others
+            out.append(CellResult(ev.key, error=_failure(exc), seconds=time.perf_counter() - start))
+    return out
+
+
+class RayExecutor:
+    """Runs the plan's pending cells as Ray tasks on a cluster or a local instance."""
+
+    def __init__(self, address: str | None, workers: int | None, device: torch.device) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise MMBenchError("--executor ray needs Ray: pip install 'mmbench[ray]' (or "
+                               "'ray>=2.9') into this environment") from None
+        if workers is not None and workers < 1:
+            raise MMBenchError(f"--workers must be at least 1, got {workers}")
+        self.address, self.workers, self.device = address, workers, device
+
+    def run(self, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
+        import ray
+
+        started = not ray.is_initialized()
+        if started:
+            ray.init(address=self.address, num_cpus=None if self.address else self.workers,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            self._run(ray, plan, ctx, store, pending)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _run(self, ray: Any, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
+        settings = WorkerSettings(plan.suite, str(self.device), str(ctx.cache.root), ctx.threads,
+                                  ctx.amp, ctx.retrain)
+        resources = {"num_cpus": 1, "num_gpus": 1 if self.device.type == "cuda" else 0}
+        train, evaluate = (ray.remote(**resources)(f) for f in (train_task, eval_task))
+        plan_ref, settings_ref = ray.put(plan), ray.put(settings)  # shipped once, not per task
+        names, futures = {}, []
+        for cell in plan.train_cells:
+            evs = [ev for ev in plan.evals_for(cell) if ev.key in pending]
+            if not evs and cell.key not in pending:
+                continue
+            names[cell.key] = PlannedCell(cell.key, "train", cell_name(cell))
+            names.update({ev.key: PlannedCell(ev.key, "eval", eval_name(ev)) for ev in evs})
+            trained = train.remote(settings_ref, cell)
+            futures.append(trained)
+            if evs:
+                futures.append(evaluate.remote(settings_ref, plan_ref, cell, evs, trained))
+        self._collect(ray, futures, names, ctx, store, pending)
+
+    @staticmethod
+    def _collect(ray: Any, futures: list, names: dict[str, PlannedCell], ctx: RunContext,
+                 store: Store, pending: set[str]) -> None:
+        """Record results as tasks finish; under ``fail_fast`` cancel the rest on a failure."""
+        bar = tqdm(total=len(pending), desc="cells", unit="cell", disable=not ctx.progress)
+        waiting = list(futures)
+        while waiting:
+            (done,), waiting = ray.wait(waiting, num_returns=1)
+            results = ray.get(done)
+            for result in results if isinstance(results, list) else [results]:
+                ctx.trained, ctx.cached = ctx.trained + result.trained, ctx.cached + result.cached
+                if result.key in pending or result.error:
+                    store.record(names[result.key], result.rows or [], result.error, result.seconds)
+                ctx.failed += result.error is not None
+                bar.update(result.key in pending)
+                if result.error and ctx.fail_fast:
+                    for future in waiting:
+                        ray.cancel(future)
+                    raise MMBenchError(f"cell {names[result.key].name} failed: {result.error}")
+        bar.close()
