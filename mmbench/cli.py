@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = sub.add_parser("validate", parents=[common], help="check a suite without running it")
     validate.add_argument("suite", type=Path)
+    _trust_option(validate)
     validate.set_defaults(func=cmd_validate)
     return parser
 
@@ -78,6 +79,12 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--address", help="Ray cluster address (default: start a local instance)")
     run.add_argument("--workers", type=int,
                      help="CPUs of the local Ray instance (default: all cores)")
+    _trust_option(run)
+
+
+def _trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="allow datasets stored as pickles (they can run code when loaded)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -85,10 +92,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = RunOptions(out_dir=args.out, cache_dir=args.cache_dir, device=args.device,
                          seeds=tuple(args.seeds) if args.seeds else None,
-                         progress=not args.quiet, verbose=args.verbose and not args.quiet,
+                         progress=not args.quiet and sys.stderr.isatty(),
+                         verbose=args.verbose and not args.quiet,
                          threads=args.threads, amp=args.amp, force=args.force,
                          fail_fast=args.fail_fast, executor=args.executor, address=args.address,
-                         workers=args.workers)
+                         workers=args.workers, trust_pickle=args.trust_pickle)
     result = run_suite(args.suite, options)
     log.info("%d models trained, %d loaded from the checkpoint cache; %.1fs",
              result.models_trained, result.models_from_cache, result.seconds)
@@ -163,14 +171,14 @@ def _ls_attacks(pattern: str | None) -> int:
 
 def _params(kind: str, obj: object) -> str:
     """Suite parameters with their defaults, e.g. ``dim=64, hidden=128``."""
-    from mmbench.engine.params import HARNESS_ARGS, param_defaults
+    from mmbench.engine.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, param_defaults
 
     if kind == "metrics":
         return "higher is better" if getattr(obj, "higher_is_better", True) else "lower is better"
     if kind == "corruptions":
         return "severity 0-5 (0: identity)"
     target = getattr(obj, "config_type", obj) if kind == "recipes" else obj
-    reserved = frozenset() if kind == "datasets" else HARNESS_ARGS
+    reserved = DATASET_HARNESS_ARGS if kind == "datasets" else HARNESS_ARGS
     defaults = param_defaults(target, reserved)  # type: ignore[arg-type]
     return ", ".join(k if v is ... else f"{k}={v!r}" for k, v in defaults.items())
 
@@ -193,7 +201,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     check_suite(suite)
-    plan = make_plan(suite, load_datasets(suite))
+    plan = make_plan(suite, load_datasets(suite, args.trust_pickle))
     print(f"{args.suite}: ok ({len(plan.train_cells)} models to train, "
           f"{len(plan.eval_cells)} evaluations, seeds {list(suite.seeds)})")
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmbench.engine.params import HARNESS_ARGS, param_defaults
+from mmbench.engine.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, param_defaults
 from mmbench.registry import REGISTRIES
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "suites.md").read_text()
@@ -22,6 +22,6 @@ def test_reference_names_every_builtin_and_parameter(kind: str, entry) -> None:
     if kind in ("metrics", "corruptions"):  # no suite parameters (corruptions: severity only)
         return
     target = entry.obj.config_type if kind == "recipes" else entry.obj
-    reserved = frozenset() if kind == "datasets" else HARNESS_ARGS
+    reserved = DATASET_HARNESS_ARGS if kind == "datasets" else HARNESS_ARGS
     for param in param_defaults(target, reserved):
         assert re.search(rf"`{param}`", DOC), f"docs/suites.md lacks {entry.name}'s parameter '{param}'"

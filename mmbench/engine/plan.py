@@ -15,7 +15,7 @@ from typing import Any
 from mmbench import __version__
 from mmbench.data.base import MultimodalDataset
 from mmbench.engine.keys import code_version, content_hash
-from mmbench.engine.params import HARNESS_ARGS, build_config, check_params
+from mmbench.engine.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, build_config, check_params
 from mmbench.engine.suite import Component, Suite
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.models import base as model_base
@@ -69,7 +69,7 @@ def label_of(component: Component) -> str:
 def check_suite(suite: Suite) -> None:
     """Check every name against its registry and every parameter against its target."""
     for kind, registry, items, reserved in (
-        ("dataset", DATASETS, suite.datasets, frozenset()),
+        ("dataset", DATASETS, suite.datasets, DATASET_HARNESS_ARGS),
         ("model", MODELS, suite.models, HARNESS_ARGS),
         ("perturbation", PERTURBATIONS, suite.perturbations, HARNESS_ARGS),
     ):

@@ -38,6 +38,7 @@ class WorkerSettings:
     threads: int
     amp: bool
     retrain: bool
+    trust_pickle: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ def worker_context(settings: WorkerSettings) -> RunContext:
     key = hash(repr(settings))
     if key not in _CONTEXTS:
         device = torch.device(settings.device)
-        datasets = {k: v.to(device) for k, v in load_datasets(settings.suite).items()}
+        loaded = load_datasets(settings.suite, settings.trust_pickle)
+        datasets = {k: v.to(device) for k, v in loaded.items()}
         _CONTEXTS.clear()
         _CONTEXTS[key] = RunContext(datasets, CheckpointCache(settings.cache_dir), device,
                                     progress=False, threads=settings.threads, amp=settings.amp,
@@ -108,7 +110,8 @@ def eval_task(settings: WorkerSettings, plan: Plan, cell: TrainCell, evs: list[E
 class RayExecutor:
     """Runs the plan's pending cells as Ray tasks on a cluster or a local instance."""
 
-    def __init__(self, address: str | None, workers: int | None, device: torch.device) -> None:
+    def __init__(self, address: str | None, workers: int | None, device: torch.device,
+                 trust_pickle: bool = False) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -117,6 +120,7 @@ class RayExecutor:
         if workers is not None and workers < 1:
             raise MMBenchError(f"--workers must be at least 1, got {workers}")
         self.address, self.workers, self.device = address, workers, device
+        self.trust_pickle = trust_pickle
 
     def run(self, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
         import ray
@@ -133,7 +137,7 @@ class RayExecutor:
 
     def _run(self, ray: Any, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
         settings = WorkerSettings(plan.suite, str(self.device), str(ctx.cache.root), ctx.threads,
-                                  ctx.amp, ctx.retrain)
+                                  ctx.amp, ctx.retrain, self.trust_pickle)
         resources = {"num_cpus": 1, "num_gpus": 1 if self.device.type == "cuda" else 0}
         train, evaluate = (ray.remote(**resources)(f) for f in (train_task, eval_task))
         plan_ref, settings_ref = ray.put(plan), ray.put(settings)  # shipped once, not per task

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class RunOptions:
     executor: str = "local"
     address: str | None = None
     workers: int | None = None
+    trust_pickle: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,15 @@ class RunResult:
     failed: tuple[CellStatus, ...] = ()
 
 
-def load_datasets(suite: Suite) -> dict[str, MultimodalDataset]:
+def load_datasets(suite: Suite, trust_pickle: bool = False) -> dict[str, MultimodalDataset]:
     """Load every dataset of the suite (label -> data), on the CPU; NaN/Inf in the data is a
-    one-line error naming where."""
+    one-line error naming where. Loaders that declare ``trust_pickle`` get the user's flag."""
     out = {}
     for comp in suite.datasets:
         loader = DATASETS.get(comp.name)
+        extra = {"trust_pickle": trust_pickle} if "trust_pickle" in inspect.signature(loader).parameters else {}
         try:
-            out[label_of(comp)] = loader(**comp.params)
+            out[label_of(comp)] = loader(**comp.params, **extra)
         except ValueError as exc:
             raise MMBenchError(f"dataset '{label_of(comp)}': {exc}") from None
         check_finite(out[label_of(comp)], label_of(comp))
@@ -104,7 +107,7 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     check_suite(suite)
     device = resolve_device(options.device)
     executor = make_executor(options, device)
-    datasets = load_datasets(suite)
+    datasets = load_datasets(suite, options.trust_pickle)
     plan = make_plan(suite, datasets, options.amp)
     out_dir = options.out_dir or DEFAULT_RESULTS / suite.name
     store = Store(out_dir)
@@ -163,7 +166,7 @@ def make_executor(options: RunOptions, device: torch.device) -> Executor:
     if options.executor == "ray":
         from mmbench.engine.ray_executor import RayExecutor
 
-        return RayExecutor(options.address, options.workers, device)
+        return RayExecutor(options.address, options.workers, device, options.trust_pickle)
     raise MMBenchError(f"unknown executor '{options.executor}'; use local or ray")
 
 
