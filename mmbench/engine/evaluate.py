@@ -13,16 +13,19 @@ from mmbench.data.base import Split
 from mmbench.engine.plan import EvalCell
 from mmbench.engine.rows import TidyRow
 from mmbench.metrics.base import Metric
+from mmbench.metrics.bootstrap import Collector
 from mmbench.registry import METRICS
 
 
 def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple[str, ...],
              n_classes: int, batch_size: int, seed: int, suite: str,
-             progress: bool = False, cache: dict | None = None) -> list[TidyRow]:
+             progress: bool = False, cache: dict | None = None,
+             collector: Collector | None = None) -> list[TidyRow]:
     """Perturb each batch, predict, and accumulate every metric (computed by the harness).
 
     ``cache`` is shared by the evaluations of one trained model on one split, so that
-    perturbations can reuse work across cells (encoder outputs in missing-modality sweeps)."""
+    perturbations can reuse work across cells (encoder outputs in missing-modality sweeps);
+    ``collector`` keeps per-row outcomes (for bootstrap intervals)."""
     store = {} if cache is None else cache
     if model.training:
         model.eval()
@@ -43,6 +46,8 @@ def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple
                                   f" under {cell.perturbation.name}/{cell.perturbation.target}")
         for metric in metrics.values():
             metric.update(logits, labels)
+        if collector is not None:
+            collector.update(logits, labels)
     tc, p = cell.train, cell.perturbation
     return [
         TidyRow(suite=suite, dataset=tc.dataset, model=tc.model, recipe=tc.recipe, seed=tc.seed,

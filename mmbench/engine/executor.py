@@ -24,6 +24,7 @@ from mmbench.engine.keys import derive_seed
 from mmbench.engine.plan import EvalCell, Plan, TrainCell
 from mmbench.engine.rows import TidyRow
 from mmbench.engine.store import PlannedCell, Store
+from mmbench.metrics.bootstrap import Collector, Samples
 from mmbench.models.base import FusionModel, create_model
 from mmbench.registry import RECIPES
 from mmbench.train.cache import CheckpointCache
@@ -99,16 +100,25 @@ def train_or_load(cell: TrainCell, ctx: RunContext) -> FusionModel:
 
 
 def evaluate_cell(model: FusionModel, ev: EvalCell, plan: Plan, ctx: RunContext,
-                  shared: dict) -> list[TidyRow]:
-    """Rows of one evaluation cell (``shared``: reuse across one model's evaluations)."""
+                  shared: dict) -> tuple[list[TidyRow], Samples]:
+    """Rows and per-row outcomes of one evaluation cell (``shared``: reuse across one model's
+    evaluations)."""
     suite, data = plan.suite, ctx.datasets[ev.train.dataset]
     group = ev.perturbation.group
     split = data.groups[group] if group else getattr(data, suite.eval.split)
     amp = ctx.amp and ev.perturbation.family == "clean"  # attacks and the rest in float32
+    collector = Collector()
     with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
-        return evaluate(model, split, ev, suite.metrics, data.n_classes, suite.eval.batch_size,
+        rows = evaluate(model, split, ev, suite.metrics, data.n_classes, suite.eval.batch_size,
                         derive_seed(ev.inputs_key, "eval"), suite.name, progress=ctx.verbose,
-                        cache=shared)
+                        cache=shared, collector=collector)
+    return rows, collector.samples(sample_set(ev, suite.eval.split))
+
+
+def sample_set(ev: EvalCell, split: str) -> str:
+    """Which rows a cell evaluated: cells with the same name are paired in the bootstrap."""
+    p = ev.perturbation
+    return f"{ev.train.dataset}|{p.group or split}|{p.max_rows or 'all'}"
 
 
 def attempt(work: Callable[[], object], cell: PlannedCell, store: Store, ctx: RunContext) -> object:
@@ -163,9 +173,10 @@ class LocalExecutor:
             ctx.failed += 1
             return
         start = time.perf_counter()
-        rows = attempt(lambda: evaluate_cell(model, ev, plan, ctx, shared), item, store, ctx)
-        if rows is not None:
+        result = attempt(lambda: evaluate_cell(model, ev, plan, ctx, shared), item, store, ctx)
+        if result is not None:
+            rows, samples = result  # type: ignore[misc]
             seconds = time.perf_counter() - start
-            store.record(item, rows, seconds=seconds)  # type: ignore[arg-type]
+            store.record(item, rows, seconds=seconds, samples=samples)
             ctx.timings["eval"][item.name] = seconds
 

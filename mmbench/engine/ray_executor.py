@@ -24,6 +24,7 @@ from mmbench.engine.plan import EvalCell, Plan, TrainCell
 from mmbench.engine.store import PlannedCell, Store
 from mmbench.engine.suite import Suite
 from mmbench.errors import MMBenchError
+from mmbench.metrics.bootstrap import Samples
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class CellResult:
     seconds: float = 0.0
     trained: int = 0
     cached: int = 0
+    samples: Samples | None = None
 
 
 _CONTEXTS: dict[int, RunContext] = {}
@@ -100,8 +102,8 @@ def eval_task(settings: WorkerSettings, plan: Plan, cell: TrainCell, evs: list[E
     for ev in evs:
         start = time.perf_counter()
         try:
-            rows = evaluate_cell(model, ev, plan, ctx, shared)
-            out.append(CellResult(ev.key, rows=rows, seconds=time.perf_counter() - start))
+            rows, samples = evaluate_cell(model, ev, plan, ctx, shared)
+            out.append(CellResult(ev.key, rows=rows, seconds=time.perf_counter() - start, samples=samples))
         except Exception as exc:  # one failing cell does not stop the others
             out.append(CellResult(ev.key, error=_failure(exc), seconds=time.perf_counter() - start))
     return out
@@ -166,7 +168,8 @@ class RayExecutor:
             for result in results if isinstance(results, list) else [results]:
                 ctx.trained, ctx.cached = ctx.trained + result.trained, ctx.cached + result.cached
                 if result.key in pending or result.error:
-                    store.record(names[result.key], result.rows or [], result.error, result.seconds)
+                    store.record(names[result.key], result.rows or [], result.error, result.seconds,
+                                 result.samples)
                 ctx.failed += result.error is not None
                 bar.update(result.key in pending)
                 if result.error and ctx.fail_fast:

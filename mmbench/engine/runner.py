@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import time
@@ -17,10 +18,11 @@ from mmbench.engine.executor import Executor, LocalExecutor, RunContext, planned
 from mmbench.engine.plan import Plan, check_suite, label_of, make_plan
 from mmbench.engine.store import CellStatus, Store
 from mmbench.engine.results import git_hash, package_versions, write_results
-from mmbench.engine.rows import rows_to_frame
+from mmbench.engine.rows import TidyRow, rows_to_frame
 from mmbench.engine.suite import Suite, load_suite
 from mmbench.errors import MMBenchError
 from mmbench.metrics.sanity import DatasetFacts, sanity_checks
+from mmbench.metrics.bootstrap import cell_intervals
 from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
 from mmbench.metrics.shapley import modality_shapley, single_modality_views, worst_single_missing
 from mmbench.registry import DATASETS
@@ -87,6 +89,20 @@ def load_datasets(suite: Suite, trust_pickle: bool = False) -> dict[str, Multimo
     return out
 
 
+def rows_with_intervals(store: Store, keys: list[str], datasets: dict[str, MultimodalDataset],
+                        metrics: tuple[str, ...]) -> list[TidyRow]:
+    """The stored rows of ``keys`` with 95% paired-bootstrap intervals over test samples."""
+    samples = store.samples(keys)
+    classes = {s.sample_set: datasets[s.sample_set.split("|")[0]].n_classes for s in samples.values()}
+    intervals = cell_intervals(samples, metrics, classes)
+    out, by_key = [], store.rows_by_key(keys)
+    for key in keys:
+        for row in by_key.get(key, []):
+            lo, hi = intervals.get((key, row.metric), (row.ci_low, row.ci_high))
+            out.append(dataclasses.replace(row, ci_low=lo, ci_high=hi))
+    return out
+
+
 def check_finite(data: MultimodalDataset, label: str) -> None:
     for part, split in data.splits():
         for name, x in split.inputs.items():
@@ -113,7 +129,7 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     store = Store(out_dir)
     try:
         ctx, failed = _execute(plan, executor, store, datasets, device, options)
-        rows = store.rows([ev.key for ev in plan.eval_cells])
+        rows = rows_with_intervals(store, [ev.key for ev in plan.eval_cells], datasets, suite.metrics)
     finally:
         store.close()
     frame = rows_to_frame(rows)

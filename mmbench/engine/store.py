@@ -11,6 +11,8 @@ Tables::
           seconds, finished REAL (unix time), rows TEXT (JSON list of tidy rows))
     plan(key PRIMARY KEY, kind, name, position)      -- the latest run's cells, in order
     meta(name PRIMARY KEY, value TEXT)               -- suite config of the latest run (JSON)
+    samples(key PRIMARY KEY, sample_set, preds, labels, probs)  -- per-row outcomes of an
+        evaluation cell (int16 / int16 / float32 arrays), for bootstrap intervals
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from mmbench.engine.rows import TidyRow
 from mmbench.errors import MMBenchError
+from mmbench.metrics.bootstrap import Samples
 
 FILENAME = "store.sqlite"
 SCHEMA = """
@@ -33,6 +36,8 @@ CREATE TABLE IF NOT EXISTS cells (key TEXT PRIMARY KEY, kind TEXT NOT NULL, name
 CREATE TABLE IF NOT EXISTS plan (key TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
     position INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS samples (key TEXT PRIMARY KEY, sample_set TEXT NOT NULL, preds BLOB,
+    labels BLOB, probs BLOB);
 """
 
 
@@ -82,13 +87,17 @@ class Store:
         return {k for (k,) in self._db.execute("SELECT key FROM cells WHERE status = 'done'")}
 
     def record(self, cell: PlannedCell, rows: Iterable[TidyRow] = (), error: str | None = None,
-               seconds: float = 0.0) -> None:
-        """Store one finished (``error`` None) or failed cell, atomically."""
+               seconds: float = 0.0, samples: Samples | None = None) -> None:
+        """Store one finished (``error`` None) or failed cell with its per-row outcomes,
+        atomically."""
         payload = json.dumps([asdict(r) for r in rows])
         with self._transaction():
             self._db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (cell.key, cell.kind, cell.name, "failed" if error else "done", error,
                               seconds, time.time(), payload))
+            if samples is not None:
+                self._db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?)",
+                                 (cell.key, samples.sample_set, *samples.to_blobs()))
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop stored cells (``--force``)."""
@@ -97,8 +106,20 @@ class Store:
 
     def rows(self, keys: Sequence[str]) -> list[TidyRow]:
         """The tidy rows of the given cells that are done, in the order of ``keys``."""
-        stored = dict(self._db.execute("SELECT key, rows FROM cells WHERE status = 'done'"))
-        return [TidyRow(**r) for k in keys if k in stored for r in json.loads(stored[k])]
+        by_key = self.rows_by_key(keys)
+        return [r for k in keys for r in by_key.get(k, [])]
+
+    def rows_by_key(self, keys: Sequence[str]) -> dict[str, list[TidyRow]]:
+        """The tidy rows of each given cell that is done."""
+        wanted = set(keys)
+        return {k: [TidyRow(**r) for r in json.loads(rows)] for k, rows in
+                self._db.execute("SELECT key, rows FROM cells WHERE status = 'done'") if k in wanted}
+
+    def samples(self, keys: Sequence[str]) -> dict[str, Samples]:
+        """Per-row outcomes of the given cells (those that have them)."""
+        wanted = set(keys)
+        return {k: Samples.from_blobs(*rest) for k, *rest in
+                self._db.execute("SELECT key, sample_set, preds, labels, probs FROM samples") if k in wanted}
 
     def statuses(self) -> list[CellStatus]:
         """Every cell of the latest run's plan with its state."""

@@ -15,29 +15,33 @@ SEED_COLUMNS = ["dataset", "model", "recipe", "metric"]
 
 def summarise(frame: pd.DataFrame, family: str = "clean") -> pd.DataFrame:
     """Mean, std and seed count per (dataset, model, recipe, metric) for one family."""
-    rows = frame[frame["family"] == family]
-    grouped = rows.groupby(SEED_COLUMNS, sort=True)["value"]
-    out = grouped.agg(mean="mean", std="std", seeds="count").reset_index()
+    rows = frame[frame["family"] == family].assign(hw=(frame["ci_high"] - frame["ci_low"]) / 2)
+    grouped = rows.groupby(SEED_COLUMNS, sort=True)
+    out = grouped.agg(mean=("value", "mean"), std=("value", "std"), seeds=("value", "count"),
+                      hw=("hw", "mean")).reset_index()
     out["std"] = out["std"].fillna(0.0)
     return out
 
 
-def format_cell(mean: float, std: float, seeds: int) -> str:
-    return f"{mean:.4f}" if seeds < 2 else f"{mean:.4f} ± {std:.4f}"
+def format_cell(mean: float, std: float, seeds: int, hw: float = float("nan")) -> str:
+    """``mean ± half-width of the 95% bootstrap interval`` (mean over seeds), and the std
+    across training seeds when there are several."""
+    text = f"{mean:.4f}" if pd.isna(hw) else f"{mean:.4f} ± {hw:.4f}"
+    return text if seeds < 2 else f"{text} (sd {std:.4f})"
 
 
 def dataset_board(summary: pd.DataFrame, dataset: str, metrics: list[str]) -> str:
     """One dataset's table, ranked by the first metric (direction from the metric registry)."""
     part = summary[summary["dataset"] == dataset]
     table = part.pivot_table(index=["model", "recipe"], columns="metric",
-                             values=["mean", "std", "seeds"], aggfunc="first")
+                             values=["mean", "std", "seeds", "hw"], aggfunc="first", dropna=False)
     rank_metric = metrics[0]
     ascending = not METRICS.get(rank_metric).higher_is_better
     order = table[("mean", rank_metric)].sort_values(ascending=ascending, kind="stable")
     lines = []
     for rank, (model, recipe) in enumerate(order.index, start=1):
         row = table.loc[(model, recipe)]
-        cells = [format_cell(row[("mean", m)], row[("std", m)], int(row[("seeds", m)]))
+        cells = [format_cell(row[("mean", m)], row[("std", m)], int(row[("seeds", m)]), row[("hw", m)])
                  for m in metrics]
         lines.append([rank, model, recipe, *cells, int(row[("seeds", rank_metric)])])
     headers = ["rank", "model", "recipe", *metrics, "seeds"]
@@ -186,7 +190,9 @@ def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | N
     parts = [f"# Leaderboard: {title}", ""]
     for dataset in sorted(frame["dataset"].unique()):
         if dataset in set(summary["dataset"]):
-            parts += [f"## {dataset} (clean, test split)", "", dataset_board(summary, dataset, metrics), ""]
+            parts += [f"## {dataset} (clean, test split)", "", dataset_board(summary, dataset, metrics), "",
+                      "± is the half-width of the 95% bootstrap interval over test samples; sd the "
+                      "standard deviation across training seeds.", ""]
         robust = adversarial_board(frame, dataset)
         if robust is not None:
             parts += [f"## {dataset}: robust accuracy (worst attack per target@eps)", "", robust, ""]
