@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmbench.engine.rows import frame_records
+from mmbench.engine.rows import COLUMNS, frame_records
 
 SCHEMA_VERSION = 1
 PACKAGES = ("mmbench", "torch", "torchattacks", "numpy", "pandas", "scikit-learn", "tabulate")
@@ -50,6 +50,7 @@ def write_results(out_dir: Path, frame: pd.DataFrame, provenance: dict[str, Any]
     """Write the CSV and JSON files; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
+    frame = frame[list(COLUMNS)]  # tidy columns only (no store keys)
     frame.to_csv(csv_path, index=False)
     doc = {"schema_version": SCHEMA_VERSION, **provenance, "rows": frame_records(frame)}
     json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n")

@@ -32,9 +32,12 @@ SORT_KEYS = ["dataset", "model", "recipe", "seed", "family", "perturbation", "ta
              "severity", "metric"]
 
 
-def rows_to_frame(rows: list[TidyRow]) -> pd.DataFrame:
-    """A frame with the tidy columns, sorted so equal runs give identical tables."""
+def rows_to_frame(rows: list[TidyRow], cells: list[str] | None = None) -> pd.DataFrame:
+    """A frame with the tidy columns, sorted so equal runs give identical tables; with
+    ``cells`` (one store key per row) also a ``cell`` column (not written to results.csv)."""
     frame = pd.DataFrame([asdict(r) for r in rows], columns=list(COLUMNS))
+    if cells is not None:
+        frame["cell"] = cells
     return frame.sort_values(SORT_KEYS, kind="stable").reset_index(drop=True)
 
 

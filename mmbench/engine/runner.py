@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -18,12 +19,13 @@ from mmbench.engine.executor import Executor, LocalExecutor, RunContext, planned
 from mmbench.engine.plan import Plan, check_suite, label_of, make_plan
 from mmbench.engine.store import CellStatus, Store
 from mmbench.engine.results import git_hash, package_versions, write_results
-from mmbench.engine.rows import TidyRow, rows_to_frame
+from mmbench.engine.rows import rows_to_frame
 from mmbench.engine.suite import Suite, load_suite
 from mmbench.errors import MMBenchError
 from mmbench.metrics.sanity import DatasetFacts, sanity_checks
-from mmbench.metrics.bootstrap import cell_intervals
+from mmbench.metrics.bootstrap import accuracy_replicates, cell_intervals
 from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
+from mmbench.metrics.scores import score_intervals
 from mmbench.metrics.shapley import modality_shapley, single_modality_views, worst_single_missing
 from mmbench.registry import DATASETS
 from mmbench.report.leaderboard import render_leaderboard
@@ -89,18 +91,20 @@ def load_datasets(suite: Suite, trust_pickle: bool = False) -> dict[str, Multimo
     return out
 
 
-def rows_with_intervals(store: Store, keys: list[str], datasets: dict[str, MultimodalDataset],
-                        metrics: tuple[str, ...]) -> list[TidyRow]:
-    """The stored rows of ``keys`` with 95% paired-bootstrap intervals over test samples."""
+def stored_frame(store: Store, keys: list[str], datasets: dict[str, MultimodalDataset],
+                 metrics: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The stored rows of ``keys`` with 95% paired-bootstrap intervals over test samples (and a
+    ``cell`` column), and each cell's accuracy replicates (for score intervals)."""
     samples = store.samples(keys)
     classes = {s.sample_set: datasets[s.sample_set.split("|")[0]].n_classes for s in samples.values()}
     intervals = cell_intervals(samples, metrics, classes)
-    out, by_key = [], store.rows_by_key(keys)
+    rows, cells, by_key = [], [], store.rows_by_key(keys)
     for key in keys:
         for row in by_key.get(key, []):
             lo, hi = intervals.get((key, row.metric), (row.ci_low, row.ci_high))
-            out.append(dataclasses.replace(row, ci_low=lo, ci_high=hi))
-    return out
+            rows.append(dataclasses.replace(row, ci_low=lo, ci_high=hi))
+            cells.append(key)
+    return rows_to_frame(rows, cells), accuracy_replicates(samples)
 
 
 def check_finite(data: MultimodalDataset, label: str) -> None:
@@ -129,10 +133,9 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     store = Store(out_dir)
     try:
         ctx, failed = _execute(plan, executor, store, datasets, device, options)
-        rows = rows_with_intervals(store, [ev.key for ev in plan.eval_cells], datasets, suite.metrics)
+        frame, reps = stored_frame(store, [ev.key for ev in plan.eval_cells], datasets, suite.metrics)
     finally:
         store.close()
-    frame = rows_to_frame(rows)
     seconds = time.perf_counter() - start
     timings = {**ctx.timings, "total": {"seconds": seconds}}
     provenance = {
@@ -141,7 +144,7 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
         "amp": options.amp, "models_trained": ctx.trained, "models_from_cache": ctx.cached,
         "failed_cells": [{"cell": f.name, "error": f.error} for f in failed],
     }
-    files, board = publish(out_dir, suite.name, frame, datasets, provenance, suite.baseline)
+    files, board = publish(out_dir, suite.name, frame, datasets, provenance, suite.baseline, reps)
     return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds,
                      timings, tuple(failed))
 
@@ -187,7 +190,8 @@ def make_executor(options: RunOptions, device: torch.device) -> Executor:
 
 
 def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, MultimodalDataset],
-            provenance: dict, baseline: str = "") -> tuple[dict[str, Path], str]:
+            provenance: dict, baseline: str = "", reps: dict[str, np.ndarray] | None = None,
+            ) -> tuple[dict[str, Path], str]:
     """Analyses computed from the rows (sanity checks, Shapley values, corruption errors), the
     result files, the plots and the leaderboard; returns the files written and the board."""
     sanity = sanity_checks(frame, dataset_facts(datasets))
@@ -195,7 +199,10 @@ def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, 
     files = write_results(out_dir, frame, {**provenance, "sanity": sanity.to_dict(orient="records")})
     reliance = _dropout_outputs(out_dir, frame, datasets, files)
     shift = _shift_outputs(out_dir, frame, baseline, files)
-    board = render_leaderboard(frame, title, sanity, reliance, shift)
+    scores = score_intervals(frame, reps or {}, baseline)
+    files["scores"] = out_dir / "scores.csv"
+    scores.to_csv(files["scores"], index=False)
+    board = render_leaderboard(frame, title, sanity, reliance, shift, scores)
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)
     return files, board

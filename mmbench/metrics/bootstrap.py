@@ -111,3 +111,18 @@ def cell_intervals(samples: dict[str, Samples], metrics: tuple[str, ...], n_clas
             lo, hi = np.quantile(reps, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
             out.update({(k, metric): (float(a), float(b)) for k, a, b in zip(keys, lo, hi, strict=True)})
     return out
+
+
+def accuracy_replicates(samples: dict[str, Samples], replicates_n: int = 200) -> dict[str, np.ndarray]:
+    """Cell key -> the cell's accuracy under the first ``replicates_n`` paired bootstrap
+    replicates of its sample set (inputs for score intervals)."""
+    by_set: dict[str, list[str]] = {}
+    for key, s in samples.items():
+        by_set.setdefault(s.sample_set, []).append(key)
+    out = {}
+    for sample_set, keys in by_set.items():
+        cells = [samples[k] for k in keys]
+        weights = resample_weights(sample_set, len(cells[0].preds))[:replicates_n]
+        reps = replicates(cells, "accuracy", 0, weights)
+        out.update({k: reps[:, i] for i, k in enumerate(keys)})
+    return out

@@ -48,6 +48,37 @@ def dataset_board(summary: pd.DataFrame, dataset: str, metrics: list[str]) -> st
     return tabulate(lines, headers=headers, tablefmt="github", disable_numparse=True)
 
 
+MAIN_SCORES = ("clean_accuracy", "composite", "adv_robust_accuracy", "missing_mean_rate",
+               "missing_worst_subset", "shift_mean_accuracy", "mce", "worst_group_accuracy",
+               "effective_robustness")
+
+
+def main_board(scores: pd.DataFrame, dataset: str) -> str | None:
+    """The main board: models ranked by the composite robustness score (clean accuracy when no
+    robustness family ran), each score as ``value ± half-width`` of its 95% bootstrap interval."""
+    part = scores[scores["dataset"] == dataset]
+    if part.empty:
+        return None
+    columns = [c for c in MAIN_SCORES if c in set(part["score"])]
+    by = "composite" if "composite" in columns else "clean_accuracy"
+    value = part.pivot_table(index=["model", "recipe"], columns="score", values="value", aggfunc="first")
+    half = ((part["ci_high"] - part["ci_low"]) / 2).rename("hw")
+    hw = part.assign(hw=half).pivot_table(index=["model", "recipe"], columns="score", values="hw",
+                                          aggfunc="first", dropna=False)
+    order = value[by].sort_values(ascending=False, kind="stable").index
+    lines = [[rank, model, recipe, *(_pm(value.loc[(model, recipe)].get(c), hw.loc[(model, recipe)].get(c))
+                                     for c in columns)]
+             for rank, (model, recipe) in enumerate(order, start=1)]
+    return tabulate(lines, headers=["rank", "model", "recipe", *columns], tablefmt="github",
+                    disable_numparse=True)
+
+
+def _pm(value: float | None, hw: float | None) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    return f"{value:.4f}" if hw is None or pd.isna(hw) else f"{value:.4f} ± {hw:.4f}"
+
+
 def adversarial_board(frame: pd.DataFrame, dataset: str) -> str | None:
     """Robust accuracy per model: for each target@eps, the worst attack (mean over seeds)."""
     rows = frame[(frame["family"] == "adversarial") & (frame["metric"] == "accuracy")
@@ -182,13 +213,18 @@ def sanity_summary(sanity: pd.DataFrame) -> list[str]:
 
 def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | None = None,
                        reliance: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None,
-                       shift: tuple[pd.DataFrame, pd.DataFrame, str] | None = None) -> str:
+                       shift: tuple[pd.DataFrame, pd.DataFrame, str] | None = None,
+                       scores: pd.DataFrame | None = None) -> str:
     """The Markdown document: per dataset, the clean board, then (when the suite attacked the
     models) robust accuracy under the worst attack per target and eps, then the sanity checks."""
     summary = summarise(frame)
     metrics = list(dict.fromkeys(frame.loc[frame["family"] == "clean", "metric"]))
     parts = [f"# Leaderboard: {title}", ""]
     for dataset in sorted(frame["dataset"].unique()):
+        board = main_board(scores, dataset) if scores is not None and not scores.empty else None
+        if board is not None and (set(scores.loc[scores["dataset"] == dataset, "score"]) - {"clean_accuracy"}):
+            parts += [f"## {dataset}: main board (ranked by the composite robustness score; "
+                      "docs/metrics.md)", "", board, ""]
         if dataset in set(summary["dataset"]):
             parts += [f"## {dataset} (clean, test split)", "", dataset_board(summary, dataset, metrics), "",
                       "± is the half-width of the 95% bootstrap interval over test samples; sd the "
