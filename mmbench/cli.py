@@ -45,7 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="auto (CUDA when available), cpu or cuda (default: auto)")
     run.add_argument("--seeds", type=int, nargs="+", help="training seeds, replacing the suite's")
     _run_options(run)
+    _summary_option(run)
     run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", parents=[common],
+                            help="re-render a results folder's files and boards from its store")
+    report.add_argument("results", type=Path, help="a results folder, e.g. results/smoke")
+    _summary_option(report)
+    report.set_defaults(func=cmd_report)
 
     status = sub.add_parser("status", parents=[common],
                             help="done / pending / failed cells of a results folder")
@@ -63,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     _trust_option(validate)
     validate.set_defaults(func=cmd_validate)
     return parser
+
+
+def _summary_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--summary", type=Path, metavar="FILE",
+                        help="also append the Markdown boards to FILE (e.g. $GITHUB_STEP_SUMMARY)")
+
+
+def _append_summary(path: Path | None, board: str) -> None:
+    if path is not None:
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(board + "\n")
 
 
 def _run_options(run: argparse.ArgumentParser) -> None:
@@ -102,11 +120,23 @@ def cmd_run(args: argparse.Namespace) -> int:
              result.models_trained, result.models_from_cache, result.seconds)
     log.info("wrote %s", ", ".join(str(p) for p in result.files.values()))
     print(result.leaderboard, end="")
+    _append_summary(args.summary, result.leaderboard)
     if result.failed:
         print(f"mmbench: error: {len(result.failed)} cells failed, first {result.failed[0].name}: "
               f"{result.failed[0].error}; see 'mmbench status {result.out_dir}', fix, then rerun "
               "to resume", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render results files, plots and boards from the stored rows (nothing recomputed)."""
+    from mmbench.engine.publish import republish
+
+    files, board = republish(args.results)
+    log.info("wrote %s", ", ".join(str(p) for p in files.values()))
+    print(board, end="")
+    _append_summary(args.summary, board)
     return 0
 
 

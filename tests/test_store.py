@@ -179,3 +179,20 @@ def test_threads_setting_is_restored(tmp_path: Path) -> None:
     path = write_suite(tmp_path, tiny_suite(models=["late_fusion"]))
     run_suite(path, RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c", progress=False, threads=1))
     assert torch.get_num_threads() == before
+
+
+def test_report_rerenders_identical_files_from_the_store(tmp_path: Path, capsys) -> None:
+    path = write_suite(tmp_path, _many_cells())
+    out = tmp_path / "o"
+    summary = tmp_path / "summary.md"
+    assert main(["run", str(path), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "-q",
+                 "--summary", str(summary)]) == 0
+    names = ("LEADERBOARD.md", "results.csv", "scores.csv", "corruptions.csv")
+    before = {n: (out / n).read_bytes() for n in names}
+    for n in names:
+        (out / n).unlink()
+    capsys.readouterr()
+    assert main(["report", str(out), "-q", "--summary", str(summary)]) == 0
+    assert capsys.readouterr().out == before["LEADERBOARD.md"].decode()
+    assert {n: (out / n).read_bytes() for n in names} == before
+    assert summary.read_text().count("# Leaderboard: tiny") == 2  # appended by run and by report

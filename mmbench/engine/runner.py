@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -17,19 +15,12 @@ from mmbench.data.base import MultimodalDataset
 from mmbench.engine.device import resolve_device
 from mmbench.engine.executor import Executor, LocalExecutor, RunContext, planned
 from mmbench.engine.plan import Plan, check_suite, label_of, make_plan
+from mmbench.engine.publish import infos, publish, stored_frame
+from mmbench.engine.results import git_hash, package_versions
 from mmbench.engine.store import CellStatus, Store
-from mmbench.engine.results import git_hash, package_versions, write_results
-from mmbench.engine.rows import rows_to_frame
 from mmbench.engine.suite import Suite, load_suite
 from mmbench.errors import MMBenchError
-from mmbench.metrics.sanity import DatasetFacts, sanity_checks
-from mmbench.metrics.bootstrap import accuracy_replicates, cell_intervals
-from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
-from mmbench.metrics.scores import score_intervals
-from mmbench.metrics.shapley import modality_shapley, single_modality_views, worst_single_missing
 from mmbench.registry import DATASETS
-from mmbench.report.leaderboard import render_leaderboard
-from mmbench.report.plots import level_curves, mean_level_curves, shapley_bars
 from mmbench.train.cache import CheckpointCache
 
 log = logging.getLogger(__name__)
@@ -91,22 +82,6 @@ def load_datasets(suite: Suite, trust_pickle: bool = False) -> dict[str, Multimo
     return out
 
 
-def stored_frame(store: Store, keys: list[str], datasets: dict[str, MultimodalDataset],
-                 metrics: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """The stored rows of ``keys`` with 95% paired-bootstrap intervals over test samples (and a
-    ``cell`` column), and each cell's accuracy replicates (for score intervals)."""
-    samples = store.samples(keys)
-    classes = {s.sample_set: datasets[s.sample_set.split("|")[0]].n_classes for s in samples.values()}
-    intervals = cell_intervals(samples, metrics, classes)
-    rows, cells, by_key = [], [], store.rows_by_key(keys)
-    for key in keys:
-        for row in by_key.get(key, []):
-            lo, hi = intervals.get((key, row.metric), (row.ci_low, row.ci_high))
-            rows.append(dataclasses.replace(row, ci_low=lo, ci_high=hi))
-            cells.append(key)
-    return rows_to_frame(rows, cells), accuracy_replicates(samples)
-
-
 def check_finite(data: MultimodalDataset, label: str) -> None:
     for part, split in data.splits():
         for name, x in split.inputs.items():
@@ -133,7 +108,7 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     store = Store(out_dir)
     try:
         ctx, failed = _execute(plan, executor, store, datasets, device, options)
-        frame, reps = stored_frame(store, [ev.key for ev in plan.eval_cells], datasets, suite.metrics)
+        frame, reps = stored_frame(store, [ev.key for ev in plan.eval_cells], infos(datasets), suite.metrics)
     finally:
         store.close()
     seconds = time.perf_counter() - start
@@ -144,7 +119,7 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
         "amp": options.amp, "models_trained": ctx.trained, "models_from_cache": ctx.cached,
         "failed_cells": [{"cell": f.name, "error": f.error} for f in failed],
     }
-    files, board = publish(out_dir, suite.name, frame, datasets, provenance, suite.baseline, reps)
+    files, board = publish(out_dir, suite.name, frame, infos(datasets), provenance, suite.baseline, reps)
     return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds,
                      timings, tuple(failed))
 
@@ -155,7 +130,8 @@ def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, M
     cells = planned(plan)
     if options.force:
         store.forget(c.key for c in cells)
-    store.begin_run(plan.suite.to_dict(), cells)
+    store.begin_run(plan.suite.to_dict(), cells,
+                    {label: asdict(info) for label, info in infos(datasets).items()})
     done = store.done()
     pending = {c.key for c in cells if c.key not in done}
     log.info("suite %s: %d models, %d evaluations, %d cells to run (%d already done), device %s",
@@ -187,60 +163,3 @@ def make_executor(options: RunOptions, device: torch.device) -> Executor:
 
         return RayExecutor(options.address, options.workers, device, options.trust_pickle)
     raise MMBenchError(f"unknown executor '{options.executor}'; use local or ray")
-
-
-def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, MultimodalDataset],
-            provenance: dict, baseline: str = "", reps: dict[str, np.ndarray] | None = None,
-            ) -> tuple[dict[str, Path], str]:
-    """Analyses computed from the rows (sanity checks, Shapley values, corruption errors), the
-    result files, the plots and the leaderboard; returns the files written and the board."""
-    sanity = sanity_checks(frame, dataset_facts(datasets))
-    _log_sanity(sanity)
-    files = write_results(out_dir, frame, {**provenance, "sanity": sanity.to_dict(orient="records")})
-    reliance = _dropout_outputs(out_dir, frame, datasets, files)
-    shift = _shift_outputs(out_dir, frame, baseline, files)
-    scores = score_intervals(frame, reps or {}, baseline)
-    files["scores"] = out_dir / "scores.csv"
-    scores.to_csv(files["scores"], index=False)
-    board = render_leaderboard(frame, title, sanity, reliance, shift, scores)
-    files["leaderboard"] = out_dir / "LEADERBOARD.md"
-    files["leaderboard"].write_text(board)
-    return files, board
-
-
-def _dropout_outputs(out_dir: Path, frame: pd.DataFrame, datasets: dict[str, MultimodalDataset],
-                     files: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Shapley values, single-modality views and rate curves of the dropout family."""
-    players = {k: d.modality_names for k, d in datasets.items()}
-    shapley, views = modality_shapley(frame, players), single_modality_views(frame, players)
-    for name, table in (("shapley", shapley), ("single_modality", views)):
-        if not table.empty:
-            files[name] = out_dir / f"{name}.csv"
-            table.to_csv(files[name], index=False)
-    if not shapley.empty:
-        shapley_bars(shapley, out_dir)
-    level_curves(frame, out_dir, "dropout", "random-", "dropout rate per modality")
-    return shapley, worst_single_missing(frame), views
-
-
-def _shift_outputs(out_dir: Path, frame: pd.DataFrame, baseline: str,
-                   files: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """Corruption errors (``corruptions.csv``), severity curves and natural-shift summaries."""
-    errors = corruption_errors(frame, baseline)
-    if not errors.empty:
-        files["corruptions"] = out_dir / "corruptions.csv"
-        errors.to_csv(files["corruptions"], index=False)
-        mean_level_curves(frame, out_dir, "shift", "corruption severity")
-    return shift_summary(frame, baseline), natural_summary(frame), baseline
-
-
-def dataset_facts(datasets: dict[str, MultimodalDataset]) -> dict[str, DatasetFacts]:
-    return {label: DatasetFacts(d.n_classes, all(m.is_continuous for m in d.modalities))
-            for label, d in datasets.items()}
-
-
-def _log_sanity(sanity: pd.DataFrame) -> None:
-    failed = sanity[~sanity["passed"]] if not sanity.empty else sanity
-    if len(failed):
-        log.warning("%d of %d adversarial sanity checks flagged (see LEADERBOARD.md and "
-                    "results.json 'sanity')", len(failed), len(sanity))

@@ -75,13 +75,16 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def begin_run(self, config: dict[str, Any], cells: Sequence[PlannedCell]) -> None:
-        """Record the suite and the planned cells of this run (finished cells are kept)."""
+    def begin_run(self, config: dict[str, Any], cells: Sequence[PlannedCell],
+                  datasets: dict[str, Any] | None = None) -> None:
+        """Record the suite, what publishing needs about its datasets, and the planned cells
+        of this run (finished cells are kept)."""
         with self._transaction():
             self._db.execute("DELETE FROM plan")
             self._db.executemany("INSERT INTO plan VALUES (?, ?, ?, ?)",
                                  [(c.key, c.kind, c.name, i) for i, c in enumerate(cells)])
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('config', ?)", (json.dumps(config),))
+            for name, value in (("config", config), ("datasets", datasets or {})):
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
 
     def done(self) -> set[str]:
         return {k for (k,) in self._db.execute("SELECT key FROM cells WHERE status = 'done'")}
@@ -128,7 +131,11 @@ class Store:
         return [CellStatus(*row) for row in self._db.execute(query)]
 
     def config(self) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT value FROM meta WHERE name = 'config'").fetchone()
+        return self.meta("config")
+
+    def meta(self, name: str) -> Any:
+        """A value recorded by :meth:`begin_run` (``config``, ``datasets``), or None."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def _transaction(self) -> Any:

@@ -166,10 +166,12 @@ def score_intervals(frame: pd.DataFrame, reps: dict[str, np.ndarray], reference:
     if not n or "cell" not in acc:
         return point.assign(ci_low=np.nan, ci_high=np.nan)
     matrix = np.stack([reps.get(c, np.full(n, np.nan)) for c in acc["cell"]])
-    runs = []
-    for b in range(n):
-        value = np.where(np.isnan(matrix[:, b]), acc["value"].to_numpy(), matrix[:, b])
-        runs.append(compute_scores(acc.assign(value=value), reference))
-    bounds = pd.concat(runs).groupby(KEY + ["score"])["value"].quantile([(1 - level) / 2, (1 + level) / 2])
+    values = np.where(np.isnan(matrix), acc["value"].to_numpy()[:, None], matrix)  # [rows, n]
+    # all replicates in one pass: replicate b is folded into the recipe ("r#b"), so every
+    # grouping, and the pairing with the reference model (same dataset and recipe), holds per b
+    stacked = pd.concat([acc.assign(value=values[:, b], recipe=acc["recipe"] + f"#{b}") for b in range(n)])
+    runs = compute_scores(stacked, reference)
+    runs["recipe"] = runs["recipe"].str.rsplit("#", n=1).str[0]
+    bounds = runs.groupby(KEY + ["score"])["value"].quantile([(1 - level) / 2, (1 + level) / 2])
     bounds = bounds.unstack().set_axis(["ci_low", "ci_high"], axis=1).reset_index()
     return point.merge(bounds, on=KEY + ["score"], how="left")

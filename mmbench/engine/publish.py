@@ -1,0 +1,147 @@
+"""Publishing a run: the store's rows become result files, plots and the leaderboard.
+
+Everything here reads stored rows and per-row outcomes plus a little information about each
+dataset (kept in the store), never the data or the models, so ``mmbench report`` re-renders
+the same files from a results folder without recomputing anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mmbench.data.base import MultimodalDataset
+from mmbench.engine.results import write_results
+from mmbench.engine.rows import rows_to_frame
+from mmbench.engine.store import Store
+from mmbench.metrics.bootstrap import accuracy_replicates, cell_intervals
+from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
+from mmbench.metrics.sanity import DatasetFacts, sanity_checks
+from mmbench.metrics.scores import score_intervals
+from mmbench.metrics.shapley import modality_shapley, single_modality_views, worst_single_missing
+from mmbench.report.leaderboard import render_leaderboard
+from mmbench.report.plots import level_curves, mean_level_curves, shapley_bars
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What publishing needs to know about a dataset (stored with the run)."""
+
+    modalities: tuple[str, ...]
+    n_classes: int
+    continuous: bool
+
+    @classmethod
+    def of(cls, data: MultimodalDataset) -> DatasetInfo:
+        return cls(data.modality_names, data.n_classes, all(m.is_continuous for m in data.modalities))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DatasetInfo:
+        return cls(tuple(raw["modalities"]), int(raw["n_classes"]), bool(raw["continuous"]))
+
+
+def infos(datasets: dict[str, MultimodalDataset]) -> dict[str, DatasetInfo]:
+    return {label: DatasetInfo.of(d) for label, d in datasets.items()}
+
+
+def stored_frame(store: Store, keys: list[str], datasets: dict[str, DatasetInfo],
+                 metrics: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The stored rows of ``keys`` with 95% paired-bootstrap intervals over test samples (and a
+    ``cell`` column), and each cell's accuracy replicates (for score intervals)."""
+    samples = store.samples(keys)
+    classes = {s.sample_set: datasets[s.sample_set.split("|")[0]].n_classes for s in samples.values()}
+    intervals = cell_intervals(samples, metrics, classes)
+    rows, cells, by_key = [], [], store.rows_by_key(keys)
+    for key in keys:
+        for row in by_key.get(key, []):
+            lo, hi = intervals.get((key, row.metric), (row.ci_low, row.ci_high))
+            rows.append(dataclasses.replace(row, ci_low=lo, ci_high=hi))
+            cells.append(key)
+    return rows_to_frame(rows, cells), accuracy_replicates(samples)
+
+
+def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, DatasetInfo],
+            provenance: dict, baseline: str = "", reps: dict[str, np.ndarray] | None = None,
+            ) -> tuple[dict[str, Path], str]:
+    """Analyses computed from the rows (sanity checks, Shapley values, corruption errors), the
+    result files, the plots and the leaderboard; returns the files written and the board."""
+    sanity = sanity_checks(frame, dataset_facts(datasets))
+    _log_sanity(sanity)
+    files = write_results(out_dir, frame, {**provenance, "sanity": sanity.to_dict(orient="records")})
+    reliance = _dropout_outputs(out_dir, frame, datasets, files)
+    shift = _shift_outputs(out_dir, frame, baseline, files)
+    scores = score_intervals(frame, reps or {}, baseline)
+    files["scores"] = out_dir / "scores.csv"
+    scores.to_csv(files["scores"], index=False)
+    board = render_leaderboard(frame, title, sanity, reliance, shift, scores)
+    files["leaderboard"] = out_dir / "LEADERBOARD.md"
+    files["leaderboard"].write_text(board)
+    return files, board
+
+
+def _dropout_outputs(out_dir: Path, frame: pd.DataFrame, datasets: dict[str, DatasetInfo],
+                     files: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Shapley values, single-modality views and rate curves of the dropout family."""
+    players = {k: d.modalities for k, d in datasets.items()}
+    shapley, views = modality_shapley(frame, players), single_modality_views(frame, players)
+    for name, table in (("shapley", shapley), ("single_modality", views)):
+        if not table.empty:
+            files[name] = out_dir / f"{name}.csv"
+            table.to_csv(files[name], index=False)
+    if not shapley.empty:
+        shapley_bars(shapley, out_dir)
+    level_curves(frame, out_dir, "dropout", "random-", "dropout rate per modality")
+    return shapley, worst_single_missing(frame), views
+
+
+def _shift_outputs(out_dir: Path, frame: pd.DataFrame, baseline: str,
+                   files: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Corruption errors (``corruptions.csv``), severity curves and natural-shift summaries."""
+    errors = corruption_errors(frame, baseline)
+    if not errors.empty:
+        files["corruptions"] = out_dir / "corruptions.csv"
+        errors.to_csv(files["corruptions"], index=False)
+        mean_level_curves(frame, out_dir, "shift", "corruption severity")
+    return shift_summary(frame, baseline), natural_summary(frame), baseline
+
+
+def dataset_facts(datasets: dict[str, DatasetInfo]) -> dict[str, DatasetFacts]:
+    return {label: DatasetFacts(d.n_classes, d.continuous) for label, d in datasets.items()}
+
+
+def _log_sanity(sanity: pd.DataFrame) -> None:
+    failed = sanity[~sanity["passed"]] if not sanity.empty else sanity
+    if len(failed):
+        log.warning("%d of %d adversarial sanity checks flagged (see LEADERBOARD.md and "
+                    "results.json 'sanity')", len(failed), len(sanity))
+
+
+def republish(folder: Path) -> tuple[dict[str, Path], str]:
+    """Re-render every file of a results folder from its store, recomputing nothing
+    (``mmbench report``); the provenance of ``results.json`` is kept."""
+    import json
+
+    from mmbench.engine.store import open_existing
+
+    store = open_existing(folder)
+    try:
+        config = store.config() or {}
+        datasets = {k: DatasetInfo.from_dict(v) for k, v in (store.meta("datasets") or {}).items()}
+        keys = [c.key for c in store.statuses() if c.kind == "eval"]
+        frame, reps = stored_frame(store, keys, datasets, tuple(config.get("metrics", ("accuracy",))))
+    finally:
+        store.close()
+    old = folder / "results.json"
+    provenance = json.loads(old.read_text()) if old.is_file() else {"suite": config.get("name"), "config": config}
+    for generated in ("schema_version", "rows", "sanity"):
+        provenance.pop(generated, None)
+    return publish(folder, config.get("name", folder.name), frame, datasets, provenance,
+                   config.get("baseline", ""), reps)
