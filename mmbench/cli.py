@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     _summary_option(report)
     report.set_defaults(func=cmd_report)
 
+    compare = sub.add_parser("compare", parents=[common],
+                             help="paired differences of every score between two results folders")
+    compare.add_argument("a", type=Path, help="results folder A")
+    compare.add_argument("b", type=Path, help="results folder B (same datasets and splits)")
+    _summary_option(compare)
+    compare.set_defaults(func=cmd_compare)
+
     status = sub.add_parser("status", parents=[common],
                             help="done / pending / failed cells of a results folder")
     status.add_argument("results", type=Path, help="a results folder, e.g. results/smoke")
@@ -137,6 +144,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     log.info("wrote %s", ", ".join(str(p) for p in files.values()))
     print(board, end="")
     _append_summary(args.summary, board)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Score differences A - B with paired bootstrap intervals."""
+    from mmbench.engine.compare import compare, render
+
+    text = render(compare(args.a, args.b), args.a, args.b)
+    print(text, end="")
+    _append_summary(args.summary, text)
     return 0
 
 

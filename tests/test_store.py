@@ -196,3 +196,25 @@ def test_report_rerenders_identical_files_from_the_store(tmp_path: Path, capsys)
     assert capsys.readouterr().out == before["LEADERBOARD.md"].decode()
     assert {n: (out / n).read_bytes() for n in names} == before
     assert summary.read_text().count("# Leaderboard: tiny") == 2  # appended by run and by report
+
+
+def test_compare_gives_paired_differences(tmp_path: Path, capsys) -> None:
+    """Two runs differing only in training epochs: same rows, paired intervals; a run against
+    itself has zero differences with zero-width intervals."""
+    base = tiny_suite(models=["late_fusion", "seed_concat"])
+    short = {**base, "recipes": [{"name": "standard", "params": {"epochs": 1, "batch_size": 32}}]}
+    for name, suite in (("long", base), ("short", short)):
+        run_suite(write_suite(tmp_path, suite, f"{name}.yaml"),
+                  RunOptions(out_dir=tmp_path / name, cache_dir=tmp_path / "c", progress=False))
+    from mmbench.engine.compare import compare
+
+    table = compare(tmp_path / "long", tmp_path / "long").set_index(["model", "score"])
+    assert (table["diff"] == 0).all() and (table["ci_low"] == 0).all() and (table["ci_high"] == 0).all()
+    assert main(["compare", str(tmp_path / "long"), str(tmp_path / "short")]) == 0
+    out = capsys.readouterr().out
+    assert "paired differences" in out and "clean_accuracy" in out and "seed_concat" in out
+    other = {**base, "datasets": [{**base["datasets"][0], "params": {**base["datasets"][0]["params"], "seed": 9}}]}
+    run_suite(write_suite(tmp_path, other, "other.yaml"),
+              RunOptions(out_dir=tmp_path / "other", cache_dir=tmp_path / "c", progress=False))
+    assert main(["compare", str(tmp_path / "long"), str(tmp_path / "other")]) == 2
+    assert "evaluated different rows" in capsys.readouterr().err

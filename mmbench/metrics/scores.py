@@ -155,23 +155,32 @@ def _effective(table: pd.DataFrame, reference: str) -> pd.Series:
             - (table["clean_accuracy"].to_numpy() - aligned["clean_accuracy"].to_numpy()))
 
 
-def score_intervals(frame: pd.DataFrame, reps: dict[str, np.ndarray], reference: str = "",
-                    level: float = 0.95) -> pd.DataFrame:
-    """:func:`compute_scores` with ``ci_low``/``ci_high``: the scores recomputed on each paired
-    bootstrap replicate (``reps``: cell key -> accuracy replicates; ``frame`` needs the
-    ``cell`` column). Scores of rows without replicates get no interval."""
+def score_replicates(frame: pd.DataFrame, reps: dict[str, np.ndarray], reference: str = "") -> pd.DataFrame:
+    """Every score on every paired bootstrap replicate: columns of :func:`compute_scores` plus
+    ``b`` (``reps``: cell key -> accuracy replicates; ``frame`` needs the ``cell`` column).
+    Rows without replicates keep their value. Empty when there are no replicates."""
     acc = _acc(frame).reset_index(drop=True)
-    point = compute_scores(acc, reference)
     n = len(next(iter(reps.values()))) if reps else 0
     if not n or "cell" not in acc:
-        return point.assign(ci_low=np.nan, ci_high=np.nan)
+        return pd.DataFrame(columns=KEY + ["score", "value", "b"])
     matrix = np.stack([reps.get(c, np.full(n, np.nan)) for c in acc["cell"]])
     values = np.where(np.isnan(matrix), acc["value"].to_numpy()[:, None], matrix)  # [rows, n]
     # all replicates in one pass: replicate b is folded into the recipe ("r#b"), so every
     # grouping, and the pairing with the reference model (same dataset and recipe), holds per b
     stacked = pd.concat([acc.assign(value=values[:, b], recipe=acc["recipe"] + f"#{b}") for b in range(n)])
     runs = compute_scores(stacked, reference)
-    runs["recipe"] = runs["recipe"].str.rsplit("#", n=1).str[0]
+    split = runs["recipe"].str.rsplit("#", n=1)
+    return runs.assign(recipe=split.str[0], b=split.str[1].astype(int))
+
+
+def score_intervals(frame: pd.DataFrame, reps: dict[str, np.ndarray], reference: str = "",
+                    level: float = 0.95) -> pd.DataFrame:
+    """:func:`compute_scores` with ``ci_low``/``ci_high``: percentiles of the scores over the
+    paired bootstrap replicates (no interval where there are none)."""
+    point = compute_scores(_acc(frame), reference)
+    runs = score_replicates(frame, reps, reference)
+    if runs.empty:
+        return point.assign(ci_low=np.nan, ci_high=np.nan)
     bounds = runs.groupby(KEY + ["score"])["value"].quantile([(1 - level) / 2, (1 + level) / 2])
     bounds = bounds.unstack().set_axis(["ci_low", "ci_high"], axis=1).reset_index()
     return point.merge(bounds, on=KEY + ["score"], how="left")
