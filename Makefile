@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install smoke test bench clean
+.PHONY: install smoke test chromium bench clean
 
 install: $(STAMP)
 
@@ -21,11 +21,21 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# SUMMARY=FILE also appends the leaderboard to FILE (CI: $GITHUB_STEP_SUMMARY).
 smoke: install
-	$(BIN)/mmbench run suites/smoke.yaml
+	$(BIN)/mmbench run suites/smoke.yaml $(if $(SUMMARY),--summary "$(SUMMARY)")
 
-test: install
+# The HTML report test renders report.html in headless Chromium, from the system's packages.
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser || command -v google-chrome)
+
+test: install chromium
 	$(BIN)/python -m pytest -q
+
+chromium:
+ifeq ($(CHROMIUM),)
+	apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium) || \
+	  sudo apt-get install -y -q chromium
+endif
 
 bench: install
 	$(BIN)/python benchmarks/smoke_walltime.py

@@ -110,6 +110,9 @@ def _run_options(run: argparse.ArgumentParser) -> None:
 def _trust_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow datasets stored as pickles (they can run code when loaded)")
+    parser.add_argument("--data-dir", metavar="ROOT",
+                        help="root of user-supplied data files (avmnist/, mosi_raw.pkl, ...; "
+                             "default: $MMBENCH_DATA)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -121,7 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          verbose=args.verbose and not args.quiet,
                          threads=args.threads, amp=args.amp, force=args.force,
                          fail_fast=args.fail_fast, executor=args.executor, address=args.address,
-                         workers=args.workers, trust_pickle=args.trust_pickle)
+                         workers=args.workers, trust_pickle=args.trust_pickle, data_root=args.data_dir)
     result = run_suite(args.suite, options)
     log.info("%d models trained, %d loaded from the checkpoint cache; %.1fs",
              result.models_trained, result.models_from_cache, result.seconds)
@@ -248,7 +251,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite)
     check_suite(suite)
-    plan = make_plan(suite, load_datasets(suite, args.trust_pickle))
+    plan = make_plan(suite, load_datasets(suite, args.trust_pickle, args.data_dir))
     print(f"{args.suite}: ok ({len(plan.train_cells)} models to train, "
           f"{len(plan.eval_cells)} evaluations, seeds {list(suite.seeds)})")
     return 0

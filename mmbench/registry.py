@@ -155,7 +155,8 @@ MODELS: Registry[ModelFactory] = Registry(
     entry_point_group="mmbench.models",
 )
 DATASETS: Registry[Any] = Registry(
-    "dataset", ("mmbench.data.mfeat", "mmbench.data.synthetic", "mmbench.data.digits"), entry_point_group="mmbench.datasets"
+    "dataset", ("mmbench.data.mfeat", "mmbench.data.synthetic", "mmbench.data.digits",
+                "mmbench.data.avmnist", "mmbench.data.affect"), entry_point_group="mmbench.datasets"
 )
 PERTURBATIONS: Registry[Any] = Registry(
     "perturbation",

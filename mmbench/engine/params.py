@@ -15,7 +15,7 @@ from mmbench.errors import MMBenchError, did_you_mean
 #: the training split, for perturbations that impute from training statistics).
 HARNESS_ARGS = frozenset({"modalities", "n_classes", "train", "groups"})
 #: filled in by the harness for dataset loaders that declare it (not a suite parameter)
-DATASET_HARNESS_ARGS = frozenset({"trust_pickle"})
+DATASET_HARNESS_ARGS = frozenset({"trust_pickle", "data_root"})
 
 
 def declared_params(

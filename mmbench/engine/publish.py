@@ -20,13 +20,15 @@ from mmbench.data.base import MultimodalDataset
 from mmbench.engine.results import write_results
 from mmbench.engine.rows import rows_to_frame
 from mmbench.engine.store import Store
+from mmbench.errors import MMBenchError
 from mmbench.metrics.bootstrap import accuracy_replicates, cell_intervals
 from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
 from mmbench.metrics.sanity import DatasetFacts, sanity_checks
-from mmbench.metrics.scores import score_intervals
+from mmbench.metrics.scores import score_intervals, score_replicates
 from mmbench.metrics.shapley import modality_shapley, single_modality_views, worst_single_missing
 from mmbench.report.leaderboard import render_leaderboard
-from mmbench.report.plots import level_curves, mean_level_curves, shapley_bars
+from mmbench.report.html import render_html
+from mmbench.report.plots import level_curves, mean_level_curves, rank_stability, robust_curves, shapley_bars
 
 log = logging.getLogger(__name__)
 
@@ -71,24 +73,40 @@ def stored_frame(store: Store, keys: list[str], datasets: dict[str, DatasetInfo]
 def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, DatasetInfo],
             provenance: dict, baseline: str = "", reps: dict[str, np.ndarray] | None = None,
             ) -> tuple[dict[str, Path], str]:
-    """Analyses computed from the rows (sanity checks, Shapley values, corruption errors), the
-    result files, the plots and the leaderboard; returns the files written and the board."""
+    """Analyses computed from the rows (sanity checks, Shapley values, corruption errors,
+    scores), the result files, the plots, ``LEADERBOARD.md`` and ``report.html``; returns the
+    files written and the leaderboard."""
     sanity = sanity_checks(frame, dataset_facts(datasets))
     _log_sanity(sanity)
     files = write_results(out_dir, frame, {**provenance, "sanity": sanity.to_dict(orient="records")})
-    reliance = _dropout_outputs(out_dir, frame, datasets, files)
-    shift = _shift_outputs(out_dir, frame, baseline, files)
-    scores = score_intervals(frame, reps or {}, baseline)
-    files["scores"] = out_dir / "scores.csv"
-    scores.to_csv(files["scores"], index=False)
+    plots: list[Path] = []
+    reliance = _dropout_outputs(out_dir, frame, datasets, files, plots)
+    shift = _shift_outputs(out_dir, frame, baseline, files, plots)
+    scores = _score_outputs(out_dir, frame, reps or {}, baseline, files, plots)
+    plots += robust_curves(frame, out_dir)
     board = render_leaderboard(frame, title, sanity, reliance, shift, scores)
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)
+    files["html"] = out_dir / "report.html"
+    files["html"].write_text(render_html(board, sorted(set(plots)), f"mmbench: {title}"))
     return files, board
 
 
+def _score_outputs(out_dir: Path, frame: pd.DataFrame, reps: dict[str, np.ndarray], baseline: str,
+                   files: dict[str, Path], plots: list[Path]) -> pd.DataFrame:
+    """``scores.csv`` with intervals, and the rank-stability figure of the ranking score."""
+    runs = score_replicates(frame, reps, baseline)
+    scores = score_intervals(frame, reps, baseline, runs=runs)
+    files["scores"] = out_dir / "scores.csv"
+    scores.to_csv(files["scores"], index=False)
+    ranking = next((s for s in ("composite", "clean_accuracy") if (scores["score"] == s).any()), None)
+    if ranking is not None:
+        plots += rank_stability(runs, out_dir, ranking)
+    return scores
+
+
 def _dropout_outputs(out_dir: Path, frame: pd.DataFrame, datasets: dict[str, DatasetInfo],
-                     files: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                     files: dict[str, Path], plots: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Shapley values, single-modality views and rate curves of the dropout family."""
     players = {k: d.modalities for k, d in datasets.items()}
     shapley, views = modality_shapley(frame, players), single_modality_views(frame, players)
@@ -97,19 +115,19 @@ def _dropout_outputs(out_dir: Path, frame: pd.DataFrame, datasets: dict[str, Dat
             files[name] = out_dir / f"{name}.csv"
             table.to_csv(files[name], index=False)
     if not shapley.empty:
-        shapley_bars(shapley, out_dir)
-    level_curves(frame, out_dir, "dropout", "random-", "dropout rate per modality")
+        plots += shapley_bars(shapley, out_dir)
+    plots += level_curves(frame, out_dir, "dropout", "random-", "dropout rate per modality")
     return shapley, worst_single_missing(frame), views
 
 
-def _shift_outputs(out_dir: Path, frame: pd.DataFrame, baseline: str,
-                   files: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+def _shift_outputs(out_dir: Path, frame: pd.DataFrame, baseline: str, files: dict[str, Path],
+                   plots: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Corruption errors (``corruptions.csv``), severity curves and natural-shift summaries."""
     errors = corruption_errors(frame, baseline)
     if not errors.empty:
         files["corruptions"] = out_dir / "corruptions.csv"
         errors.to_csv(files["corruptions"], index=False)
-        mean_level_curves(frame, out_dir, "shift", "corruption severity")
+        plots += mean_level_curves(frame, out_dir, "shift", "corruption severity")
     return shift_summary(frame, baseline), natural_summary(frame), baseline
 
 
@@ -135,6 +153,9 @@ def republish(folder: Path) -> tuple[dict[str, Path], str]:
     try:
         config = store.config() or {}
         datasets = {k: DatasetInfo.from_dict(v) for k, v in (store.meta("datasets") or {}).items()}
+        if not datasets:
+            raise MMBenchError(f"{folder}'s store was written by an older mmbench; rerun its suite "
+                               "once (finished cells are kept) to re-render it")
         keys = [c.key for c in store.statuses() if c.kind == "eval"]
         frame, reps = stored_frame(store, keys, datasets, tuple(config.get("metrics", ("accuracy",))))
     finally:

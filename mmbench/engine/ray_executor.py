@@ -40,6 +40,7 @@ class WorkerSettings:
     amp: bool
     retrain: bool
     trust_pickle: bool = False
+    data_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def worker_context(settings: WorkerSettings) -> RunContext:
     key = hash(repr(settings))
     if key not in _CONTEXTS:
         device = torch.device(settings.device)
-        loaded = load_datasets(settings.suite, settings.trust_pickle)
+        loaded = load_datasets(settings.suite, settings.trust_pickle, settings.data_root)
         datasets = {k: v.to(device) for k, v in loaded.items()}
         _CONTEXTS.clear()
         _CONTEXTS[key] = RunContext(datasets, CheckpointCache(settings.cache_dir), device,
@@ -113,7 +114,8 @@ class RayExecutor:
     """Runs the plan's pending cells as Ray tasks on a cluster or a local instance."""
 
     def __init__(self, address: str | None, workers: int | None, device: torch.device,
-                 trust_pickle: bool = False) -> None:
+                 data_access: tuple[bool, str | None] = (False, None)) -> None:
+        """``data_access``: (``--trust-pickle``, ``--data-dir``) for the workers' loaders."""
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -122,7 +124,7 @@ class RayExecutor:
         if workers is not None and workers < 1:
             raise MMBenchError(f"--workers must be at least 1, got {workers}")
         self.address, self.workers, self.device = address, workers, device
-        self.trust_pickle = trust_pickle
+        self.data_access = data_access
 
     def run(self, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
         import ray
@@ -139,7 +141,7 @@ class RayExecutor:
 
     def _run(self, ray: Any, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
         settings = WorkerSettings(plan.suite, str(self.device), str(ctx.cache.root), ctx.threads,
-                                  ctx.amp, ctx.retrain, self.trust_pickle)
+                                  ctx.amp, ctx.retrain, *self.data_access)
         resources = {"num_cpus": 1, "num_gpus": 1 if self.device.type == "cuda" else 0}
         train, evaluate = (ray.remote(**resources)(f) for f in (train_task, eval_task))
         plan_ref, settings_ref = ray.put(plan), ray.put(settings)  # shipped once, not per task

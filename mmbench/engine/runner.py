@@ -51,6 +51,7 @@ class RunOptions:
     address: str | None = None
     workers: int | None = None
     trust_pickle: bool = False
+    data_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,17 @@ class RunResult:
     failed: tuple[CellStatus, ...] = ()
 
 
-def load_datasets(suite: Suite, trust_pickle: bool = False) -> dict[str, MultimodalDataset]:
+def load_datasets(suite: Suite, trust_pickle: bool = False,
+                  data_root: str | None = None) -> dict[str, MultimodalDataset]:
     """Load every dataset of the suite (label -> data), on the CPU; NaN/Inf in the data is a
-    one-line error naming where. Loaders that declare ``trust_pickle`` get the user's flag."""
+    one-line error naming where. Loaders that declare ``trust_pickle`` / ``data_root`` get the
+    user's ``--trust-pickle`` / ``--data-dir``."""
     out = {}
     for comp in suite.datasets:
         loader = DATASETS.get(comp.name)
-        extra = {"trust_pickle": trust_pickle} if "trust_pickle" in inspect.signature(loader).parameters else {}
+        wants = inspect.signature(loader).parameters
+        given = {"trust_pickle": trust_pickle, "data_root": data_root}
+        extra = {k: v for k, v in given.items() if k in wants}
         try:
             out[label_of(comp)] = loader(**comp.params, **extra)
         except ValueError as exc:
@@ -102,9 +107,9 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     check_suite(suite)
     device = resolve_device(options.device)
     executor = make_executor(options, device)
-    datasets = load_datasets(suite, options.trust_pickle)
+    datasets = load_datasets(suite, options.trust_pickle, options.data_root)
     plan = make_plan(suite, datasets, options.amp)
-    out_dir = options.out_dir or DEFAULT_RESULTS / suite.name
+    out_dir = Path(options.out_dir or DEFAULT_RESULTS / suite.name)  # str or Path
     store = Store(out_dir)
     try:
         ctx, failed = _execute(plan, executor, store, datasets, device, options)
@@ -137,7 +142,7 @@ def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, M
     log.info("suite %s: %d models, %d evaluations, %d cells to run (%d already done), device %s",
              plan.suite.name, len(plan.train_cells), len(plan.eval_cells), len(pending),
              len(cells) - len(pending), device)
-    cache = CheckpointCache(options.cache_dir or DEFAULT_RESULTS / ".cache" / "checkpoints")
+    cache = CheckpointCache(Path(options.cache_dir or DEFAULT_RESULTS / ".cache" / "checkpoints"))
     ctx = RunContext({k: v.to(device) for k, v in datasets.items()}, cache, device, options.progress,
                      options.verbose, options.threads, options.amp, options.fail_fast, options.force)
     previous = torch.get_num_threads()
@@ -161,5 +166,6 @@ def make_executor(options: RunOptions, device: torch.device) -> Executor:
     if options.executor == "ray":
         from mmbench.engine.ray_executor import RayExecutor
 
-        return RayExecutor(options.address, options.workers, device, options.trust_pickle)
+        return RayExecutor(options.address, options.workers, device,
+                           (options.trust_pickle, options.data_root))
     raise MMBenchError(f"unknown executor '{options.executor}'; use local or ray")

@@ -174,11 +174,12 @@ def score_replicates(frame: pd.DataFrame, reps: dict[str, np.ndarray], reference
 
 
 def score_intervals(frame: pd.DataFrame, reps: dict[str, np.ndarray], reference: str = "",
-                    level: float = 0.95) -> pd.DataFrame:
+                    level: float = 0.95, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """:func:`compute_scores` with ``ci_low``/``ci_high``: percentiles of the scores over the
-    paired bootstrap replicates (no interval where there are none)."""
+    paired bootstrap replicates (no interval where there are none; ``runs``: the output of
+    :func:`score_replicates` when already computed)."""
     point = compute_scores(_acc(frame), reference)
-    runs = score_replicates(frame, reps, reference)
+    runs = score_replicates(frame, reps, reference) if runs is None else runs
     if runs.empty:
         return point.assign(ci_low=np.nan, ci_high=np.nan)
     bounds = runs.groupby(KEY + ["score"])["value"].quantile([(1 - level) / 2, (1 + level) / 2])

@@ -60,7 +60,9 @@ def main_board(scores: pd.DataFrame, dataset: str) -> str | None:
     if part.empty:
         return None
     columns = [c for c in MAIN_SCORES if c in set(part["score"])]
-    by = "composite" if "composite" in columns else "clean_accuracy"
+    if not columns:
+        return None
+    by = next(c for c in ("composite", "clean_accuracy", *columns) if c in columns)
     value = part.pivot_table(index=["model", "recipe"], columns="score", values="value", aggfunc="first")
     half = ((part["ci_high"] - part["ci_low"]) / 2).rename("hw")
     hw = part.assign(hw=half).pivot_table(index=["model", "recipe"], columns="score", values="hw",
@@ -69,8 +71,9 @@ def main_board(scores: pd.DataFrame, dataset: str) -> str | None:
     lines = [[rank, model, recipe, *(_pm(value.loc[(model, recipe)].get(c), hw.loc[(model, recipe)].get(c))
                                      for c in columns)]
              for rank, (model, recipe) in enumerate(order, start=1)]
-    return tabulate(lines, headers=["rank", "model", "recipe", *columns], tablefmt="github",
-                    disable_numparse=True)
+    table = tabulate(lines, headers=["rank", "model", "recipe", *columns], tablefmt="github",
+                     disable_numparse=True)
+    return f"{table}\n\nRanked by {by}; ± is the half-width of the 95% paired-bootstrap interval."
 
 
 def _pm(value: float | None, hw: float | None) -> str:
@@ -223,8 +226,7 @@ def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | N
     for dataset in sorted(frame["dataset"].unique()):
         board = main_board(scores, dataset) if scores is not None and not scores.empty else None
         if board is not None and (set(scores.loc[scores["dataset"] == dataset, "score"]) - {"clean_accuracy"}):
-            parts += [f"## {dataset}: main board (ranked by the composite robustness score; "
-                      "docs/metrics.md)", "", board, ""]
+            parts += [f"## {dataset}: main board (scores: docs/metrics.md)", "", board, ""]
         if dataset in set(summary["dataset"]):
             parts += [f"## {dataset} (clean, test split)", "", dataset_board(summary, dataset, metrics), "",
                       "± is the half-width of the 95% bootstrap interval over test samples; sd the "

@@ -12,13 +12,30 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def shapley_bars(shapley: pd.DataFrame, out_dir: Path, metric: str = "accuracy") -> list[Path]:
-    """One bar chart per (dataset, model, recipe): each modality's Shapley value of ``metric``
-    (mean over seeds), one bar group per imputation. Returns the files written."""
+def _pyplot():  # noqa: ANN202 (matplotlib.pyplot, imported lazily with the Agg backend)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out_dir: Path, *name: str) -> Path:  # noqa: ANN001 (a matplotlib Figure)
+    """Lay out, write ``plots/<name parts joined by _>.png`` and close ``fig``."""
+    fig.tight_layout()
+    path = out_dir / "plots" / ("_".join(_safe(n) for n in name) + ".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    fig.clf()
+    _pyplot().close(fig)
+    return path
+
+
+def shapley_bars(shapley: pd.DataFrame, out_dir: Path, metric: str = "accuracy") -> list[Path]:
+    """One bar chart per (dataset, model, recipe): each modality's Shapley value of ``metric``
+    (mean over seeds), one bar group per imputation. Returns the files written."""
+    plt = _pyplot()
 
     part = shapley[shapley["metric"] == metric]
     files = []
@@ -32,12 +49,7 @@ def shapley_bars(shapley: pd.DataFrame, out_dir: Path, metric: str = "accuracy")
         ax.set_xlabel("modality")
         ax.set_title(f"{model} ({recipe}) on {dataset}", fontsize=10)
         ax.legend(title="imputation", fontsize=8)
-        fig.tight_layout()
-        path = out_dir / "plots" / f"shapley_{_safe(dataset)}_{_safe(model)}_{_safe(recipe)}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        files.append(path)
+        files.append(_save(fig, out_dir, "shapley", dataset, model, recipe))
     return files
 
 
@@ -46,10 +58,7 @@ def level_curves(frame: pd.DataFrame, out_dir: Path, family: str, prefix: str, x
     """One line chart per (dataset, perturbation, target) of ``family`` whose perturbation name
     starts with ``prefix``: ``metric`` (mean over seeds) against the level (``severity``: a
     dropout rate, a corruption severity), one line per (model, recipe). Returns the files."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     part = frame[(frame["family"] == family) & (frame["metric"] == metric)
                  & frame["perturbation"].str.startswith(prefix)]
@@ -70,12 +79,7 @@ def level_curves(frame: pd.DataFrame, out_dir: Path, family: str, prefix: str, x
         ax.set_ylabel(metric)
         ax.set_title(f"{name} on {target}, {dataset}", fontsize=10)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1), ncol=columns, frameon=False)
-        fig.tight_layout()
-        path = out_dir / "plots" / f"{_safe(family)}_{_safe(dataset)}_{_safe(name)}_{_safe(target)}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        files.append(path)
+        files.append(_save(fig, out_dir, family, dataset, name, target))
     return files
 
 
@@ -91,3 +95,42 @@ def mean_level_curves(frame: pd.DataFrame, out_dir: Path, family: str, xlabel: s
     mean = part.groupby(keys, as_index=False)["value"].mean()
     mean = mean.assign(family=family, metric=metric, perturbation="mean")
     return level_curves(mean, out_dir, family, "mean", xlabel, metric)
+
+
+def robust_curves(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Robust accuracy vs eps per target modality: the worst attack at each eps (mean over
+    seeds), clean accuracy at eps 0, one line per model (via :func:`level_curves`)."""
+    acc = frame[frame["metric"] == "accuracy"]
+    adv = acc[acc["family"] == "adversarial"]
+    if adv.empty:
+        return []
+    keys = ["dataset", "model", "recipe", "seed", "target", "severity"]
+    worst = adv.groupby(keys, as_index=False)["value"].min()
+    targets = worst[["dataset", "model", "recipe", "seed", "target"]].drop_duplicates()
+    clean = acc[acc["family"] == "clean"].drop(columns=["target"]).merge(targets)
+    rows = pd.concat([worst, clean[keys + ["value"]]]).assign(
+        family="adversarial", metric="accuracy", perturbation="worst-attack")
+    return level_curves(rows, out_dir, "adversarial", "worst-attack", "eps (normalised units)")
+
+
+def rank_stability(replicates: pd.DataFrame, out_dir: Path, score: str) -> list[Path]:
+    """Per dataset, how often each model takes each rank by ``score`` over the bootstrap
+    replicates (rows: models by their median rank; columns: ranks; cells: frequency)."""
+    plt = _pyplot()
+
+    part = replicates[replicates["score"] == score]
+    files = []
+    for dataset, g in part.groupby("dataset", sort=True):
+        g = g.assign(entry=g["model"] + " (" + g["recipe"] + ")")
+        g = g.assign(rank=g.groupby("b")["value"].rank(ascending=False, method="first").astype(int))
+        freq = pd.crosstab(g["entry"], g["rank"], normalize="index")
+        freq = freq.loc[g.groupby("entry")["rank"].median().sort_values(kind="stable").index]
+        fig, ax = plt.subplots(figsize=(2.5 + 0.5 * freq.shape[1], 1.2 + 0.35 * len(freq)))
+        image = ax.imshow(freq.to_numpy(), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(freq.shape[1]), [str(c) for c in freq.columns])
+        ax.set_yticks(range(len(freq)), list(freq.index), fontsize=8)
+        ax.set_xlabel(f"rank by {score}")
+        ax.set_title(f"rank stability over {g['b'].nunique()} bootstrap replicates, {dataset}", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.05, label="frequency")
+        files.append(_save(fig, out_dir, "rank_stability", dataset))
+    return files

@@ -1,0 +1,147 @@
+"""MultiBench's file formats, on small fixtures written in exactly those formats: AV-MNIST
+(.npy folders) and the affect pickles (MOSI / MOSEI / sarcasm / humor)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import write_suite
+
+import mmbench
+from mmbench.cli import main
+from mmbench.data.affect import classes
+from mmbench.errors import MMBenchError
+from mmbench.registry import DATASETS, MODELS
+from mmbench.train.standard import StandardConfig, StandardRecipe
+
+
+def write_avmnist(root: Path, n_train: int = 60, n_test: int = 20, seed: int = 0) -> Path:
+    """MultiBench's layout: image N x 784 and audio N x 112 x 112 in 0-255, labels N."""
+    rng = np.random.default_rng(seed)
+    folder = root / "avmnist"
+    for part, n in (("train", n_train), ("test", n_test)):
+        labels = np.arange(n) % 10
+        image = rng.integers(0, 40, (n, 784)).astype(np.float32)
+        image[np.arange(n), labels * 70] = 255.0  # a label-dependent bright pixel
+        audio = rng.integers(0, 255, (n, 112, 112)).astype(np.float32)
+        (folder / "image").mkdir(parents=True, exist_ok=True)
+        (folder / "audio").mkdir(parents=True, exist_ok=True)
+        np.save(folder / "image" / f"{part}_data.npy", image)
+        np.save(folder / "audio" / f"{part}_data.npy", audio)
+        np.save(folder / f"{part}_labels.npy", labels)
+    return folder
+
+
+def write_affect(root: Path, name: str = "mosi_raw.pkl", sizes=(40, 12, 12), seed: int = 0) -> Path:
+    """A pickle of {'train','valid','test'} -> vision/audio/text [N, 50, D] and labels [N, 1]."""
+    rng = np.random.default_rng(seed)
+    data = {}
+    for split, n in zip(("train", "valid", "test"), sizes, strict=True):
+        labels = rng.uniform(-3, 3, (n, 1)).astype(np.float32)
+        audio = rng.normal(size=(n, 50, 74)).astype(np.float32)
+        audio[:, :3, :] = -np.inf  # MultiBench's padded audio
+        data[split] = {"vision": rng.normal(size=(n, 50, 35)).astype(np.float32) + labels[:, :, None],
+                       "audio": audio, "text": rng.normal(size=(n, 50, 300)).astype(np.float32),
+                       "labels": labels, "id": np.arange(n)}
+    path = root / name
+    path.write_bytes(pickle.dumps(data))
+    return path
+
+
+def test_avmnist_shapes_scaling_and_validation_rows(tmp_path: Path) -> None:
+    write_avmnist(tmp_path)
+    data = DATASETS.get("avmnist")(data_dir=str(tmp_path / "avmnist"), val_rows=10)
+    assert [(m.name, m.shape) for m in data.modalities] == [("image", (1, 28, 28)), ("audio", (1, 112, 112))]
+    assert (len(data.train), len(data.val), len(data.test)) == (50, 10, 20)
+    raw = np.load(tmp_path / "avmnist" / "image" / "train_data.npy")
+    assert torch.allclose(data.val.inputs["image"][0].reshape(-1), torch.from_numpy(raw[50] / 255.0).float())
+    assert data.val.labels.tolist() == (np.arange(60) % 10)[50:].tolist()  # the last rows
+    assert float(data.train.inputs["audio"].max()) <= 1.0
+
+
+def test_avmnist_from_the_data_root_and_missing_files(tmp_path: Path, monkeypatch) -> None:
+    write_avmnist(tmp_path)
+    loader = DATASETS.get("avmnist")
+    assert len(loader(val_rows=10, data_root=str(tmp_path)).test) == 20
+    monkeypatch.setenv("MMBENCH_DATA", str(tmp_path))
+    assert len(loader(val_rows=10).test) == 20
+    monkeypatch.delenv("MMBENCH_DATA")
+    with pytest.raises(MMBenchError, match="no data location; give data_dir in the suite, --data-dir ROOT"):
+        loader()
+    (tmp_path / "avmnist" / "test_labels.npy").unlink()
+    with pytest.raises(MMBenchError, match="test_labels.npy not found; AV-MNIST comes with MultiBench"):
+        loader(data_dir=str(tmp_path / "avmnist"), val_rows=10)
+
+
+def test_affect_pickle_format(tmp_path: Path) -> None:
+    path = write_affect(tmp_path)
+    data = DATASETS.get("mosi")(path=str(path), trust_pickle=True)
+    assert [(m.name, m.shape) for m in data.modalities] == [("vision", (35, 50)), ("audio", (74, 50)),
+                                                             ("text", (300, 50))]
+    assert (len(data.train), len(data.val), len(data.test), data.n_classes) == (40, 12, 12, 2)
+    raw = pickle.loads(path.read_bytes())
+    assert data.train.labels.tolist() == (raw["train"]["labels"][:, 0] > 0).astype(int).tolist()
+    audio = data.train.inputs["audio"]
+    assert torch.isfinite(audio).all() and float(audio.min()) >= 0 and float(audio.max()) <= 1
+    seven = DATASETS.get("mosi")(path=str(path), labels="7class", trust_pickle=True)
+    assert seven.n_classes == 7 and set(seven.train.labels.tolist()) <= set(range(7))
+
+
+def test_label_thresholds() -> None:
+    y = np.array([[-3.4], [-0.2], [0.0], [0.1], [1.5], [2.6]])
+    assert classes(y, "binary").tolist() == [0, 0, 0, 1, 1, 1]
+    assert classes(y, "7class").tolist() == [0, 3, 3, 3, 5, 6]  # round half to even: 1.5 -> 2
+
+
+def test_affect_needs_the_trust_flag(tmp_path: Path, capsys) -> None:
+    write_affect(tmp_path, "sarcasm.pkl")
+    suite = write_suite(tmp_path, {"datasets": ["sarcasm"], "models": ["late_fusion"]})
+    assert main(["validate", str(suite), "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to load" in err and "--trust-pickle" in err and len(err.strip().splitlines()) == 1
+    assert main(["validate", str(suite), "--data-dir", str(tmp_path), "--trust-pickle"]) == 0
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("formats")
+    write_avmnist(root)
+    write_affect(root, "mosei_raw.pkl")
+    return {"avmnist": DATASETS.get("avmnist")(val_rows=10, data_root=str(root)),
+            "mosei": DATASETS.get("mosei")(data_root=str(root), trust_pickle=True), "root": root}
+
+
+@pytest.mark.parametrize("dataset", ["avmnist", "mosei"])
+@pytest.mark.parametrize("model", MODELS.names())
+def test_every_zoo_model_trains_a_step(model: str, dataset: str, fixtures: dict) -> None:
+    data = fixtures[dataset]
+    torch.manual_seed(0)
+    params = {"modality": data.modalities[0].name} if MODELS.entry(model).meta.get("per_modality") else {}
+    net = mmbench.create_model(model, data.modalities, data.n_classes, **params)
+    before = [p.detach().clone() for p in net.parameters()]
+    StandardRecipe().fit(net, data, StandardConfig(epochs=1, batch_size=16), seed=0)
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("dataset", ["avmnist", "mosei"])
+def test_all_three_families_run_on_the_formats(dataset: str, fixtures: dict, tmp_path: Path) -> None:
+    from mmbench.engine.runner import RunOptions, run_suite
+
+    params = {"val_rows": 10} if dataset == "avmnist" else {}
+    suite = {"name": dataset, "datasets": [{"name": dataset, "params": params}],
+             "models": ["seed_concat", "late_fusion"],
+             "recipes": [{"name": "standard", "params": {"epochs": 1, "batch_size": 16}}],
+             "perturbations": ["clean",
+                               {"name": "adversarial", "params": {"attacks": ["fgsm"], "eps": [0.05], "targets": ["all"]}},
+                               {"name": "missing", "params": {"subsets": "all"}},
+                               {"name": "shift", "params": {"corruptions": ["gaussian_noise"], "severities": [3]}}],
+             "metrics": ["accuracy"]}
+    result = run_suite(write_suite(tmp_path, suite), RunOptions(
+        out_dir=tmp_path / "o", cache_dir=tmp_path / "c", progress=False, trust_pickle=True,
+        data_root=str(fixtures["root"])))
+    assert not result.failed
+    assert {"clean", "adversarial", "dropout", "shift"} <= set(result.frame["family"])
