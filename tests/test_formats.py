@@ -19,37 +19,17 @@ from mmbench.registry import DATASETS, MODELS
 from mmbench.train.standard import StandardConfig, StandardRecipe
 
 
-def write_avmnist(root: Path, n_train: int = 60, n_test: int = 20, seed: int = 0) -> Path:
-    """MultiBench's layout: image N x 784 and audio N x 112 x 112 in 0-255, labels N."""
-    rng = np.random.default_rng(seed)
-    folder = root / "avmnist"
-    for part, n in (("train", n_train), ("test", n_test)):
-        labels = np.arange(n) % 10
-        image = rng.integers(0, 40, (n, 784)).astype(np.float32)
-        image[np.arange(n), labels * 70] = 255.0  # a label-dependent bright pixel
-        audio = rng.integers(0, 255, (n, 112, 112)).astype(np.float32)
-        (folder / "image").mkdir(parents=True, exist_ok=True)
-        (folder / "audio").mkdir(parents=True, exist_ok=True)
-        np.save(folder / "image" / f"{part}_data.npy", image)
-        np.save(folder / "audio" / f"{part}_data.npy", audio)
-        np.save(folder / f"{part}_labels.npy", labels)
-    return folder
+def write_avmnist(root: Path) -> Path:
+    from mmbench.data.avmnist import write_fixture
+
+    return Path(write_fixture(root)["data_dir"])
 
 
-def write_affect(root: Path, name: str = "mosi_raw.pkl", sizes=(40, 12, 12), seed: int = 0) -> Path:
-    """A pickle of {'train','valid','test'} -> vision/audio/text [N, 50, D] and labels [N, 1]."""
-    rng = np.random.default_rng(seed)
-    data = {}
-    for split, n in zip(("train", "valid", "test"), sizes, strict=True):
-        labels = rng.uniform(-3, 3, (n, 1)).astype(np.float32)
-        audio = rng.normal(size=(n, 50, 74)).astype(np.float32)
-        audio[:, :3, :] = -np.inf  # MultiBench's padded audio
-        data[split] = {"vision": rng.normal(size=(n, 50, 35)).astype(np.float32) + labels[:, :, None],
-                       "audio": audio, "text": rng.normal(size=(n, 50, 300)).astype(np.float32),
-                       "labels": labels, "id": np.arange(n)}
-    path = root / name
-    path.write_bytes(pickle.dumps(data))
-    return path
+def write_affect(root: Path, name: str = "mosi_raw.pkl") -> Path:
+    from mmbench.data.affect import FILES, write_fixture
+
+    dataset = next(k for k, v in FILES.items() if v == name)
+    return Path(write_fixture(root, dataset)["path"])
 
 
 def test_avmnist_shapes_scaling_and_validation_rows(tmp_path: Path) -> None:

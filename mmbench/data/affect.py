@@ -11,7 +11,9 @@ and each modality becomes a ``sequence`` [D, T]. Labels: ``binary`` (label > 0) 
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -78,13 +80,33 @@ def _split(arrays: dict[str, np.ndarray], y: np.ndarray, scalers: dict[str, MinM
     return Split(inputs, torch.from_numpy(y))
 
 
+def write_fixture(root: Path, name: str = "mosi", sizes: tuple[int, int, int] = (40, 12, 12),
+                  seed: int = 0) -> dict[str, Any]:
+    """A small pickle in exactly MultiBench's affect format (vision/audio/text [N, 50, D] with
+    MOSI's D, padded audio at -inf, continuous labels [N, 1]) at ``root/<its file name>``;
+    returns the loader parameters that read it (trusting the file, which this wrote)."""
+    rng = np.random.default_rng(seed)
+    data = {}
+    for split, n in zip(("train", "valid", "test"), sizes, strict=True):
+        labels = rng.uniform(-3, 3, (n, 1)).astype(np.float32)
+        audio = rng.normal(size=(n, 50, 74)).astype(np.float32)
+        audio[:, :3, :] = -np.inf  # MultiBench's padded audio
+        data[split] = {"vision": rng.normal(size=(n, 50, 35)).astype(np.float32) + labels[:, :, None],
+                       "audio": audio, "text": rng.normal(size=(n, 50, 300)).astype(np.float32),
+                       "labels": labels, "id": np.arange(n)}
+    path = root / FILES[name]
+    path.write_bytes(pickle.dumps(data))
+    return {"path": str(path), "trust_pickle": True}
+
+
 def _register(name: str) -> Callable[..., MultimodalDataset]:
     def loader(path: str | None = None, labels: str = "binary", data_root: str | None = None,
                trust_pickle: bool = False) -> MultimodalDataset:
         return _load(name, path, data_root, labels, trust_pickle)
 
     loader.__doc__ = f"MultiBench's {FILES[name]} (pickle: needs --trust-pickle): vision, audio, text sequences."
-    DATASETS.register(name, loader, description=f"{name} from MultiBench's affect pickle ({FILES[name]})")
+    DATASETS.register(name, loader, description=f"{name} from MultiBench's affect pickle ({FILES[name]})",
+                      fixture=lambda root: write_fixture(root, name))
     return loader
 
 

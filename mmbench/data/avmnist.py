@@ -10,6 +10,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pathlib import Path
+from typing import Any
+
 from mmbench.data.base import ModalityKind, ModalitySpec, MultimodalDataset, Split
 from mmbench.data.location import data_path, require
 from mmbench.errors import MMBenchError
@@ -39,7 +42,26 @@ def _split(arrays: dict[str, np.ndarray], labels: np.ndarray, rows: slice) -> Sp
                  torch.from_numpy(labels[rows].copy()))
 
 
-@DATASETS.register("avmnist", description="AV-MNIST from MultiBench's files: digit image + audio spectrogram")
+def write_fixture(root: Path, n_train: int = 60, n_test: int = 20, seed: int = 0) -> dict[str, Any]:
+    """Small files in exactly MultiBench's layout under ``root/avmnist`` (image N x 784 and
+    audio N x 112 x 112 in 0-255, labels); returns the loader parameters that read them.
+    Tests and plugin authors use it; the registry's contract test loads it."""
+    rng = np.random.default_rng(seed)
+    folder = root / "avmnist"
+    for part, n in (("train", n_train), ("test", n_test)):
+        labels = np.arange(n) % 10
+        image = rng.integers(0, 40, (n, 784)).astype(np.float32)
+        image[np.arange(n), labels * 70] = 255.0  # a label-dependent bright pixel
+        for name in SHAPES:
+            (folder / name).mkdir(parents=True, exist_ok=True)
+        np.save(folder / "image" / f"{part}_data.npy", image)
+        np.save(folder / "audio" / f"{part}_data.npy", rng.integers(0, 255, (n, 112, 112)).astype(np.float32))
+        np.save(folder / f"{part}_labels.npy", labels)
+    return {"data_dir": str(folder), "val_rows": 10}
+
+
+@DATASETS.register("avmnist", description="AV-MNIST from MultiBench's files: digit image + audio spectrogram",
+                   fixture=write_fixture)
 def load_avmnist(data_dir: str | None = None, val_rows: int = 5000,
                  data_root: str | None = None) -> MultimodalDataset:
     """Load AV-MNIST from ``data_dir`` (else ``<data root>/avmnist``)."""
