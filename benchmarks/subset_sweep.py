@@ -1,7 +1,8 @@
 """Cost of a full missing-modality sweep against one clean evaluation pass.
 
 All 63 non-empty kept-subsets of mfeat's six views (zeros imputation) for a trained
-``late_fusion`` model, evaluated through the harness with encoder reuse, against one clean pass
+``late_fusion`` model, evaluated through the harness with encoder reuse (and, as in a run,
+per-row outcomes kept for the bootstrap), against one clean pass
 over the same test split (naive re-evaluation would cost 63x). Target (issue 4): <= 3x.
 Run: ``.venv/bin/python benchmarks/subset_sweep.py``.
 """
@@ -19,6 +20,7 @@ from mmbench.data.mfeat import load_mfeat
 from mmbench.engine.evaluate import evaluate
 from mmbench.engine.plan import EvalCell, expand_perturbation
 from mmbench.engine.suite import Component
+from mmbench.metrics.bootstrap import Collector
 from mmbench.train.standard import StandardConfig, StandardRecipe
 
 
@@ -31,7 +33,7 @@ def run(model, data, cases) -> float:
     cache: dict = {}
     for case in cases:
         evaluate(model, data.test, EvalCell(_Train(), case, "k", "k"), ("accuracy",),
-                 data.n_classes, 512, 0, "bench", cache=cache)
+                 data.n_classes, 512, 0, "bench", cache=cache, collector=Collector())
     return time.perf_counter() - start
 
 
@@ -39,7 +41,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--model", default="late_fusion", help="a zoo model with encoders")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (a run's default: 1)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     data = load_mfeat()
     torch.manual_seed(0)
     model = mmbench.create_model(args.model, data.modalities, data.n_classes)

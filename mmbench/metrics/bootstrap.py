@@ -51,8 +51,9 @@ class Collector:
         self.probs: list[Tensor] = []
 
     def update(self, logits: Tensor, labels: Tensor) -> None:
-        probs = torch.softmax(logits.detach().double(), dim=1)
-        self.probs.append(probs.gather(1, labels.long().view(-1, 1)).view(-1).float().cpu())
+        logits = logits.detach().float()
+        true = logits.gather(1, labels.long().view(-1, 1)).view(-1)
+        self.probs.append((true - logits.logsumexp(dim=1)).exp().cpu())  # softmax of the label
         self.preds.append(logits.argmax(dim=1).to(torch.int16).cpu())
         self.labels.append(labels.to(torch.int16).cpu())
 
