@@ -48,23 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
     _summary_option(run)
     run.set_defaults(func=cmd_run)
 
-    report = sub.add_parser("report", parents=[common],
-                            help="re-render a results folder's files and boards from its store")
-    report.add_argument("results", type=Path, help="a results folder, e.g. results/smoke")
-    _summary_option(report)
-    report.set_defaults(func=cmd_report)
-
-    compare = sub.add_parser("compare", parents=[common],
-                             help="paired differences of every score between two results folders")
-    compare.add_argument("a", type=Path, help="results folder A")
-    compare.add_argument("b", type=Path, help="results folder B (same datasets and splits)")
-    _summary_option(compare)
-    compare.set_defaults(func=cmd_compare)
-
-    status = sub.add_parser("status", parents=[common],
-                            help="done / pending / failed cells of a results folder")
-    status.add_argument("results", type=Path, help="a results folder, e.g. results/smoke")
-    status.set_defaults(func=cmd_status)
+    folders = {  # commands on results folders: (help, folder arguments, --summary, function)
+        "report": ("re-render a results folder's files and boards from its store",
+                   {"results": "a results folder, e.g. results/smoke"}, True, cmd_report),
+        "compare": ("paired differences of every score between two results folders",
+                    {"a": "results folder A", "b": "results folder B (same datasets and splits)"},
+                    True, cmd_compare),
+        "status": ("done / pending / failed cells of a results folder",
+                   {"results": "a results folder, e.g. results/smoke"}, False, cmd_status),
+    }
+    for name, (text, arguments, summary, func) in folders.items():
+        command = sub.add_parser(name, parents=[common], help=text)
+        for argument, argument_help in arguments.items():
+            command.add_argument(argument, type=Path, help=argument_help)
+        if summary:
+            _summary_option(command)
+        command.set_defaults(func=func)
 
     ls = sub.add_parser("ls", parents=[common],
                         help="list registered components (or the attack catalogue)")
