@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from mmbench.data.base import MultimodalDataset
 from mmbench.engine.evaluate import evaluate
 from mmbench.engine.keys import derive_seed
+from mmbench.engine.options import RunOptions
 from mmbench.engine.plan import EvalCell, Plan, TrainCell
 from mmbench.engine.rows import TidyRow
 from mmbench.engine.store import PlannedCell, Store
@@ -34,18 +35,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunContext:
-    """What cells share: data already on the device, the checkpoint cache, run settings and
-    bookkeeping. ``threads`` torch threads per cell (results depend on it: see docs/design.md)."""
+    """What cells share: data already on the device, the checkpoint cache, the run's options
+    and bookkeeping."""
 
     datasets: dict[str, MultimodalDataset]
     cache: CheckpointCache
     device: torch.device
-    progress: bool = True
-    verbose: bool = False
-    threads: int = 1
-    amp: bool = False
-    fail_fast: bool = False
-    retrain: bool = False
+    options: RunOptions = field(default_factory=RunOptions)
     trained: int = 0
     cached: int = 0
     failed: int = 0
@@ -81,16 +77,16 @@ def train_or_load(cell: TrainCell, ctx: RunContext) -> FusionModel:
     torch.manual_seed(derive_seed(cell.seed_key, "init"))
     model = create_model(cell.model_component.name, data.modalities, data.n_classes,
                          **cell.model_component.params)
-    meta = None if ctx.retrain else ctx.cache.load(cell.key, model)
+    meta = None if ctx.options.force else ctx.cache.load(cell.key, model)
     if meta is not None:
         ctx.cached += 1
         log.info("cache hit: %s (key %s)", cell_name(cell), cell.key[:12])
         return model.to(ctx.device).eval()
     model.to(ctx.device)
     recipe = RECIPES.get(cell.recipe_component.name)()
-    recipe.amp = ctx.amp and recipe.amp_safe
+    recipe.amp = ctx.options.amp and recipe.amp_safe
     report = recipe.fit(model, data, cell.recipe_config, derive_seed(cell.seed_key, "train"),
-                        progress=ctx.verbose)
+                        progress=ctx.options.verbose)
     ctx.trained += 1
     ctx.timings["train"][cell_name(cell)] = report.seconds
     ctx.cache.save(cell.key, model, {"cell": cell_name(cell), "report": report.to_dict()})
@@ -106,11 +102,11 @@ def evaluate_cell(model: FusionModel, ev: EvalCell, plan: Plan, ctx: RunContext,
     suite, data = plan.suite, ctx.datasets[ev.train.dataset]
     group = ev.perturbation.group
     split = data.groups[group] if group else getattr(data, suite.eval.split)
-    amp = ctx.amp and ev.perturbation.family == "clean"  # attacks and the rest in float32
+    amp = ctx.options.amp and ev.perturbation.family == "clean"  # attacks and the rest in float32
     collector = Collector()
     with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
         rows = evaluate(model, split, ev, suite.metrics, data.n_classes, suite.eval.batch_size,
-                        derive_seed(ev.inputs_key, "eval"), suite.name, progress=ctx.verbose,
+                        derive_seed(ev.inputs_key, "eval"), suite.name, progress=ctx.options.verbose,
                         cache=shared, collector=collector)
     return rows, collector.samples(sample_set(ev, suite.eval.split))
 
@@ -132,7 +128,7 @@ def attempt(work: Callable[[], object], cell: PlannedCell, store: Store, ctx: Ru
         store.record(cell, error=message, seconds=time.perf_counter() - start)
         ctx.failed += 1
         log.warning("cell failed: %s: %s", cell.name, message)
-        if ctx.fail_fast:
+        if ctx.options.fail_fast:
             raise
         return None
 
@@ -141,7 +137,7 @@ class LocalExecutor:
     """Runs every pending cell in this process, one after another."""
 
     def run(self, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
-        bar = tqdm(total=len(pending), desc="cells", unit="cell", disable=not ctx.progress)
+        bar = tqdm(total=len(pending), desc="cells", unit="cell", disable=not ctx.options.progress)
         for cell in plan.train_cells:
             evs = [ev for ev in plan.evals_for(cell) if ev.key in pending]
             if not evs and cell.key not in pending:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from mmbench.engine.executor import RunContext, cell_name, eval_name, evaluate_cell, train_or_load
+from mmbench.engine.options import RunOptions
 from mmbench.engine.plan import EvalCell, Plan, TrainCell
 from mmbench.engine.store import PlannedCell, Store
 from mmbench.engine.suite import Suite
@@ -31,16 +32,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """What a worker needs to rebuild the run context (sent with every task)."""
+    """What a worker needs to rebuild the run context (shipped once, shared by all tasks)."""
 
     suite: Suite
     device: str
     cache_dir: str
-    threads: int
-    amp: bool
-    retrain: bool
-    trust_pickle: bool = False
-    data_root: str | None = None
+    options: RunOptions
 
 
 @dataclass(frozen=True)
@@ -65,13 +62,12 @@ def worker_context(settings: WorkerSettings) -> RunContext:
     key = hash(repr(settings))
     if key not in _CONTEXTS:
         device = torch.device(settings.device)
-        loaded = load_datasets(settings.suite, settings.trust_pickle, settings.data_root)
+        options = replace(settings.options, progress=False, verbose=False)
+        loaded = load_datasets(settings.suite, options.trust_pickle, options.data_root)
         datasets = {k: v.to(device) for k, v in loaded.items()}
         _CONTEXTS.clear()
-        _CONTEXTS[key] = RunContext(datasets, CheckpointCache(settings.cache_dir), device,
-                                    progress=False, threads=settings.threads, amp=settings.amp,
-                                    retrain=settings.retrain)
-    torch.set_num_threads(settings.threads)
+        _CONTEXTS[key] = RunContext(datasets, CheckpointCache(settings.cache_dir), device, options)
+    torch.set_num_threads(settings.options.threads)
     ctx = _CONTEXTS[key]
     ctx.trained = ctx.cached = 0
     return ctx
@@ -113,9 +109,7 @@ def eval_task(settings: WorkerSettings, plan: Plan, cell: TrainCell, evs: list[E
 class RayExecutor:
     """Runs the plan's pending cells as Ray tasks on a cluster or a local instance."""
 
-    def __init__(self, address: str | None, workers: int | None, device: torch.device,
-                 data_access: tuple[bool, str | None] = (False, None)) -> None:
-        """``data_access``: (``--trust-pickle``, ``--data-dir``) for the workers' loaders."""
+    def __init__(self, address: str | None, workers: int | None, device: torch.device) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -124,7 +118,6 @@ class RayExecutor:
         if workers is not None and workers < 1:
             raise MMBenchError(f"--workers must be at least 1, got {workers}")
         self.address, self.workers, self.device = address, workers, device
-        self.data_access = data_access
 
     def run(self, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
         import ray
@@ -140,8 +133,7 @@ class RayExecutor:
                 ray.shutdown()
 
     def _run(self, ray: Any, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
-        settings = WorkerSettings(plan.suite, str(self.device), str(ctx.cache.root), ctx.threads,
-                                  ctx.amp, ctx.retrain, *self.data_access)
+        settings = WorkerSettings(plan.suite, str(self.device), str(ctx.cache.root), ctx.options)
         resources = {"num_cpus": 1, "num_gpus": 1 if self.device.type == "cuda" else 0}
         train, evaluate = (ray.remote(**resources)(f) for f in (train_task, eval_task))
         plan_ref, settings_ref = ray.put(plan), ray.put(settings)  # shipped once, not per task
@@ -162,7 +154,7 @@ class RayExecutor:
     def _collect(ray: Any, futures: list, names: dict[str, PlannedCell], ctx: RunContext,
                  store: Store, pending: set[str]) -> None:
         """Record results as tasks finish; under ``fail_fast`` cancel the rest on a failure."""
-        bar = tqdm(total=len(pending), desc="cells", unit="cell", disable=not ctx.progress)
+        bar = tqdm(total=len(pending), desc="cells", unit="cell", disable=not ctx.options.progress)
         waiting = list(futures)
         while waiting:
             (done,), waiting = ray.wait(waiting, num_returns=1)
@@ -174,7 +166,7 @@ class RayExecutor:
                                  result.samples)
                 ctx.failed += result.error is not None
                 bar.update(result.key in pending)
-                if result.error and ctx.fail_fast:
+                if result.error and ctx.options.fail_fast:
                     for future in waiting:
                         ray.cancel(future)
                     raise MMBenchError(f"cell {names[result.key].name} failed: {result.error}")

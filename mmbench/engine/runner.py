@@ -14,6 +14,7 @@ import torch
 from mmbench.data.base import MultimodalDataset
 from mmbench.engine.device import resolve_device
 from mmbench.engine.executor import Executor, LocalExecutor, RunContext, planned
+from mmbench.engine.options import RunOptions
 from mmbench.engine.plan import Plan, check_suite, label_of, make_plan
 from mmbench.engine.publish import infos, publish, stored_frame
 from mmbench.engine.results import git_hash, package_versions
@@ -26,32 +27,6 @@ from mmbench.train.cache import CheckpointCache
 log = logging.getLogger(__name__)
 
 DEFAULT_RESULTS = Path("results")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How to run a suite. ``out_dir`` defaults to ``results/<suite>``, ``cache_dir`` to
-    ``results/.cache``; ``seeds`` replaces the suite's seeds when given. ``threads``: torch
-    threads per cell (results depend on it; the default 1 makes tables identical across
-    machines and executors). ``force`` recomputes finished cells (and retrains); ``fail_fast``
-    stops at the first failing cell. ``executor``: ``local`` or ``ray`` (``address``: an
-    existing Ray cluster, else a local instance with ``workers`` CPUs)."""
-
-    out_dir: Path | None = None
-    cache_dir: Path | None = None
-    device: str = "auto"
-    seeds: tuple[int, ...] | None = None
-    progress: bool = True
-    verbose: bool = False
-    threads: int = 1
-    amp: bool = False
-    force: bool = False
-    fail_fast: bool = False
-    executor: str = "local"
-    address: str | None = None
-    workers: int | None = None
-    trust_pickle: bool = False
-    data_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -143,8 +118,7 @@ def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, M
              plan.suite.name, len(plan.train_cells), len(plan.eval_cells), len(pending),
              len(cells) - len(pending), device)
     cache = CheckpointCache(Path(options.cache_dir or DEFAULT_RESULTS / ".cache" / "checkpoints"))
-    ctx = RunContext({k: v.to(device) for k, v in datasets.items()}, cache, device, options.progress,
-                     options.verbose, options.threads, options.amp, options.fail_fast, options.force)
+    ctx = RunContext({k: v.to(device) for k, v in datasets.items()}, cache, device, options)
     previous = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     try:
@@ -166,6 +140,5 @@ def make_executor(options: RunOptions, device: torch.device) -> Executor:
     if options.executor == "ray":
         from mmbench.engine.ray_executor import RayExecutor
 
-        return RayExecutor(options.address, options.workers, device,
-                           (options.trust_pickle, options.data_root))
+        return RayExecutor(options.address, options.workers, device)
     raise MMBenchError(f"unknown executor '{options.executor}'; use local or ray")
