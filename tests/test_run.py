@@ -104,6 +104,8 @@ def test_adversarial_suite_end_to_end(tmp_path: Path) -> None:
     assert (adv["value"] <= float(clean["value"].iloc[0]) + 1e-9).all()
     assert "robust accuracy (worst attack per target@eps)" in result.leaderboard
     assert "all@0.2" in result.leaderboard and "Sanity checks:" in result.leaderboard
+    robust = result.leaderboard.split("robust accuracy (worst attack per target@eps)")[1].split("##")[0]
+    assert robust.count(" ± ") >= 4  # value ± half-width of the worst attack's interval
     doc = json.loads((tmp_path / "o" / "results.json").read_text())
     assert doc["sanity"] and {"check", "passed", "detail"} <= set(doc["sanity"][0])
 

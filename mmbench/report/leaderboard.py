@@ -83,18 +83,24 @@ def _pm(value: float | None, hw: float | None) -> str:
 
 
 def adversarial_board(frame: pd.DataFrame, dataset: str) -> str | None:
-    """Robust accuracy per model: for each target@eps, the worst attack (mean over seeds)."""
+    """Robust accuracy per model: for each target@eps, the worst attack (mean over seeds), as
+    ``value ± half-width`` of that attack's 95% bootstrap interval (mean over seeds)."""
     rows = frame[(frame["family"] == "adversarial") & (frame["metric"] == "accuracy")
                  & (frame["dataset"] == dataset)]
     if rows.empty:
         return None
-    per_attack = rows.groupby(["model", "recipe", "target", "severity", "perturbation"])["value"].mean()
-    worst = per_attack.groupby(level=["model", "recipe", "target", "severity"]).min().reset_index()
+    rows = rows.assign(hw=(rows["ci_high"] - rows["ci_low"]) / 2)
+    per_attack = rows.groupby(["model", "recipe", "target", "severity", "perturbation"])[["value", "hw"]].mean()
+    worst = per_attack.loc[per_attack.groupby(level=["model", "recipe", "target", "severity"])["value"].idxmin()]
+    worst = worst.reset_index()
     worst["column"] = worst["target"] + "@" + worst["severity"].map(lambda e: f"{e:g}")
     table = worst.pivot_table(index=["model", "recipe"], columns="column", values="value",
                               aggfunc="first", sort=False)
+    half = worst.pivot_table(index=["model", "recipe"], columns="column", values="hw",
+                             aggfunc="first", sort=False, dropna=False)
     order = table.mean(axis=1).sort_values(ascending=False, kind="stable").index
-    lines = [[rank, model, recipe, *(f"{v:.4f}" for v in table.loc[(model, recipe)])]
+    lines = [[rank, model, recipe, *(_pm(table.loc[(model, recipe), c], half.loc[(model, recipe)].get(c))
+                                     for c in table.columns)]
              for rank, (model, recipe) in enumerate(order, start=1)]
     return tabulate(lines, headers=["rank", "model", "recipe", *table.columns], tablefmt="github",
                     disable_numparse=True)
