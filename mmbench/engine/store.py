@@ -107,11 +107,6 @@ class Store:
         with self._transaction():
             self._db.executemany("DELETE FROM cells WHERE key = ?", [(k,) for k in keys])
 
-    def rows(self, keys: Sequence[str]) -> list[TidyRow]:
-        """The tidy rows of the given cells that are done, in the order of ``keys``."""
-        by_key = self.rows_by_key(keys)
-        return [r for k in keys for r in by_key.get(k, [])]
-
     def rows_by_key(self, keys: Sequence[str]) -> dict[str, list[TidyRow]]:
         """The tidy rows of each given cell that is done."""
         wanted = set(keys)

@@ -96,15 +96,20 @@ def _macro_f1(preds: np.ndarray, labels: np.ndarray, n_classes: int, weights: np
     return f1_sum / np.maximum(present, 1)
 
 
+def by_sample_set(samples: dict[str, Samples]) -> dict[str, list[str]]:
+    """Cell keys grouped by the sample set they evaluated (sorted by set name)."""
+    groups: dict[str, list[str]] = {}
+    for key, s in samples.items():
+        groups.setdefault(s.sample_set, []).append(key)
+    return dict(sorted(groups.items()))
+
+
 def cell_intervals(samples: dict[str, Samples], metrics: tuple[str, ...], n_classes: dict[str, int],
                    ) -> dict[tuple[str, str], tuple[float, float]]:
     """(cell key, metric) -> 95% interval, for every cell with samples and every bootstrappable
     metric; ``n_classes`` by sample set."""
-    by_set: dict[str, list[str]] = {}
-    for key, s in samples.items():
-        by_set.setdefault(s.sample_set, []).append(key)
     out = {}
-    for sample_set, keys in sorted(by_set.items()):
+    for sample_set, keys in by_sample_set(samples).items():
         cells = [samples[k] for k in keys]
         weights = resample_weights(sample_set, len(cells[0].preds))
         for metric in (m for m in metrics if m in BOOTSTRAP_METRICS):
@@ -117,11 +122,8 @@ def cell_intervals(samples: dict[str, Samples], metrics: tuple[str, ...], n_clas
 def accuracy_replicates(samples: dict[str, Samples], replicates_n: int = 200) -> dict[str, np.ndarray]:
     """Cell key -> the cell's accuracy under the first ``replicates_n`` paired bootstrap
     replicates of its sample set (inputs for score intervals)."""
-    by_set: dict[str, list[str]] = {}
-    for key, s in samples.items():
-        by_set.setdefault(s.sample_set, []).append(key)
     out = {}
-    for sample_set, keys in by_set.items():
+    for sample_set, keys in by_sample_set(samples).items():
         cells = [samples[k] for k in keys]
         weights = resample_weights(sample_set, len(cells[0].preds))[:replicates_n]
         reps = replicates(cells, "accuracy", 0, weights)
