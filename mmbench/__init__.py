@@ -3,10 +3,14 @@
 Public API (everything else is internal)::
 
     import mmbench
+    data = mmbench.make_dataset({"vision": x_img, "audio": x_aud}, {"vision": "image",
+                                "audio": "sequence"}, labels)          # your own arrays
+    result = mmbench.evaluate(my_trained_model, data, ["clean", {"name": "adversarial",
+                              "params": {"attacks": ["pgd"], "eps": [0.05]}}])
+    result.frame, result.scores, print(result.leaderboard)
+    result = mmbench.run("suites/smoke.yaml")                           # or a dict
     mmbench.list_models("*fusion")
     model = mmbench.create_model("late_fusion", data.modalities, data.n_classes)
-    data = mmbench.load_dataset("mfeat")
-    result = mmbench.run_suite("suites/smoke.yaml")
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__", "create_model", "list_corruptions", "list_datasets", "list_metrics", "list_models",
-    "list_perturbations", "list_recipes", "load_dataset", "register_corruption", "register_dataset",
-    "register_metric", "register_model", "register_perturbation", "register_recipe", "run_suite",
+    "MMBenchError", "__version__", "create_model", "evaluate", "list_corruptions", "list_datasets",
+    "list_metrics", "list_models", "list_perturbations", "list_recipes", "load_dataset", "make_dataset",
+    "register_corruption", "register_dataset", "register_metric", "register_model",
+    "register_perturbation", "register_recipe", "run", "run_suite",
 ]
+
+from mmbench.errors import MMBenchError  # noqa: E402  (no side effects, no torch)
 
 
 def _registry(kind: str) -> Any:
@@ -29,7 +36,10 @@ def _registry(kind: str) -> Any:
 
 
 def register_model(name: str, **meta: Any) -> Any:
-    """Decorator registering a model factory ``f(modalities, n_classes, **hparams)``."""
+    """Decorator registering a model: any ``nn.Module`` class, or a factory returning one. The
+    harness passes ``modalities`` and ``n_classes`` where the factory declares them. Metadata:
+    ``inputs`` (a modality per positional forward parameter), ``modalities`` (name -> kind or
+    ``{kind, shape}``), ``handles_missing``, ``per_modality``, ``description``."""
     return _registry("models").register(name, **meta)
 
 
@@ -96,6 +106,28 @@ def create_model(name: str, modalities: Any, n_classes: int, **overrides: Any) -
 def load_dataset(name: str, **params: Any) -> Any:
     """Load a registered dataset with its parameters."""
     return _registry("datasets").get(name)(**params)
+
+
+def make_dataset(arrays: Any, modalities: Any, labels: Any, **options: Any) -> Any:
+    """A dataset from in-memory arrays (see :func:`mmbench.data.arrays.make_dataset`)."""
+    from mmbench.data.arrays import make_dataset as _make
+
+    return _make(arrays, modalities, labels, **options)
+
+
+def evaluate(model: Any, dataset: Any, perturbations: Any = ("clean",), metrics: Any = ("accuracy",),
+             **options: Any) -> Any:
+    """Evaluate a trained in-memory model (see :func:`mmbench.api.evaluate`)."""
+    from mmbench.api import evaluate as _evaluate
+
+    return _evaluate(model, dataset, perturbations, metrics, **options)
+
+
+def run(suite: Any, **options: Any) -> Any:
+    """Run a suite file, mapping or :class:`Suite` (see :func:`mmbench.api.run`)."""
+    from mmbench.api import run as _run
+
+    return _run(suite, **options)
 
 
 def run_suite(suite: Any, options: Any = None) -> Any:

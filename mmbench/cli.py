@@ -142,10 +142,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Re-render results files, plots and boards from the stored rows (nothing recomputed)."""
     from mmbench.engine.publish import republish
 
-    files, board = republish(args.results)
-    log.info("wrote %s", ", ".join(str(p) for p in files.values()))
-    print(board, end="")
-    _append_summary(args.summary, board)
+    out = republish(args.results)
+    log.info("wrote %s", ", ".join(str(p) for p in out.files.values()))
+    print(out.leaderboard, end="")
+    _append_summary(args.summary, out.leaderboard)
     return 0
 
 
@@ -245,12 +245,15 @@ def _describe(entry: object) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Load the suite and its datasets and plan every cell; train and evaluate nothing."""
     from mmbench.engine.plan import check_suite, make_plan
+    from mmbench.engine.probe import probe_plan
     from mmbench.engine.runner import load_datasets
     from mmbench.engine.suite import load_suite
 
     suite = load_suite(args.suite)
     check_suite(suite)
-    plan = make_plan(suite, load_datasets(suite, args.trust_pickle, args.data_dir))
+    datasets = load_datasets(suite, args.trust_pickle, args.data_dir)
+    plan = make_plan(suite, datasets)
+    probe_plan(plan, datasets)
     print(f"{args.suite}: ok ({len(plan.train_cells)} models to train, "
           f"{len(plan.eval_cells)} evaluations, seeds {list(suite.seeds)})")
     return 0
@@ -270,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"mmbench: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("mmbench: interrupted", file=sys.stderr)
         return 130

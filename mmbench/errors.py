@@ -12,7 +12,24 @@ from collections.abc import Iterable
 
 
 class MMBenchError(Exception):
-    """A problem with the user's input, reported in one line with a hint how to fix it."""
+    """A problem with the user's input, reported in one line with a hint how to fix it.
+
+    ``exit_code``: 2 for input problems found before any work (the default), 1 for failures
+    found while or after running (results that were computed are kept)."""
+
+    exit_code = 2
+
+
+class RunError(MMBenchError):
+    """A failure during a run (e.g. a plugin metric raising while results are published)."""
+
+    exit_code = 1
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, cut to ``limit`` characters."""
+    text = (str(exc).splitlines() or [""])[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

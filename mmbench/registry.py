@@ -156,7 +156,8 @@ MODELS: Registry[ModelFactory] = Registry(
 )
 DATASETS: Registry[Any] = Registry(
     "dataset", ("mmbench.data.mfeat", "mmbench.data.synthetic", "mmbench.data.digits",
-                "mmbench.data.avmnist", "mmbench.data.affect"), entry_point_group="mmbench.datasets"
+                "mmbench.data.avmnist", "mmbench.data.affect",
+                "mmbench.data.arrays"), entry_point_group="mmbench.datasets"
 )
 PERTURBATIONS: Registry[Any] = Registry(
     "perturbation",
@@ -172,7 +173,8 @@ METRICS: Registry[Any] = Registry(
 )
 RECIPES: Registry[Any] = Registry(
     "recipe",
-    ("mmbench.train.standard", "mmbench.train.adversarial", "mmbench.train.modality_dropout"),
+    ("mmbench.train.standard", "mmbench.train.adversarial", "mmbench.train.modality_dropout",
+     "mmbench.train.pretrained"),
     entry_point_group="mmbench.recipes",
 )
 

@@ -1,4 +1,4 @@
-"""Paired bootstrap intervals over test samples."""
+"""Paired bootstrap intervals over test samples, one generic mechanism for every metric."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from conftest import tiny_suite, write_suite
 from sklearn.metrics import f1_score
 
-from mmbench.metrics.bootstrap import BOOTSTRAP_METRICS, Samples, cell_intervals, replicates, resample_weights
+from mmbench.metrics.bootstrap import Samples, metric_values, resample_weights, stack
+from mmbench.registry import METRICS
 
 
 def _samples(rng: np.random.Generator, n: int, p: float, sample_set: str = "d|test|all") -> Samples:
@@ -20,12 +21,29 @@ def _samples(rng: np.random.Generator, n: int, p: float, sample_set: str = "d|te
     return Samples(sample_set, preds, labels, rng.random(n).astype(np.float32))
 
 
+def _value(name: str, cells: list[Samples], weights: np.ndarray) -> np.ndarray:
+    metric = METRICS.get(name)(4)
+    return metric.compute(stack(cells, 4, False), weights)
+
+
 def test_unit_weights_reproduce_the_metrics() -> None:
     s = _samples(np.random.default_rng(0), 300, 0.7)
     ones = np.ones((1, 300))
-    assert replicates([s], "accuracy", 4, ones)[0, 0] == pytest.approx(np.mean(s.preds == s.labels))
-    assert replicates([s], "true_class_prob", 4, ones)[0, 0] == pytest.approx(s.probs.mean(), rel=1e-6)
-    assert replicates([s], "macro_f1", 4, ones)[0, 0] == pytest.approx(f1_score(s.labels, s.preds, average="macro"))
+    assert _value("accuracy", [s], ones)[0, 0] == pytest.approx(np.mean(s.preds == s.labels))
+    assert _value("true_class_prob", [s], ones)[0, 0] == pytest.approx(s.probs.mean(), rel=1e-6)
+    assert _value("macro_f1", [s], ones)[0, 0] == pytest.approx(f1_score(s.labels, s.preds, average="macro"))
+
+
+def test_a_replicate_equals_the_metric_on_resampled_rows() -> None:
+    """Weights are resampling counts: replicate b is the metric of the rows drawn, repeated."""
+    s = _samples(np.random.default_rng(3), 120, 0.6)
+    weights = resample_weights(s.sample_set, 120, 5)
+    for b in range(5):
+        rows = np.repeat(np.arange(120), weights[b].astype(int))
+        drawn = Samples(s.sample_set, s.preds[rows], s.labels[rows], s.probs[rows])
+        for name in ("accuracy", "macro_f1", "balanced_accuracy", "true_class_prob", "nll"):
+            expected = _value(name, [drawn], np.ones((1, len(rows))))[0, 0]
+            assert _value(name, [s], weights[b:b + 1])[0, 0] == pytest.approx(expected, rel=1e-9), name
 
 
 def test_intervals_cover_the_true_accuracy_at_about_the_nominal_rate() -> None:
@@ -33,8 +51,8 @@ def test_intervals_cover_the_true_accuracy_at_about_the_nominal_rate() -> None:
     hold 0.8 (binomial sd of the rate over 200 draws is 1.5 points)."""
     rng = np.random.default_rng(1)
     cells = {f"c{i}": _samples(rng, 400, 0.8, f"set{i}") for i in range(200)}
-    intervals = cell_intervals(cells, ("accuracy",), {f"set{i}": 4 for i in range(200)})
-    covered = np.mean([lo <= 0.8 <= hi for lo, hi in intervals.values()])
+    out = metric_values(cells, {"accuracy": METRICS.get("accuracy")}, {f"set{i}": 4 for i in range(200)})
+    covered = np.mean([lo <= 0.8 <= hi for _, lo, hi in out.values.values()])
     assert 0.90 <= covered <= 0.99, covered
 
 
@@ -43,18 +61,27 @@ def test_cells_of_one_sample_set_are_paired() -> None:
     assert not np.array_equal(resample_weights("a|test|all", 50), resample_weights("b|test|all", 50))
     s = _samples(np.random.default_rng(2), 200, 0.9)
     same = Samples(s.sample_set, s.preds.copy(), s.labels, s.probs)
-    (a, b) = replicates([s, same], "accuracy", 4, resample_weights(s.sample_set, 200)).T
+    (a, b) = _value("accuracy", [s, same], resample_weights(s.sample_set, 200)).T
     assert np.array_equal(a, b)  # identical outcomes, identical replicates: a zero-width difference
+
+
+def test_score_metric_replicates_are_the_first_of_the_interval_draws() -> None:
+    s = _samples(np.random.default_rng(4), 150, 0.7)
+    out = metric_values({"k": s}, {"macro_f1": METRICS.get("macro_f1")}, {s.sample_set: 4},
+                        score_metric="macro_f1", score_replicates=30)
+    direct = _value("macro_f1", [s], resample_weights(s.sample_set, 150, 30))[:, 0]
+    assert np.array_equal(out.replicates["k"], direct)
 
 
 def test_results_carry_intervals(tmp_path: Path) -> None:
     from mmbench.engine.runner import RunOptions, run_suite
 
-    suite = tiny_suite(models=["late_fusion"], metrics=["accuracy", "macro_f1", "true_class_prob"])
+    metrics = ["accuracy", "macro_f1", "true_class_prob", "balanced_accuracy", "nll", "brier"]
+    suite = tiny_suite(models=["late_fusion"], metrics=metrics)
     result = run_suite(write_suite(tmp_path, suite), RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c",
                                                                 progress=False))
     frame = pd.read_csv(tmp_path / "o" / "results.csv")
-    assert set(frame["metric"]) == set(BOOTSTRAP_METRICS)
+    assert set(frame["metric"]) == set(metrics)
     assert ((frame["ci_low"] <= frame["value"]) & (frame["value"] <= frame["ci_high"])).all()
     assert (frame["ci_high"] - frame["ci_low"] > 0).all()
     assert " ± " in result.leaderboard

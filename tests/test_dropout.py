@@ -143,10 +143,11 @@ def test_shapley_axioms_by_hand() -> None:
 @pytest.fixture(scope="module")
 def reliance():
     """Shapley values on data with an informative modality, its exact copy, and noise."""
-    from mmbench.engine.rows import rows_to_frame
-    from mmbench.engine.evaluate import evaluate
-    from mmbench.engine.plan import EvalCell
+    from mmbench.engine.evaluate import EvalSettings, evaluate
+    from mmbench.engine.rows import CellFacts, rows_to_frame
+    from mmbench.metrics.bootstrap import stack
     from mmbench.metrics.shapley import modality_shapley
+    from mmbench.registry import METRICS
 
     data = make_synthetic(modalities=[
         {"name": "sig", "kind": "vector", "shape": [8], "informativeness": 0.9},
@@ -159,13 +160,14 @@ def reliance():
     # make the model itself symmetric in the twins, so the game is: tie twin's weights to sig's
     model.encoders["twin"].load_state_dict(model.encoders["sig"].state_dict())
 
-    class _Train:
-        dataset, model, recipe, seed = "syn", "late_fusion", "standard", 0
-
     rows = []
     for case in _cases(data, subsets="all", imputation=["mean"]):
-        rows += evaluate(model.eval(), data.test, EvalCell(_Train(), case, "k", "k"),
-                         ("accuracy", "true_class_prob"), 4, 512, 0, "s")
+        samples = evaluate(model.eval(), data.test, case, EvalSettings(512, 0)).samples("syn|test|all")
+        facts = CellFacts("s", "syn", "late_fusion", "standard", 0, case.family, case.name, case.target,
+                          case.severity)
+        for metric in ("accuracy", "true_class_prob"):
+            value = METRICS.get(metric)(4).value(stack([samples], 4, False))[0]
+            rows.append(facts.row(metric, float(value), len(samples.preds)))
     frame = rows_to_frame(rows)
     return modality_shapley(frame, {"syn": ["sig", "twin", "junk"]}), frame
 

@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 PLUGIN_CODE = '''
 from torch import nn
 from mmbench.models.base import FusionModel
-from mmbench.metrics.classification import ConfusionMetric
+from mmbench.metrics.base import RowMetric
 
 
 class MaxFusion(FusionModel):
@@ -38,11 +38,11 @@ def max_fusion(modalities, n_classes, dim: int = 16):
     return MaxFusion(modalities, n_classes, dim)
 
 
-class ErrorRate(ConfusionMetric):
+class ErrorRate(RowMetric):
     higher_is_better = False
 
-    def compute(self):
-        return 1.0 - float(self.confusion.diagonal().sum()) / max(self.n, 1)
+    def row_values(self, outcomes):
+        return outcomes.preds != outcomes.labels
 '''
 
 PYPROJECT = '''

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import tiny_suite, write_suite
@@ -12,6 +13,8 @@ from conftest import tiny_suite, write_suite
 from mmbench.engine.rows import COLUMNS
 from mmbench.engine.runner import RunOptions, run_suite
 from mmbench.engine.suite import load_suite
+from mmbench.metrics.bootstrap import stack
+from mmbench.registry import METRICS
 
 REQUIRED = ["suite", "dataset", "model", "recipe", "seed", "family", "perturbation", "target",
             "severity", "metric", "value", "n"]
@@ -117,8 +120,7 @@ def test_the_harness_scores_what_the_perturbation_returns(synth) -> None:
     import torch
 
     import mmbench
-    from mmbench.engine.evaluate import evaluate
-    from mmbench.engine.plan import EvalCell
+    from mmbench.engine.evaluate import EvalSettings, evaluate
     from mmbench.perturb.base import Perturbation
 
     seen = []
@@ -132,12 +134,8 @@ def test_the_harness_scores_what_the_perturbation_returns(synth) -> None:
 
     torch.manual_seed(0)
     model = mmbench.create_model("unimodal", synth.modalities, synth.n_classes, modality="img").eval()
-    cell = EvalCell(_FakeTrain(), Scramble("test", "scramble"), key="k", seed_key="k")
-    rows = evaluate(model, synth.test, cell, ("accuracy",), synth.n_classes, 7, 0, "s")
+    samples = evaluate(model, synth.test, Scramble("test", "scramble"), EvalSettings(7, 0)).samples("s")
     preds = torch.cat([model(b).argmax(1) for b in seen])
-    expected = float((preds == synth.test.labels).float().mean())
-    assert rows[0].value == pytest.approx(expected) and rows[0].n == len(synth.test)
-
-
-class _FakeTrain:
-    dataset, model, recipe, seed = "d", "m", "r", 0
+    assert np.array_equal(samples.preds, preds.numpy()) and len(samples.preds) == len(synth.test)
+    value = METRICS.get("accuracy")(synth.n_classes).value(stack([samples], synth.n_classes, False))[0]
+    assert value == pytest.approx(float((preds == synth.test.labels).float().mean()))

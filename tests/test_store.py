@@ -81,7 +81,8 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path: Path) -> Non
 
         def fuse_and_classify(self, features):
             logits = super().fuse_and_classify(features)
-            return logits * float("nan") if self.poisoned else logits
+            # NaN only once trained (evaluation mode): the probe before training passes
+            return logits * float("nan") if self.poisoned and not self.training else logits
 
     MODELS.register("nan_fusion", lambda modalities, n_classes: _poisoned(NaNFusion(modalities, n_classes, 16, 32)))
     try:
@@ -121,7 +122,8 @@ def test_status_and_exit_code_of_a_run_with_a_failed_cell(tmp_path: Path, capsys
 def _nan_model(modalities, n_classes) -> nn.Module:
     class Constant(LateFusion):
         def fuse_and_classify(self, features):
-            return super().fuse_and_classify(features) * float("inf") * 0
+            logits = super().fuse_and_classify(features)
+            return logits if self.training else logits * float("inf") * 0
 
     return Constant(modalities, n_classes, 16, 32)
 

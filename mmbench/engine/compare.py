@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmbench.engine.publish import DatasetInfo, stored_frame
+from mmbench.engine.publish import DatasetInfo, Reading, stored_frame
 from mmbench.engine.store import open_existing
 from mmbench.errors import MMBenchError
 from mmbench.metrics.scores import KEY, compute_scores, score_replicates
@@ -20,24 +20,29 @@ from mmbench.metrics.scores import KEY, compute_scores, score_replicates
 LEVEL = 0.95
 
 
-def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
+def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], str]:
     """Point scores, replicate scores and label arrays per sample set of one results folder."""
     store = open_existing(folder)
     try:
         config = store.config() or {}
         datasets = {k: DatasetInfo.from_dict(v) for k, v in (store.meta("datasets") or {}).items()}
         keys = [c.key for c in store.statuses() if c.kind == "eval"]
-        frame, reps = stored_frame(store, keys, datasets, tuple(config.get("metrics", ("accuracy",))))
+        reading = Reading.from_config(config)
+        frame, reps = stored_frame(store, keys, datasets, reading.metrics, reading.score_metric)
         labels = {s.sample_set: s.labels for s in store.samples(keys).values()}
     finally:
         store.close()
-    baseline = config.get("baseline", "")
-    return compute_scores(frame, baseline), score_replicates(frame, reps, baseline), labels
+    baseline, scorer = reading.baseline, reading.scorer
+    return (compute_scores(frame, baseline, scorer), score_replicates(frame, reps, baseline, scorer),
+            labels, scorer.name)
 
 
 def compare(a: Path, b: Path) -> pd.DataFrame:
     """Per shared (dataset, model, recipe, score): value in A, in B, A - B and its interval."""
-    (point_a, reps_a, labels_a), (point_b, reps_b, labels_b) = _load(a), _load(b)
+    (point_a, reps_a, labels_a, metric_a), (point_b, reps_b, labels_b, metric_b) = _load(a), _load(b)
+    if metric_a != metric_b:
+        raise MMBenchError(f"{a} scores {metric_a} and {b} scores {metric_b}; compare runs with the "
+                           "same score_metric")
     for name in set(labels_a) & set(labels_b):
         if not np.array_equal(labels_a[name], labels_b[name]):
             raise MMBenchError(f"{a} and {b} evaluated different rows of {name.split('|')[0]}; "

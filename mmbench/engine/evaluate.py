@@ -1,8 +1,9 @@
-"""Evaluation of one trained model under one perturbation, producing tidy rows."""
+"""Evaluation of one trained model under one perturbation, producing per-row outcomes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,51 +11,48 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmbench.data.base import Split
-from mmbench.engine.plan import EvalCell
-from mmbench.engine.rows import TidyRow
-from mmbench.metrics.base import Metric
 from mmbench.metrics.bootstrap import Collector
-from mmbench.registry import METRICS
+from mmbench.perturb.base import Perturbation
 
 
-def evaluate(model: nn.Module, split: Split, cell: EvalCell, metric_names: tuple[str, ...],
-             n_classes: int, batch_size: int, seed: int, suite: str,
-             progress: bool = False, cache: dict | None = None,
-             collector: Collector | None = None) -> list[TidyRow]:
-    """Perturb each batch, predict, and accumulate every metric (computed by the harness).
+@dataclass(frozen=True)
+class EvalSettings:
+    """How one evaluation runs: rows per forward pass, the seed of the perturbation's noise,
+    a progress bar, and whether every class's probability is kept (for metrics that need it)."""
+
+    batch_size: int
+    seed: int
+    progress: bool = False
+    full_probs: bool = False
+
+
+def evaluate(model: nn.Module, split: Split, perturbation: Perturbation, settings: EvalSettings,
+             cache: dict | None = None) -> Collector:
+    """Perturb each batch, predict, and collect each row's outcome (the harness, not the
+    perturbation, scores the result; metrics are computed from the outcomes).
 
     ``cache`` is shared by the evaluations of one trained model on one split, so that
-    perturbations can reuse work across cells (encoder outputs in missing-modality sweeps);
-    ``collector`` keeps per-row outcomes (for bootstrap intervals)."""
+    perturbations can reuse work across cells (encoder outputs in missing-modality sweeps)."""
     store = {} if cache is None else cache
     if model.training:
         model.eval()
-    metrics: dict[str, Metric] = {name: METRICS.get(name)(n_classes) for name in metric_names}
-    rows = eval_rows(len(split), cell.perturbation.max_rows, split.labels.device)
-    n = len(split) if rows is None else len(rows)
-    starts = range(0, n, batch_size)
-    if progress:  # a disabled tqdm still costs more than a whole sweep cell's fusion pass
+    collector = Collector(full=settings.full_probs)
+    rows = eval_rows(len(split), perturbation.max_rows, split.labels.device)
+    n, size = (len(split) if rows is None else len(rows)), settings.batch_size
+    starts = range(0, n, size)
+    if settings.progress:  # a disabled tqdm still costs more than a whole sweep cell's fusion pass
         starts = tqdm(starts, desc="eval", leave=False)
     for i, start in enumerate(starts):
-        batch_cache = BatchCache(store, (id(split), n, batch_size, start))
-        index = slice(start, start + batch_size) if rows is None else rows[start:start + batch_size]
+        batch_cache = BatchCache(store, (id(split), n, size, start))
+        index = slice(start, start + size) if rows is None else rows[start:start + size]
         # a slice is a view, not a copy; cached so that a sweep's cells share the batch dict
         batch, labels = batch_cache.get("rows", lambda ix=index: split.rows(ix))
-        logits = cell.perturbation.logits(model, batch, labels, seed + i, batch_cache).float()
+        logits = perturbation.logits(model, batch, labels, settings.seed + i, batch_cache).float()
         if not bool(torch.isfinite(logits).all()):
             raise NonFiniteLogits(f"the model gave NaN/Inf logits on rows {start}-{start + len(labels) - 1}"
-                                  f" under {cell.perturbation.name}/{cell.perturbation.target}")
-        for metric in metrics.values():
-            metric.update(logits, labels)
-        if collector is not None:
-            collector.update(logits, labels)
-    tc, p = cell.train, cell.perturbation
-    return [
-        TidyRow(suite=suite, dataset=tc.dataset, model=tc.model, recipe=tc.recipe, seed=tc.seed,
-                family=p.family, perturbation=p.name, target=p.target, severity=float(p.severity),
-                metric=name, value=metric.compute(), n=n)
-        for name, metric in metrics.items()
-    ]
+                                  f" under {perturbation.name}/{perturbation.target}")
+        collector.update(logits, labels)
+    return collector
 
 
 class NonFiniteLogits(ArithmeticError):

@@ -16,17 +16,19 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.evaluate import evaluate
+from mmbench.engine.evaluate import EvalSettings, evaluate
 from mmbench.engine.keys import derive_seed
 from mmbench.engine.options import RunOptions
-from mmbench.engine.plan import EvalCell, Plan, TrainCell
-from mmbench.engine.rows import TidyRow
+from mmbench.engine.plan import EvalCell, Plan, TrainCell, keeps_full_probs
+from mmbench.engine.sources import changed_modules
+from mmbench.engine.rows import CellFacts
 from mmbench.engine.store import PlannedCell, Store
-from mmbench.metrics.bootstrap import Collector, Samples
-from mmbench.models.base import FusionModel, create_model
+from mmbench.metrics.bootstrap import Samples
+from mmbench.models.base import build_model
 from mmbench.registry import RECIPES
 from mmbench.train.cache import CheckpointCache
 
@@ -46,11 +48,45 @@ class RunContext:
     cached: int = 0
     failed: int = 0
     timings: dict[str, dict[str, float]] = field(default_factory=lambda: {"train": {}, "eval": {}})
+    #: train cell key -> why it would be trained (see training_reasons); models trained, with why
+    reasons: dict[str, str] = field(default_factory=dict)
+    training: list[dict[str, str]] = field(default_factory=list)
+
+    def count_training(self, cell: TrainCell) -> None:
+        self.trained += 1
+        self.training.append({"cell": cell_name(cell), "reason": self.reasons.get(cell.key, UNREADABLE)})
 
 
 class Executor(Protocol):
     def run(self, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
         """Run the cells whose keys are in ``pending`` and record each in ``store``."""
+
+
+NEW, FORCED, UNREADABLE = "new", "forced (--force)", "checkpoint unreadable"
+
+
+def training_reasons(plan: Plan, cache: CheckpointCache, previous: dict[str, dict], force: bool) -> dict[str, str]:
+    """Train cell key -> why it would be trained: ``forced``, ``code changed: <modules>`` (the
+    store saw the same model, data, recipe and seed under other code), or ``new``; cells with a
+    checkpoint in the cache are left out (they are loaded)."""
+    by_seed_key = {info.get("seed_key"): info for info in previous.values()}
+    out = {}
+    for cell in plan.train_cells:
+        if force:
+            out[cell.key] = FORCED
+        elif not cache.path(cell.key).is_file():
+            before = by_seed_key.get(cell.seed_key)
+            changed = changed_modules(before.get("code", {}), cell.code) if before else []
+            out[cell.key] = f"code changed: {', '.join(changed)}" if changed else NEW
+    return out
+
+
+def summarise_training(training: list[dict[str, str]]) -> str:
+    """``2 new, 1 code changed: pkg.helper`` (counts by reason)."""
+    counts: dict[str, int] = {}
+    for item in training:
+        counts[item["reason"]] = counts.get(item["reason"], 0) + 1
+    return "; ".join(f"{n} {reason}" for reason, n in counts.items())
 
 
 def cell_name(cell: TrainCell) -> str:
@@ -71,23 +107,23 @@ def planned(plan: Plan) -> list[PlannedCell]:
     return out
 
 
-def train_or_load(cell: TrainCell, ctx: RunContext) -> FusionModel:
+def train_or_load(cell: TrainCell, ctx: RunContext) -> nn.Module:
     """The trained model of ``cell``: from the checkpoint cache, or trained and then cached."""
     data = ctx.datasets[cell.dataset]
     torch.manual_seed(derive_seed(cell.seed_key, "init"))
-    model = create_model(cell.model_component.name, data.modalities, data.n_classes,
-                         **cell.model_component.params)
+    model = build_model(cell.model_component.name, data.modalities, data.n_classes,
+                        cell.model_component.params, cell.model, f"dataset '{cell.dataset}'")
     meta = None if ctx.options.force else ctx.cache.load(cell.key, model)
     if meta is not None:
         ctx.cached += 1
         log.info("cache hit: %s (key %s)", cell_name(cell), cell.key[:12])
         return model.to(ctx.device).eval()
     model.to(ctx.device)
+    ctx.count_training(cell)
     recipe = RECIPES.get(cell.recipe_component.name)()
     recipe.amp = ctx.options.amp and recipe.amp_safe
     report = recipe.fit(model, data, cell.recipe_config, derive_seed(cell.seed_key, "train"),
                         progress=ctx.options.verbose)
-    ctx.trained += 1
     ctx.timings["train"][cell_name(cell)] = report.seconds
     ctx.cache.save(cell.key, model, {"cell": cell_name(cell), "report": report.to_dict()})
     log.info("trained %s: best val accuracy %.4f at epoch %d/%d (%.1fs)", cell_name(cell),
@@ -95,26 +131,36 @@ def train_or_load(cell: TrainCell, ctx: RunContext) -> FusionModel:
     return model.eval()
 
 
-def evaluate_cell(model: FusionModel, ev: EvalCell, plan: Plan, ctx: RunContext,
-                  shared: dict) -> tuple[list[TidyRow], Samples]:
-    """Rows and per-row outcomes of one evaluation cell (``shared``: reuse across one model's
-    evaluations)."""
+def evaluate_cell(model: nn.Module, ev: EvalCell, plan: Plan, ctx: RunContext,
+                  shared: dict) -> tuple[CellFacts, Samples]:
+    """What one evaluation cell measured and its per-row outcomes (``shared``: reuse across
+    one model's evaluations)."""
     suite, data = plan.suite, ctx.datasets[ev.train.dataset]
     group = ev.perturbation.group
     split = data.groups[group] if group else getattr(data, suite.eval.split)
     amp = ctx.options.amp and ev.perturbation.family == "clean"  # attacks and the rest in float32
-    collector = Collector()
+    settings = EvalSettings(suite.eval.batch_size, derive_seed(ev.inputs_key, "eval"),
+                            ctx.options.verbose, keeps_full_probs(suite))
     with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
-        rows = evaluate(model, split, ev, suite.metrics, data.n_classes, suite.eval.batch_size,
-                        derive_seed(ev.inputs_key, "eval"), suite.name, progress=ctx.options.verbose,
-                        cache=shared, collector=collector)
-    return rows, collector.samples(sample_set(ev, suite.eval.split))
+        collector = evaluate(model, split, ev.perturbation, settings, cache=shared)
+    return cell_facts(ev, suite.name), collector.samples(sample_set(ev, suite.eval.split))
+
+
+def cell_facts(ev: EvalCell, suite: str) -> CellFacts:
+    tc, p = ev.train, ev.perturbation
+    return CellFacts(suite=suite, dataset=tc.dataset, model=tc.model, recipe=tc.recipe, seed=tc.seed,
+                     family=p.family, perturbation=p.name, target=p.target, severity=float(p.severity))
 
 
 def sample_set(ev: EvalCell, split: str) -> str:
     """Which rows a cell evaluated: cells with the same name are paired in the bootstrap."""
     p = ev.perturbation
     return f"{ev.train.dataset}|{p.group or split}|{p.max_rows or 'all'}"
+
+
+def train_info(cell: TrainCell) -> dict:
+    """What the store keeps of a finished training cell (to say later why it retrains)."""
+    return {"seed_key": cell.seed_key, "code": cell.code}
 
 
 def attempt(work: Callable[[], object], cell: PlannedCell, store: Store, ctx: RunContext) -> object:
@@ -152,16 +198,16 @@ class LocalExecutor:
         bar.close()
 
     @staticmethod
-    def _train(cell: TrainCell, ctx: RunContext, store: Store, pending: set[str]) -> FusionModel | None:
+    def _train(cell: TrainCell, ctx: RunContext, store: Store, pending: set[str]) -> nn.Module | None:
         item = PlannedCell(cell.key, "train", cell_name(cell))
         start = time.perf_counter()
         model = attempt(lambda: train_or_load(cell, ctx), item, store, ctx)
         if model is not None and cell.key in pending:
-            store.record(item, seconds=time.perf_counter() - start)
+            store.record(item, seconds=time.perf_counter() - start, info=train_info(cell))
         return model  # type: ignore[return-value]
 
     @staticmethod
-    def _evaluate(model: FusionModel | None, ev: EvalCell, plan: Plan, ctx: RunContext,
+    def _evaluate(model: nn.Module | None, ev: EvalCell, plan: Plan, ctx: RunContext,
                   store: Store, shared: dict) -> None:
         item = PlannedCell(ev.key, "eval", eval_name(ev))
         if model is None:
@@ -171,8 +217,8 @@ class LocalExecutor:
         start = time.perf_counter()
         result = attempt(lambda: evaluate_cell(model, ev, plan, ctx, shared), item, store, ctx)
         if result is not None:
-            rows, samples = result  # type: ignore[misc]
+            facts, samples = result  # type: ignore[misc]
             seconds = time.perf_counter() - start
-            store.record(item, rows, seconds=seconds, samples=samples)
+            store.record(item, facts, seconds=seconds, samples=samples)
             ctx.timings["eval"][item.name] = seconds
 

@@ -15,7 +15,7 @@ from mmbench.errors import MMBenchError, did_you_mean
 #: the training split, for perturbations that impute from training statistics).
 HARNESS_ARGS = frozenset({"modalities", "n_classes", "train", "groups"})
 #: filled in by the harness for dataset loaders that declare it (not a suite parameter)
-DATASET_HARNESS_ARGS = frozenset({"trust_pickle", "data_root"})
+DATASET_HARNESS_ARGS = frozenset({"trust_pickle", "data_root", "suite_dir"})
 
 
 def declared_params(
@@ -23,14 +23,28 @@ def declared_params(
 ) -> dict[str, Any]:
     """Name -> type hint of what a suite may set on ``target`` (``reserved`` names excluded)."""
     if dataclasses.is_dataclass(target):
-        hints = typing.get_type_hints(target)
+        hints = _hints(target)
         return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(target)}
-    hints = typing.get_type_hints(target)
+    hints = _hints(target.__init__ if inspect.isclass(target) else target)
     return {
         name: hints.get(name, Any)
         for name, p in inspect.signature(target).parameters.items()
         if name not in reserved and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
     }
+
+
+def _hints(target: Any) -> dict[str, Any]:
+    """Type hints, or none when a (plugin's) annotation cannot be resolved."""
+    try:
+        return typing.get_type_hints(target)
+    except Exception:  # e.g. a forward reference to a name the plugin never imports
+        return {}
+
+
+def accepted_params(target: Callable[..., Any]) -> set[str]:
+    """Names ``target`` accepts as keywords (a class: its ``__init__``'s)."""
+    return {name for name, p in inspect.signature(target).parameters.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
 def _accepted_types(hint: Any) -> tuple[type, ...] | None:

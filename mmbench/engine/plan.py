@@ -9,17 +9,21 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import torch
 
 from mmbench import __version__
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.keys import code_version, content_hash
+from mmbench.engine.keys import content_hash
 from mmbench.engine.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, build_config, check_params
+from mmbench.engine.sources import code_versions
 from mmbench.engine.suite import Component, Suite
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.models import base as model_base
 from mmbench.models import encoders
+from mmbench.models.base import build_model
 from mmbench.perturb.base import Perturbation
 from mmbench.registry import DATASETS, METRICS, MODELS, PERTURBATIONS, RECIPES
 
@@ -37,6 +41,8 @@ class TrainCell:
     recipe_config: Any
     key: str
     seed_key: str  # the key without code versions: seeds derive from it, so refactors keep results
+    #: module -> source hash of the code the result depends on (see engine/sources.py)
+    code: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,10 @@ def check_suite(suite: Suite) -> None:
             check_params(registry.get(comp.name), comp.params, f"{kind} '{label_of(comp)}'", reserved)
     for comp in suite.recipes:
         build_config(RECIPES.get(comp.name).config_type, comp.params, f"recipe '{label_of(comp)}'")
-    for name in suite.metrics:
+    for name in (*suite.metrics, suite.score_metric):
         METRICS.get(name)
+    if len(set(suite.metrics)) != len(suite.metrics):
+        raise MMBenchError(f"{suite.name}: 'metrics' lists a metric twice; list each once")
     for kind in ("datasets", "models", "recipes", "perturbations"):
         labels = [label_of(c) for c in getattr(suite, kind)]
         dupes = sorted({x for x in labels if labels.count(x) > 1})
@@ -112,8 +120,10 @@ def expand_models(suite: Suite, data: MultimodalDataset) -> list[Component]:
 
 
 def train_keys(dataset: Component, fingerprint: str, model: Component, recipe: Component,
-               recipe_config: Any, seed: int, amp: bool = False) -> tuple[str, str]:
-    """(cache key, seed key): the cache key adds the source versions of the code involved."""
+               recipe_config: Any, seed: int, amp: bool = False) -> tuple[str, str, dict[str, str]]:
+    """(cache key, seed key, code versions): the cache key adds the source hashes of the code
+    involved (the model's and the recipe's modules, a plugin's whole package, and what they
+    import of mmbench; see engine/sources.py)."""
     factory, recipe_cls = MODELS.get(model.name), RECIPES.get(recipe.name)
     semantic = {
         "dataset": {"name": dataset.name, "params": dataset.params, "fingerprint": fingerprint},
@@ -122,8 +132,8 @@ def train_keys(dataset: Component, fingerprint: str, model: Component, recipe: C
         "seed": seed,
         **({"amp": True} if amp and recipe_cls.amp_safe else {}),  # absent: keys of float32 runs
     }
-    code = code_version(factory, recipe_cls, model_base.FusionModel, encoders.build_encoder)
-    return content_hash({**semantic, "code": code, "mmbench": __version__}), content_hash(semantic)
+    code = code_versions(factory, recipe_cls, model_base.FusionModel, encoders.build_encoder)
+    return content_hash({**semantic, "code": code, "mmbench": __version__}), content_hash(semantic), code
 
 
 def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = False) -> Plan:
@@ -132,6 +142,7 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
     check_suite(suite)
     train_cells: list[TrainCell] = []
     eval_cells: list[EvalCell] = []
+    codes: dict[type, dict[str, str]] = {}  # perturbation type -> its code versions
     for ds_comp in suite.datasets:
         data = datasets[label_of(ds_comp)]
         fingerprint = data.fingerprint()
@@ -139,6 +150,7 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
                     if applies_to_dataset(comp, ds_comp)]
         for model in expand_models(suite, data):
             perturbations = [p for comp, ps in expanded if applies_to(comp, model) for p in ps]
+            check_model_fits(model, data, label_of(ds_comp))
             check_model_supports(model, perturbations, suite.recipes)
             for recipe in suite.recipes:
                 recipe_cls = RECIPES.get(recipe.name)
@@ -146,11 +158,11 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
                                       f"recipe '{label_of(recipe)}'")
                 recipe_cls().check(config, data)
                 for seed in suite.seeds:
-                    key, seed_key = train_keys(ds_comp, fingerprint, model, recipe, config, seed, amp)
+                    key, seed_key, code = train_keys(ds_comp, fingerprint, model, recipe, config, seed, amp)
                     cell = TrainCell(label_of(ds_comp), label_of(model), label_of(recipe), seed,
-                                     model, recipe, config, key, seed_key)
+                                     model, recipe, config, key, seed_key, code)
                     train_cells.append(cell)
-                    eval_cells.extend(_eval_cells(cell, perturbations, suite, fingerprint, amp))
+                    eval_cells.extend(_eval_cells(cell, perturbations, suite, fingerprint, amp, codes))
     _check_baseline(suite, train_cells)
     return Plan(suite, tuple(train_cells), tuple(eval_cells))
 
@@ -185,6 +197,14 @@ def applies_to_dataset(comp: Component, dataset: Component) -> bool:
     return comp.datasets is None or label_of(dataset) in comp.datasets
 
 
+def check_model_fits(model: Component, data: MultimodalDataset, dataset: str) -> None:
+    """Build the model for ``data`` once (global RNG untouched): a model whose modality names,
+    kinds or parameters do not fit the dataset is a one-line error naming both."""
+    with torch.random.fork_rng(devices=[]):
+        build_model(model.name, data.modalities, data.n_classes, model.params, label_of(model),
+                    f"dataset '{dataset}'")
+
+
 def check_model_supports(model: Component, perturbations: list[Perturbation],
                          recipes: tuple[Component, ...]) -> None:
     """``native`` imputation, in a perturbation or a recipe, needs a model that handles missing
@@ -199,14 +219,22 @@ def check_model_supports(model: Component, perturbations: list[Perturbation],
         )
 
 
+def keeps_full_probs(suite: Suite) -> bool:
+    """Whether evaluation cells keep every class's probability (a metric of the suite needs
+    them); metric values themselves are computed from stored outcomes, not in the cells."""
+    return any(METRICS.get(name).needs_probs for name in suite.metrics)
+
+
 def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite,
-                fingerprint: str, amp: bool) -> list[EvalCell]:
+                fingerprint: str, amp: bool, codes: dict[type, dict[str, str]]) -> list[EvalCell]:
     cells = []
     for p in perturbations:
-        semantic = {"train": cell.seed_key, "perturbation": repr(p), "metrics": list(suite.metrics),
+        code = codes.setdefault(type(p), code_versions(type(p)))
+        semantic = {"train": cell.seed_key, "perturbation": repr(p),
+                    "outcomes": "full" if keeps_full_probs(suite) else "true_class",
                     "eval": dataclasses.asdict(suite.eval),
                     **({"amp": True} if amp and p.family == "clean" else {})}
-        key = content_hash({**semantic, "train": cell.key, "code": code_version(type(p))})
+        key = content_hash({**semantic, "train": cell.key, "code": code})
         inputs = {"data": fingerprint, "perturbation": repr(p), "eval": dataclasses.asdict(suite.eval)}
         cells.append(EvalCell(cell, p, key, content_hash(semantic), content_hash(inputs)))
     return cells

@@ -21,13 +21,15 @@ from mmbench.engine.results import write_results
 from mmbench.engine.rows import rows_to_frame
 from mmbench.engine.store import Store
 from mmbench.errors import MMBenchError
-from mmbench.metrics.bootstrap import accuracy_replicates, cell_intervals
+from mmbench.metrics.bootstrap import metric_values
+from mmbench.metrics.direction import ScoreMetric
 from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
 from mmbench.metrics.sanity import DatasetFacts, sanity_checks
 from mmbench.metrics.scores import score_intervals, score_replicates
 from mmbench.metrics.shapley import modality_shapley, single_modality_views, worst_single_missing
 from mmbench.report.leaderboard import render_leaderboard
 from mmbench.report.html import render_html
+from mmbench.registry import METRICS
 from mmbench.report.plots import level_curves, mean_level_curves, rank_stability, robust_curves, shapley_bars
 
 log = logging.getLogger(__name__)
@@ -55,48 +57,83 @@ def infos(datasets: dict[str, MultimodalDataset]) -> dict[str, DatasetInfo]:
 
 
 def stored_frame(store: Store, keys: list[str], datasets: dict[str, DatasetInfo],
-                 metrics: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """The stored rows of ``keys`` with 95% paired-bootstrap intervals over test samples (and a
-    ``cell`` column), and each cell's accuracy replicates (for score intervals)."""
-    samples = store.samples(keys)
+                 metrics: tuple[str, ...], score_metric: str = "accuracy",
+                 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Tidy rows of the done cells among ``keys``: every metric computed from the stored
+    per-row outcomes, with its 95% paired-bootstrap interval (and a ``cell`` column); plus each
+    cell's ``score_metric`` replicates (for score intervals)."""
+    facts, samples = store.facts(keys), store.samples(keys)
+    samples = {k: v for k, v in samples.items() if k in facts}
     classes = {s.sample_set: datasets[s.sample_set.split("|")[0]].n_classes for s in samples.values()}
-    intervals = cell_intervals(samples, metrics, classes)
-    rows, cells, by_key = [], [], store.rows_by_key(keys)
+    names = tuple(dict.fromkeys((*metrics, score_metric)))
+    measured = metric_values(samples, {m: METRICS.get(m) for m in names}, classes, score_metric)
+    rows, cells = [], []
     for key in keys:
-        for row in by_key.get(key, []):
-            lo, hi = intervals.get((key, row.metric), (row.ci_low, row.ci_high))
-            rows.append(dataclasses.replace(row, ci_low=lo, ci_high=hi))
+        if key not in samples:
+            continue
+        n = len(samples[key].preds)
+        for metric in names:
+            value, lo, hi = measured.values[(key, metric)]
+            rows.append(facts[key].row(metric, value, n, lo, hi))
             cells.append(key)
-    return rows_to_frame(rows, cells), accuracy_replicates(samples)
+    return rows_to_frame(rows, cells), measured.replicates
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How a run's rows are read: its ``metrics`` in suite order (the first ranks the
+    per-family boards), the ``score_metric`` that scores and the composite read, and the
+    ``baseline`` model for corruption errors."""
+
+    metrics: tuple[str, ...] = ("accuracy",)
+    score_metric: str = "accuracy"
+    baseline: str = ""
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Reading:
+        """From a suite's mapping (``Suite.to_dict()``, as stored with a run)."""
+        return cls(tuple(config.get("metrics") or ("accuracy",)), config.get("score_metric") or "accuracy",
+                   config.get("baseline") or "")
+
+    @property
+    def scorer(self) -> ScoreMetric:
+        return ScoreMetric.of(self.score_metric)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What publishing wrote: the files, the Markdown leaderboard and the scores table."""
+
+    files: dict[str, Path]
+    leaderboard: str
+    scores: pd.DataFrame
 
 
 def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: dict[str, DatasetInfo],
-            provenance: dict, baseline: str = "", reps: dict[str, np.ndarray] | None = None,
-            ) -> tuple[dict[str, Path], str]:
+            provenance: dict, reading: Reading, reps: dict[str, np.ndarray] | None = None) -> Published:
     """Analyses computed from the rows (sanity checks, Shapley values, corruption errors,
-    scores), the result files, the plots, ``LEADERBOARD.md`` and ``report.html``; returns the
-    files written and the leaderboard."""
+    scores), the result files, the plots, ``LEADERBOARD.md`` and ``report.html``."""
     sanity = sanity_checks(frame, dataset_facts(datasets))
     _log_sanity(sanity)
     files = write_results(out_dir, frame, {**provenance, "sanity": sanity.to_dict(orient="records")})
     plots: list[Path] = []
     reliance = _dropout_outputs(out_dir, frame, datasets, files, plots)
-    shift = _shift_outputs(out_dir, frame, baseline, files, plots)
-    scores = _score_outputs(out_dir, frame, reps or {}, baseline, files, plots)
+    shift = _shift_outputs(out_dir, frame, reading, files, plots)
+    scores = _score_outputs(out_dir, frame, reps or {}, reading, files, plots)
     plots += robust_curves(frame, out_dir)
-    board = render_leaderboard(frame, title, sanity, reliance, shift, scores)
+    board = render_leaderboard(frame, title, reading.metrics, sanity, reliance, shift, scores, reading.scorer)
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)
     files["html"] = out_dir / "report.html"
     files["html"].write_text(render_html(board, sorted(set(plots)), f"mmbench: {title}"))
-    return files, board
+    return Published(files, board, scores)
 
 
-def _score_outputs(out_dir: Path, frame: pd.DataFrame, reps: dict[str, np.ndarray], baseline: str,
+def _score_outputs(out_dir: Path, frame: pd.DataFrame, reps: dict[str, np.ndarray], reading: Reading,
                    files: dict[str, Path], plots: list[Path]) -> pd.DataFrame:
     """``scores.csv`` with intervals, and the rank-stability figure of the ranking score."""
-    runs = score_replicates(frame, reps, baseline)
-    scores = score_intervals(frame, reps, baseline, runs=runs)
+    runs = score_replicates(frame, reps, reading.baseline, reading.scorer)
+    scores = score_intervals(frame, reps, reading.baseline, runs=runs, metric=reading.scorer)
     files["scores"] = out_dir / "scores.csv"
     scores.to_csv(files["scores"], index=False)
     ranking = next((s for s in ("composite", "clean_accuracy") if (scores["score"] == s).any()), None)
@@ -120,15 +157,16 @@ def _dropout_outputs(out_dir: Path, frame: pd.DataFrame, datasets: dict[str, Dat
     return shapley, worst_single_missing(frame), views
 
 
-def _shift_outputs(out_dir: Path, frame: pd.DataFrame, baseline: str, files: dict[str, Path],
+def _shift_outputs(out_dir: Path, frame: pd.DataFrame, reading: Reading, files: dict[str, Path],
                    plots: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Corruption errors (``corruptions.csv``), severity curves and natural-shift summaries."""
-    errors = corruption_errors(frame, baseline)
+    baseline, scorer = reading.baseline, reading.scorer
+    errors = corruption_errors(frame, baseline, scorer)
     if not errors.empty:
         files["corruptions"] = out_dir / "corruptions.csv"
         errors.to_csv(files["corruptions"], index=False)
         plots += mean_level_curves(frame, out_dir, "shift", "corruption severity")
-    return shift_summary(frame, baseline), natural_summary(frame), baseline
+    return shift_summary(frame, baseline, scorer), natural_summary(frame, scorer), baseline
 
 
 def dataset_facts(datasets: dict[str, DatasetInfo]) -> dict[str, DatasetFacts]:
@@ -142,7 +180,7 @@ def _log_sanity(sanity: pd.DataFrame) -> None:
                     "results.json 'sanity')", len(failed), len(sanity))
 
 
-def republish(folder: Path) -> tuple[dict[str, Path], str]:
+def republish(folder: Path) -> Published:
     """Re-render every file of a results folder from its store, recomputing nothing
     (``mmbench report``); the provenance of ``results.json`` is kept."""
     import json
@@ -157,12 +195,12 @@ def republish(folder: Path) -> tuple[dict[str, Path], str]:
             raise MMBenchError(f"{folder}'s store was written by an older mmbench; rerun its suite "
                                "once (finished cells are kept) to re-render it")
         keys = [c.key for c in store.statuses() if c.kind == "eval"]
-        frame, reps = stored_frame(store, keys, datasets, tuple(config.get("metrics", ("accuracy",))))
+        reading = Reading.from_config(config)
+        frame, reps = stored_frame(store, keys, datasets, reading.metrics, reading.score_metric)
     finally:
         store.close()
     old = folder / "results.json"
     provenance = json.loads(old.read_text()) if old.is_file() else {"suite": config.get("name"), "config": config}
     for generated in ("schema_version", "rows", "sanity"):
         provenance.pop(generated, None)
-    return publish(folder, config.get("name", folder.name), frame, datasets, provenance,
-                   config.get("baseline", ""), reps)
+    return publish(folder, config.get("name", folder.name), frame, datasets, provenance, reading, reps)

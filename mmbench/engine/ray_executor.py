@@ -19,9 +19,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mmbench.engine.executor import RunContext, cell_name, eval_name, evaluate_cell, train_or_load
+from mmbench.engine.executor import (
+    RunContext, cell_name, eval_name, evaluate_cell, train_info, train_or_load,
+)
 from mmbench.engine.options import RunOptions
 from mmbench.engine.plan import EvalCell, Plan, TrainCell
+from mmbench.engine.rows import CellFacts
 from mmbench.engine.store import PlannedCell, Store
 from mmbench.engine.suite import Suite
 from mmbench.errors import MMBenchError
@@ -43,7 +46,7 @@ class WorkerSettings:
 @dataclass(frozen=True)
 class CellResult:
     key: str
-    rows: list | None = None
+    facts: CellFacts | None = None
     error: str | None = None
     seconds: float = 0.0
     trained: int = 0
@@ -70,6 +73,7 @@ def worker_context(settings: WorkerSettings) -> RunContext:
     torch.set_num_threads(settings.options.threads)
     ctx = _CONTEXTS[key]
     ctx.trained = ctx.cached = 0
+    ctx.training.clear()
     return ctx
 
 
@@ -85,7 +89,7 @@ def train_task(settings: WorkerSettings, cell: TrainCell) -> CellResult:
         train_or_load(cell, ctx)
     except Exception as exc:  # reported to the driver, recorded in the store
         return CellResult(cell.key, error=_failure(exc), seconds=time.perf_counter() - start)
-    return CellResult(cell.key, rows=[], seconds=time.perf_counter() - start,
+    return CellResult(cell.key, seconds=time.perf_counter() - start,
                       trained=ctx.trained, cached=ctx.cached)
 
 
@@ -99,8 +103,8 @@ def eval_task(settings: WorkerSettings, plan: Plan, cell: TrainCell, evs: list[E
     for ev in evs:
         start = time.perf_counter()
         try:
-            rows, samples = evaluate_cell(model, ev, plan, ctx, shared)
-            out.append(CellResult(ev.key, rows=rows, seconds=time.perf_counter() - start, samples=samples))
+            facts, samples = evaluate_cell(model, ev, plan, ctx, shared)
+            out.append(CellResult(ev.key, facts=facts, seconds=time.perf_counter() - start, samples=samples))
         except Exception as exc:  # one failing cell does not stop the others
             out.append(CellResult(ev.key, error=_failure(exc), seconds=time.perf_counter() - start))
     return out
@@ -137,7 +141,7 @@ class RayExecutor:
         resources = {"num_cpus": 1, "num_gpus": 1 if self.device.type == "cuda" else 0}
         train, evaluate = (ray.remote(**resources)(f) for f in (train_task, eval_task))
         plan_ref, settings_ref = ray.put(plan), ray.put(settings)  # shipped once, not per task
-        names, futures = {}, []
+        names, futures, cells = {}, [], {}
         for cell in plan.train_cells:
             evs = [ev for ev in plan.evals_for(cell) if ev.key in pending]
             if not evs and cell.key not in pending:
@@ -145,14 +149,15 @@ class RayExecutor:
             names[cell.key] = PlannedCell(cell.key, "train", cell_name(cell))
             names.update({ev.key: PlannedCell(ev.key, "eval", eval_name(ev)) for ev in evs})
             trained = train.remote(settings_ref, cell)
+            cells[cell.key] = cell
             futures.append(trained)
             if evs:
                 futures.append(evaluate.remote(settings_ref, plan_ref, cell, evs, trained))
-        self._collect(ray, futures, names, ctx, store, pending)
+        self._collect(ray, futures, names, cells, ctx, store, pending)
 
     @staticmethod
-    def _collect(ray: Any, futures: list, names: dict[str, PlannedCell], ctx: RunContext,
-                 store: Store, pending: set[str]) -> None:
+    def _collect(ray: Any, futures: list, names: dict[str, PlannedCell], cells: dict[str, TrainCell],
+                 ctx: RunContext, store: Store, pending: set[str]) -> None:
         """Record results as tasks finish; under ``fail_fast`` cancel the rest on a failure."""
         bar = tqdm(total=len(pending), desc="cells", unit="cell", disable=not ctx.options.progress)
         waiting = list(futures)
@@ -160,10 +165,13 @@ class RayExecutor:
             (done,), waiting = ray.wait(waiting, num_returns=1)
             results = ray.get(done)
             for result in results if isinstance(results, list) else [results]:
-                ctx.trained, ctx.cached = ctx.trained + result.trained, ctx.cached + result.cached
+                ctx.cached += result.cached
+                if result.trained:
+                    ctx.count_training(cells[result.key])
                 if result.key in pending or result.error:
-                    store.record(names[result.key], result.rows or [], result.error, result.seconds,
-                                 result.samples)
+                    info = train_info(cells[result.key]) if result.key in cells and not result.error else None
+                    store.record(names[result.key], result.facts, result.error, result.seconds,
+                                 result.samples, info)
                 ctx.failed += result.error is not None
                 bar.update(result.key in pending)
                 if result.error and ctx.options.fail_fast:

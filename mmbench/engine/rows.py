@@ -10,6 +10,26 @@ import pandas as pd
 
 
 @dataclass(frozen=True)
+class CellFacts:
+    """What one evaluation cell measured (stored with its per-row outcomes); its tidy rows are
+    these facts times every metric of the suite."""
+
+    suite: str
+    dataset: str
+    model: str
+    recipe: str
+    seed: int
+    family: str
+    perturbation: str
+    target: str
+    severity: float
+
+    def row(self, metric: str, value: float, n: int, ci_low: float = math.nan,
+            ci_high: float = math.nan) -> TidyRow:
+        return TidyRow(**asdict(self), metric=metric, value=value, n=n, ci_low=ci_low, ci_high=ci_high)
+
+
+@dataclass(frozen=True)
 class TidyRow:
     suite: str
     dataset: str

@@ -13,10 +13,14 @@ import torch
 
 from mmbench.data.base import MultimodalDataset
 from mmbench.engine.device import resolve_device
-from mmbench.engine.executor import Executor, LocalExecutor, RunContext, planned
+from mmbench.engine.executor import (
+    Executor, LocalExecutor, RunContext, planned, summarise_training, training_reasons,
+)
 from mmbench.engine.options import RunOptions
 from mmbench.engine.plan import Plan, check_suite, label_of, make_plan
-from mmbench.engine.publish import infos, publish, stored_frame
+from mmbench.engine.probe import probe_plan
+from mmbench.engine.publish import Reading, infos, publish, stored_frame
+from mmbench.report.leaderboard import split_boards
 from mmbench.engine.results import git_hash, package_versions
 from mmbench.engine.store import CellStatus, Store
 from mmbench.engine.suite import Suite, load_suite
@@ -31,6 +35,10 @@ DEFAULT_RESULTS = Path("results")
 
 @dataclass(frozen=True)
 class RunResult:
+    """What a run produced: the tidy ``frame`` (one row per cell and metric, with intervals),
+    the ``scores`` (one row per dataset, model, recipe and score, with intervals), the rendered
+    ``leaderboard`` (Markdown), and where the files went."""
+
     suite: Suite
     frame: pd.DataFrame
     leaderboard: str
@@ -41,18 +49,25 @@ class RunResult:
     seconds: float
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
     failed: tuple[CellStatus, ...] = ()
+    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
+    training: tuple[dict[str, str], ...] = ()
+
+    @property
+    def boards(self) -> dict[str, str]:
+        """The leaderboard's boards by heading (``"mfeat: main board"``, ...)."""
+        return split_boards(self.leaderboard)
 
 
 def load_datasets(suite: Suite, trust_pickle: bool = False,
                   data_root: str | None = None) -> dict[str, MultimodalDataset]:
     """Load every dataset of the suite (label -> data), on the CPU; NaN/Inf in the data is a
-    one-line error naming where. Loaders that declare ``trust_pickle`` / ``data_root`` get the
-    user's ``--trust-pickle`` / ``--data-dir``."""
+    one-line error naming where. Loaders that declare ``trust_pickle`` / ``data_root`` /
+    ``suite_dir`` get the user's ``--trust-pickle`` / ``--data-dir`` and the suite file's folder."""
     out = {}
     for comp in suite.datasets:
         loader = DATASETS.get(comp.name)
         wants = inspect.signature(loader).parameters
-        given = {"trust_pickle": trust_pickle, "data_root": data_root}
+        given = {"trust_pickle": trust_pickle, "data_root": data_root, "suite_dir": suite.folder}
         extra = {k: v for k, v in given.items() if k in wants}
         try:
             out[label_of(comp)] = loader(**comp.params, **extra)
@@ -84,11 +99,14 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     executor = make_executor(options, device)
     datasets = load_datasets(suite, options.trust_pickle, options.data_root)
     plan = make_plan(suite, datasets, options.amp)
+    probe_plan(plan, datasets)
     out_dir = Path(options.out_dir or DEFAULT_RESULTS / suite.name)  # str or Path
     store = Store(out_dir)
     try:
         ctx, failed = _execute(plan, executor, store, datasets, device, options)
-        frame, reps = stored_frame(store, [ev.key for ev in plan.eval_cells], infos(datasets), suite.metrics)
+        reading = Reading(suite.metrics, suite.score_metric, suite.baseline)
+        frame, reps = stored_frame(store, [ev.key for ev in plan.eval_cells], infos(datasets),
+                                   reading.metrics, reading.score_metric)
     finally:
         store.close()
     seconds = time.perf_counter() - start
@@ -97,11 +115,12 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
         "suite": suite.name, "config": suite.to_dict(), "versions": package_versions(),
         "git": git_hash(), "device": str(device), "timings": timings, "threads": options.threads,
         "amp": options.amp, "models_trained": ctx.trained, "models_from_cache": ctx.cached,
+        "training": ctx.training,
         "failed_cells": [{"cell": f.name, "error": f.error} for f in failed],
     }
-    files, board = publish(out_dir, suite.name, frame, infos(datasets), provenance, suite.baseline, reps)
-    return RunResult(suite, frame, board, out_dir, files, ctx.trained, ctx.cached, seconds,
-                     timings, tuple(failed))
+    out = publish(out_dir, suite.name, frame, infos(datasets), provenance, reading, reps)
+    return RunResult(suite, frame, out.leaderboard, out_dir, out.files, ctx.trained, ctx.cached, seconds,
+                     timings, tuple(failed), out.scores, tuple(ctx.training))
 
 
 def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, MultimodalDataset],
@@ -119,6 +138,7 @@ def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, M
              len(cells) - len(pending), device)
     cache = CheckpointCache(Path(options.cache_dir or DEFAULT_RESULTS / ".cache" / "checkpoints"))
     ctx = RunContext({k: v.to(device) for k, v in datasets.items()}, cache, device, options)
+    ctx.reasons = training_reasons(plan, cache, store.train_info(), options.force)
     previous = torch.get_num_threads()
     torch.set_num_threads(options.threads)
     try:
@@ -126,6 +146,8 @@ def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, M
     finally:
         torch.set_num_threads(previous)
     failed = [s for s in store.statuses() if s.status == "failed"]
+    if ctx.training:
+        log.info("trained %d models (%s)", len(ctx.training), summarise_training(ctx.training))
     if failed:
         log.warning("%d cells failed (their errors: mmbench status %s)", len(failed), store.path.parent)
     return ctx, failed

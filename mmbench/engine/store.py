@@ -1,18 +1,21 @@
 """The results store: one embedded SQLite database (WAL) per results folder.
 
-Every finished cell is one row of ``cells``, written in its own transaction together with its
-tidy rows, so a run killed at any point leaves only whole cells behind and ``mmbench run``
-resumes by skipping them. ``plan`` holds the cells of the latest run (for ``mmbench status``);
+Every finished cell is one row of ``cells``, written in its own transaction together with what
+it measured and its per-row outcomes, so a run killed at any point leaves only whole cells
+behind and ``mmbench run`` resumes by skipping them. Metric values are not stored: they are
+computed from the outcomes whenever results are published, so an edited metric never serves a
+stale value and adding a metric recomputes no cell. ``plan`` holds the cells of the latest run (for ``mmbench status``);
 ``results.csv``, ``results.json`` and the boards are exports of the stored rows of that plan.
 
 Tables::
 
     cells(key PRIMARY KEY, kind 'train'|'eval', name, status 'done'|'failed', error,
-          seconds, finished REAL (unix time), rows TEXT (JSON list of tidy rows))
+          seconds, finished REAL (unix time), rows TEXT (an eval cell's facts as JSON),
+          info TEXT (a train cell's seed key and code versions, JSON))
     plan(key PRIMARY KEY, kind, name, position)      -- the latest run's cells, in order
     meta(name PRIMARY KEY, value TEXT)               -- suite config of the latest run (JSON)
-    samples(key PRIMARY KEY, sample_set, preds, labels, probs)  -- per-row outcomes of an
-        evaluation cell (int16 / int16 / float32 arrays), for bootstrap intervals
+    samples(key PRIMARY KEY, sample_set, preds, labels, probs, full)  -- per-row outcomes of an
+        evaluation cell (int16 / int16 / float32 arrays; full: float32 [n, classes] or NULL)
 """
 
 from __future__ import annotations
@@ -25,20 +28,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mmbench.engine.rows import TidyRow
+from mmbench.engine.rows import CellFacts
 from mmbench.errors import MMBenchError
 from mmbench.metrics.bootstrap import Samples
 
 FILENAME = "store.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (key TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
-    status TEXT NOT NULL, error TEXT, seconds REAL, finished REAL, rows TEXT);
+    status TEXT NOT NULL, error TEXT, seconds REAL, finished REAL, rows TEXT, info TEXT);
 CREATE TABLE IF NOT EXISTS plan (key TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
     position INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS samples (key TEXT PRIMARY KEY, sample_set TEXT NOT NULL, preds BLOB,
-    labels BLOB, probs BLOB);
+    labels BLOB, probs BLOB, full BLOB);
 """
+#: columns added since the first schema: (table, column) of stores written before them
+ADDED_COLUMNS = (("cells", "info"), ("samples", "full"))
 
 
 @dataclass(frozen=True)
@@ -68,12 +73,20 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise MMBenchError(f"{self.path} is not a readable mmbench store ({exc}); move it "
                                "away to start afresh") from None
 
     def close(self) -> None:
         self._db.close()
+
+    def _migrate(self) -> None:
+        """Add the columns a store written by an older mmbench lacks."""
+        for table, column in ADDED_COLUMNS:
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
     def begin_run(self, config: dict[str, Any], cells: Sequence[PlannedCell],
                   datasets: dict[str, Any] | None = None) -> None:
@@ -89,17 +102,18 @@ class Store:
     def done(self) -> set[str]:
         return {k for (k,) in self._db.execute("SELECT key FROM cells WHERE status = 'done'")}
 
-    def record(self, cell: PlannedCell, rows: Iterable[TidyRow] = (), error: str | None = None,
-               seconds: float = 0.0, samples: Samples | None = None) -> None:
-        """Store one finished (``error`` None) or failed cell with its per-row outcomes,
-        atomically."""
-        payload = json.dumps([asdict(r) for r in rows])
+    def record(self, cell: PlannedCell, facts: CellFacts | None = None, error: str | None = None,
+               seconds: float = 0.0, samples: Samples | None = None,
+               info: dict[str, Any] | None = None) -> None:
+        """Store one finished (``error`` None) or failed cell with its facts and per-row
+        outcomes (evaluation) or its ``info`` (training), atomically."""
+        payload = json.dumps(asdict(facts)) if facts is not None else None
         with self._transaction():
-            self._db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self._db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (cell.key, cell.kind, cell.name, "failed" if error else "done", error,
-                              seconds, time.time(), payload))
+                              seconds, time.time(), payload, json.dumps(info) if info else None))
             if samples is not None:
-                self._db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?)",
+                self._db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
                                  (cell.key, samples.sample_set, *samples.to_blobs()))
 
     def forget(self, keys: Iterable[str]) -> None:
@@ -107,17 +121,26 @@ class Store:
         with self._transaction():
             self._db.executemany("DELETE FROM cells WHERE key = ?", [(k,) for k in keys])
 
-    def rows_by_key(self, keys: Sequence[str]) -> dict[str, list[TidyRow]]:
-        """The tidy rows of each given cell that is done."""
-        wanted = set(keys)
-        return {k: [TidyRow(**r) for r in json.loads(rows)] for k, rows in
-                self._db.execute("SELECT key, rows FROM cells WHERE status = 'done'") if k in wanted}
+    def facts(self, keys: Sequence[str]) -> dict[str, CellFacts]:
+        """What each given evaluation cell that is done measured (cells stored by an older
+        mmbench, which kept rows instead, are left out: rerunning recomputes them)."""
+        wanted, out = set(keys), {}
+        for key, payload in self._db.execute("SELECT key, rows FROM cells WHERE status = 'done'"):
+            raw = json.loads(payload) if key in wanted and payload else None
+            if isinstance(raw, dict):
+                out[key] = CellFacts(**raw)
+        return out
 
     def samples(self, keys: Sequence[str]) -> dict[str, Samples]:
         """Per-row outcomes of the given cells (those that have them)."""
         wanted = set(keys)
-        return {k: Samples.from_blobs(*rest) for k, *rest in
-                self._db.execute("SELECT key, sample_set, preds, labels, probs FROM samples") if k in wanted}
+        query = "SELECT key, sample_set, preds, labels, probs, full FROM samples"
+        return {k: Samples.from_blobs(*rest) for k, *rest in self._db.execute(query) if k in wanted}
+
+    def train_info(self) -> dict[str, dict[str, Any]]:
+        """Key -> the ``info`` of every finished training cell that recorded one."""
+        query = "SELECT key, info FROM cells WHERE kind = 'train' AND status = 'done' AND info IS NOT NULL"
+        return {k: json.loads(v) for k, v in self._db.execute(query)}
 
     def statuses(self) -> list[CellStatus]:
         """Every cell of the latest run's plan with its state."""

@@ -60,19 +60,24 @@ class Suite:
     description: str = ""
     #: the reference model (a model label) for corruption errors (mCE); empty: none
     baseline: str = ""
+    #: the metric robustness scores, the composite and ``mmbench compare`` read
+    score_metric: str = "accuracy"
+    #: the folder of the suite file (relative data paths resolve against it); not a YAML key
+    folder: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         comps = ("datasets", "models", "recipes", "perturbations")
         out: dict[str, Any] = {k: [c.to_dict() for c in getattr(self, k)] for k in comps}
         out.update(name=self.name, description=self.description, metrics=list(self.metrics),
-                   seeds=list(self.seeds), eval=dict(self.eval.__dict__), baseline=self.baseline)
+                   seeds=list(self.seeds), eval=dict(self.eval.__dict__), baseline=self.baseline,
+                   score_metric=self.score_metric)
         return out
 
     def with_seeds(self, seeds: tuple[int, ...]) -> Suite:
         return dataclasses.replace(self, seeds=tuple(seeds))
 
 
-TOP_KEYS = tuple(f.name for f in fields(Suite)) + ("include",)
+TOP_KEYS = tuple(f.name for f in fields(Suite) if f.name != "folder") + ("include",)
 COMPONENT_KEYS = ("name", "params", "label", "models", "datasets")
 
 
@@ -81,7 +86,7 @@ def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     raw = _read_with_includes(path, ())
     raw.setdefault("name", path.stem)
-    return parse_suite(raw, str(path))
+    return dataclasses.replace(parse_suite(raw, str(path)), folder=str(path.resolve().parent))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -130,14 +135,15 @@ def parse_suite(raw: dict[str, Any], source: str = "suite") -> Suite:
     return Suite(
         name=_typed(raw, "name", str, source),
         description=_typed(raw, "description", str, source, ""),
-        datasets=_components(raw["datasets"], "datasets", source),
-        models=_components(raw["models"], "models", source),
-        recipes=_components(raw.get("recipes", ["standard"]), "recipes", source),
-        perturbations=_components(raw.get("perturbations", ["clean"]), "perturbations", source),
+        datasets=components(raw["datasets"], "datasets", source),
+        models=components(raw["models"], "models", source),
+        recipes=components(raw.get("recipes", ["standard"]), "recipes", source),
+        perturbations=components(raw.get("perturbations", ["clean"]), "perturbations", source),
         metrics=tuple(_str_list(raw.get("metrics", list(defaults.metrics)), "metrics", source)),
         seeds=_seeds(raw.get("seeds", list(defaults.seeds)), source),
         eval=_eval_config(raw.get("eval", {}), source),
         baseline=_typed(raw, "baseline", str, source, ""),
+        score_metric=_typed(raw, "score_metric", str, source, "accuracy"),
     )
 
 
@@ -176,7 +182,8 @@ def _eval_config(value: Any, source: str) -> EvalConfig:
     return cfg
 
 
-def _components(value: Any, key: str, source: str) -> tuple[Component, ...]:
+def components(value: Any, key: str, source: str) -> tuple[Component, ...]:
+    """Entries of a component list (names or ``{name, params, label, ...}`` mappings)."""
     if not isinstance(value, list) or not value:
         raise MMBenchError(f"{source}: '{key}' must be a non-empty list")
     return tuple(_component(item, key, source) for item in value)

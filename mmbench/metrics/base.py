@@ -1,39 +1,108 @@
-"""The metric contract: accumulate with :meth:`update`, read with :meth:`compute`."""
+"""The metric contract: one function of per-row outcomes and per-row weights.
+
+An evaluation cell keeps, for every row it evaluated, the predicted class, the label and the
+softmax probability of the true class (and, when a metric of the suite ``needs_probs``, every
+class's probability): its :class:`Outcomes`. A metric is computed from those, never from the
+model, so every metric of a suite, built-in or plugin, gets the same paired-bootstrap intervals:
+a bootstrap replicate is just another weighting of the rows. The plain value weights every row 1.
+
+A metric is implemented once, vectorised over cells (columns) and weightings::
+
+    compute(outcomes, weights[B, n]) -> values[B, k]
+
+:class:`RowMetric` (a weighted mean of one number per row, e.g. accuracy) and
+:class:`ClassCountMetric` (from weighted per-class counts, e.g. macro-F1) cover most metrics with
+one small method. Metrics declare ``higher_is_better`` (used to rank boards) and, if they read
+full probability vectors, ``needs_probs``.
+"""
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
-from torch import Tensor
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """Per-row outcomes of ``k`` cells over the same ``n`` rows (one column per cell)."""
+
+    preds: np.ndarray       # int [n, k]: predicted class
+    labels: np.ndarray      # int [n, k]: true class
+    true_prob: np.ndarray   # float [n, k]: softmax probability of the true class
+    n_classes: int
+    probs: np.ndarray | None = None  # float [n, k, C]: every class's probability (needs_probs)
+
+    @property
+    def n(self) -> int:
+        return int(self.preds.shape[0])
+
+    @property
+    def k(self) -> int:
+        return int(self.preds.shape[1])
+
+    @classmethod
+    def single(cls, preds: Sequence[int], labels: Sequence[int], n_classes: int,
+               true_prob: Sequence[float] | None = None, probs: np.ndarray | None = None) -> Outcomes:
+        """One cell's outcomes from 1-D arrays (``probs``: [n, C]); handy in tests and notebooks."""
+        p, y = np.asarray(preds).reshape(-1, 1), np.asarray(labels).reshape(-1, 1)
+        if true_prob is None:
+            true_prob = (p == y).astype(np.float64).ravel() if probs is None else \
+                np.asarray(probs)[np.arange(len(y)), y.ravel()]
+        full = None if probs is None else np.asarray(probs, dtype=np.float64)[:, None, :]
+        return cls(p, y, np.asarray(true_prob, dtype=np.float64).reshape(-1, 1), n_classes, full)
 
 
 class Metric(abc.ABC):
-    """A metric over model outputs and true class indices, accumulated batch by batch.
+    """A metric of per-row outcomes (see the module docstring)."""
 
-    ``update`` receives logits ``[N, C]`` (the harness always passes them) or predicted class
-    indices ``[N]``; metrics that need scores reject the latter."""
-
-    #: Whether larger values are better (used to rank leaderboards).
+    #: whether larger values are better (ranks boards; worst cases take the other end)
     higher_is_better: ClassVar[bool] = True
+    #: whether :meth:`compute` reads ``outcomes.probs`` (the full probability vectors)
+    needs_probs: ClassVar[bool] = False
 
     def __init__(self, n_classes: int) -> None:
         self.n_classes = n_classes
-        self.reset()
 
     @abc.abstractmethod
-    def reset(self) -> None:
-        """Forget everything seen so far."""
+    def compute(self, outcomes: Outcomes, weights: np.ndarray) -> np.ndarray:
+        """``[B, k]``: the metric of each cell under each row weighting ``weights`` ``[B, n]``
+        (non-negative; a row of ones gives the plain value, bootstrap replicates are counts)."""
+
+    def value(self, outcomes: Outcomes) -> np.ndarray:
+        """``[k]``: the plain value of each cell (every row weighted 1)."""
+        return self.compute(outcomes, np.ones((1, outcomes.n)))[0]
+
+
+class RowMetric(Metric):
+    """The weighted mean of one number per row (accuracy, true-class probability, ...)."""
 
     @abc.abstractmethod
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        """Add a batch of logits (or predicted class indices) and true class indices."""
+    def row_values(self, outcomes: Outcomes) -> np.ndarray:
+        """``[n, k]``: the number each row contributes."""
+
+    def compute(self, outcomes: Outcomes, weights: np.ndarray) -> np.ndarray:
+        total = weights.sum(axis=1, keepdims=True)
+        return weights @ self.row_values(outcomes).astype(np.float64) / np.where(total > 0, total, 1)
+
+
+class ClassCountMetric(Metric):
+    """A metric of weighted per-class counts: true positives, predicted and actual totals,
+    each ``[B, k, C]`` (macro-F1, balanced accuracy, ...)."""
 
     @abc.abstractmethod
-    def compute(self) -> float:
-        """The metric over every batch seen since the last reset."""
+    def from_counts(self, tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
+        """``[B, k]`` from the ``[B, k, C]`` count arrays."""
 
-
-def as_labels(preds: Tensor) -> Tensor:
-    """Predicted class indices from logits ``[N, C]`` or indices ``[N]``."""
-    return preds.argmax(dim=1) if preds.dim() == 2 else preds
+    def compute(self, outcomes: Outcomes, weights: np.ndarray) -> np.ndarray:
+        shape = (len(weights), outcomes.k, self.n_classes)
+        tp, predicted, actual = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        for c in range(self.n_classes):
+            is_pred, is_true = outcomes.preds == c, outcomes.labels == c
+            tp[:, :, c] = weights @ (is_pred & is_true).astype(np.float64)
+            predicted[:, :, c] = weights @ is_pred.astype(np.float64)
+            actual[:, :, c] = weights @ is_true.astype(np.float64)
+        return self.from_counts(tp, predicted, actual)

@@ -1,27 +1,34 @@
-"""Per-sample outcomes of evaluation cells and paired bootstrap intervals over test samples.
+"""Per-row outcomes of evaluation cells, every metric's value, and paired bootstrap intervals.
 
 Every evaluation cell keeps, per evaluated row, the predicted class, the label and the softmax
-probability of the true class (:class:`Samples`). Its rows were drawn from one *sample set*
-(dataset, split or group, row subset), and every cell of a sample set is resampled with the
-same bootstrap weights, seeded by the set's name: the replicates of two models (or two
-perturbations) are paired, so differences get intervals too.
+probability of the true class, plus every class's probability when a metric needs them
+(:class:`Samples`). Its rows were drawn from one *sample set* (dataset, split or group, row
+subset), and every cell of a sample set is resampled with the same bootstrap weights, seeded by
+the set's name: the replicates of two models (or two perturbations) are paired, so differences
+get intervals too.
 
-A bootstrap replicate of a metric is the metric of the cell's rows weighted by multinomial
-resampling counts; intervals are percentile intervals (2.5%, 97.5%) of ``B`` replicates.
+One generic mechanism serves every registered metric: a bootstrap replicate is the metric
+computed with the rows weighted by multinomial resampling counts (the metric contract in
+:mod:`mmbench.metrics.base`); intervals are percentile intervals (2.5%, 97.5%) of ``B``
+replicates.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mmbench.errors import RunError, first_line
+from mmbench.metrics.base import Metric, Outcomes
+
 B = 1000  # bootstrap replicates
 LEVEL = 0.95
-BOOTSTRAP_METRICS = ("accuracy", "macro_f1", "true_class_prob")
+CHUNK = 64  # cells per vectorised metric call (bounds the [B, cells, classes] arrays)
 
 
 @dataclass(frozen=True)
@@ -32,68 +39,61 @@ class Samples:
     preds: np.ndarray   # int16 [n]
     labels: np.ndarray  # int16 [n]
     probs: np.ndarray   # float32 [n], softmax probability of the true class
+    full: np.ndarray | None = None  # float32 [n, C], every class's probability (if kept)
 
-    def to_blobs(self) -> tuple[bytes, bytes, bytes]:
-        return self.preds.tobytes(), self.labels.tobytes(), self.probs.tobytes()
+    def to_blobs(self) -> tuple[bytes, bytes, bytes, bytes | None]:
+        full = None if self.full is None else self.full.astype(np.float32).tobytes()
+        return self.preds.tobytes(), self.labels.tobytes(), self.probs.tobytes(), full
 
     @classmethod
-    def from_blobs(cls, sample_set: str, preds: bytes, labels: bytes, probs: bytes) -> Samples:
-        return cls(sample_set, np.frombuffer(preds, np.int16), np.frombuffer(labels, np.int16),
-                   np.frombuffer(probs, np.float32))
+    def from_blobs(cls, sample_set: str, preds: bytes, labels: bytes, probs: bytes,
+                   full: bytes | None = None) -> Samples:
+        p = np.frombuffer(preds, np.int16)
+        f = None if full is None else np.frombuffer(full, np.float32).reshape(len(p), -1)
+        return cls(sample_set, p, np.frombuffer(labels, np.int16), np.frombuffer(probs, np.float32), f)
 
 
 class Collector:
-    """Accumulates a cell's per-row outcomes batch by batch."""
+    """Accumulates a cell's per-row outcomes batch by batch (``full``: keep every class's
+    probability too)."""
 
-    def __init__(self) -> None:
+    def __init__(self, full: bool = False) -> None:
+        self.keep_full = full
         self.preds: list[Tensor] = []
         self.labels: list[Tensor] = []
         self.probs: list[Tensor] = []
+        self.full: list[Tensor] = []
 
     def update(self, logits: Tensor, labels: Tensor) -> None:
         logits = logits.detach().float()
-        true = logits.gather(1, labels.long().view(-1, 1)).view(-1)
-        self.probs.append((true - logits.logsumexp(dim=1)).exp().cpu())  # softmax of the label
+        log_norm = logits.logsumexp(dim=1, keepdim=True)
+        true = logits.gather(1, labels.long().view(-1, 1))
+        self.probs.append((true - log_norm).exp().view(-1).cpu())  # softmax of the label
         self.preds.append(logits.argmax(dim=1).to(torch.int16).cpu())
         self.labels.append(labels.to(torch.int16).cpu())
+        if self.keep_full:
+            self.full.append((logits - log_norm).exp().cpu())
 
     def samples(self, sample_set: str) -> Samples:
+        full = torch.cat(self.full).numpy() if self.keep_full else None
         return Samples(sample_set, torch.cat(self.preds).numpy(), torch.cat(self.labels).numpy(),
-                       torch.cat(self.probs).numpy())
+                       torch.cat(self.probs).numpy(), full)
+
+
+def stack(cells: list[Samples], n_classes: int, full: bool) -> Outcomes:
+    """The :class:`Outcomes` of cells over the same rows (one column each)."""
+    probs = np.stack([c.full for c in cells], axis=1).astype(np.float64) if full else None  # type: ignore[misc]
+    return Outcomes(np.stack([c.preds for c in cells], axis=1).astype(np.int64),
+                    np.stack([c.labels for c in cells], axis=1).astype(np.int64),
+                    np.stack([c.probs for c in cells], axis=1).astype(np.float64), n_classes, probs)
 
 
 def resample_weights(sample_set: str, n: int, replicates: int = B) -> np.ndarray:
-    """[replicates, n] multinomial counts, the same for every cell of ``sample_set``."""
+    """[replicates, n] multinomial counts, the same for every cell of ``sample_set`` (the first
+    r rows of a larger draw equal a draw of r)."""
     seed = int(hashlib.sha256(f"{sample_set}|{n}".encode()).hexdigest()[:8], 16)
     rng = np.random.default_rng(seed)
     return rng.multinomial(n, np.full(n, 1.0 / n), size=replicates).astype(np.float64)
-
-
-def replicates(cells: list[Samples], metric: str, n_classes: int, weights: np.ndarray) -> np.ndarray:
-    """[replicates, cells]: the metric of each bootstrap replicate of each cell (all cells of
-    one sample set, so one matrix product serves them all)."""
-    preds = np.stack([c.preds for c in cells], axis=1)    # [n, cells]
-    labels = np.stack([c.labels for c in cells], axis=1)
-    total = weights.sum(axis=1, keepdims=True)
-    if metric == "accuracy":
-        return weights @ (preds == labels).astype(np.float64) / total
-    if metric == "true_class_prob":
-        return weights @ np.stack([c.probs for c in cells], axis=1).astype(np.float64) / total
-    if metric == "macro_f1":
-        return _macro_f1(preds, labels, n_classes, weights)
-    raise KeyError(metric)
-
-
-def _macro_f1(preds: np.ndarray, labels: np.ndarray, n_classes: int, weights: np.ndarray) -> np.ndarray:
-    """Weighted macro-F1 over the classes present in truth or predictions (sklearn's rule)."""
-    f1_sum = np.zeros((len(weights), preds.shape[1]))
-    present = np.zeros_like(f1_sum)
-    for c in range(n_classes):
-        tp = weights @ ((preds == c) & (labels == c)).astype(np.float64)
-        both = weights @ ((preds == c).astype(np.float64) + (labels == c))
-        f1_sum += np.where(both > 0, 2 * tp / np.where(both > 0, both, 1), 0.0)
-        present += both > 0
-    return f1_sum / np.maximum(present, 1)
 
 
 def by_sample_set(samples: dict[str, Samples]) -> dict[str, list[str]]:
@@ -104,28 +104,61 @@ def by_sample_set(samples: dict[str, Samples]) -> dict[str, list[str]]:
     return dict(sorted(groups.items()))
 
 
-def cell_intervals(samples: dict[str, Samples], metrics: tuple[str, ...], n_classes: dict[str, int],
-                   ) -> dict[tuple[str, str], tuple[float, float]]:
-    """(cell key, metric) -> 95% interval, for every cell with samples and every bootstrappable
-    metric; ``n_classes`` by sample set."""
-    out = {}
-    for sample_set, keys in by_sample_set(samples).items():
-        cells = [samples[k] for k in keys]
-        weights = resample_weights(sample_set, len(cells[0].preds))
-        for metric in (m for m in metrics if m in BOOTSTRAP_METRICS):
-            reps = replicates(cells, metric, n_classes[sample_set], weights)
-            lo, hi = np.quantile(reps, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
-            out.update({(k, metric): (float(a), float(b)) for k, a, b in zip(keys, lo, hi, strict=True)})
-    return out
+@dataclass(frozen=True)
+class MetricValues:
+    """Every (cell, metric): its value and 95% interval, plus the first replicates of one
+    metric per cell (inputs for score intervals)."""
+
+    values: dict[tuple[str, str], tuple[float, float, float]]  # (key, metric) -> value, lo, hi
+    replicates: dict[str, np.ndarray]  # key -> replicates of ``score_metric``
 
 
-def accuracy_replicates(samples: dict[str, Samples], replicates_n: int = 200) -> dict[str, np.ndarray]:
-    """Cell key -> the cell's accuracy under the first ``replicates_n`` paired bootstrap
-    replicates of its sample set (inputs for score intervals)."""
-    out = {}
+def metric_values(samples: dict[str, Samples], metrics: dict[str, Callable[[int], Metric]],
+                  n_classes: dict[str, int], score_metric: str = "accuracy",
+                  score_replicates: int = 200) -> MetricValues:
+    """Values and intervals of every metric for every cell (``n_classes`` by sample set;
+    ``metrics``: name -> metric class)."""
+    values: dict[tuple[str, str], tuple[float, float, float]] = {}
+    reps: dict[str, np.ndarray] = {}
     for sample_set, keys in by_sample_set(samples).items():
-        cells = [samples[k] for k in keys]
-        weights = resample_weights(sample_set, len(cells[0].preds))[:replicates_n]
-        reps = replicates(cells, "accuracy", 0, weights)
-        out.update({k: reps[:, i] for i, k in enumerate(keys)})
-    return out
+        n = len(samples[keys[0]].preds)
+        weights = np.vstack([np.ones((1, n)), resample_weights(sample_set, n)])  # row 0: the value
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start:start + CHUNK]
+            for name, cls in metrics.items():
+                table = _compute(name, cls(n_classes[sample_set]), [samples[k] for k in chunk], weights)
+                lo, hi = _quantiles(table[1:])
+                values.update({(k, name): (float(table[0, i]), float(lo[i]), float(hi[i]))
+                               for i, k in enumerate(chunk)})
+                if name == score_metric:
+                    reps.update({k: table[1:1 + score_replicates, i] for i, k in enumerate(chunk)})
+    return MetricValues(values, reps)
+
+
+def _compute(name: str, metric: Metric, cells: list[Samples], weights: np.ndarray) -> np.ndarray:
+    """``[1 + B, cells]``; a failing or malformed (plugin) metric is a one-line error."""
+    full = metric.needs_probs
+    if full and any(c.full is None for c in cells):
+        raise RunError(f"metric '{name}' needs every class's probability, which these results did not "
+                       "keep; rerun the suite (the cells are recomputed with them)")
+    try:
+        table = np.asarray(metric.compute(stack(cells, metric.n_classes, full), weights), dtype=np.float64)
+    except Exception as exc:  # plugin code: one line, and the stored results stay usable
+        raise RunError(f"metric '{name}' failed: {type(exc).__name__}: {first_line(exc)}; fix it, then "
+                       "'mmbench report DIR' re-renders the results without recomputing") from None
+    if table.shape != (len(weights), len(cells)):
+        raise RunError(f"metric '{name}': compute returned shape {list(table.shape)}, expected "
+                       f"[{len(weights)}, {len(cells)}] (weightings x cells)")
+    return table
+
+
+def _quantiles(replicates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column percentile interval, ignoring NaN replicates (NaN when all are)."""
+    if np.isnan(replicates).all(axis=0).any():
+        out = np.full((2, replicates.shape[1]), np.nan)
+        ok = ~np.isnan(replicates).all(axis=0)
+        if ok.any():
+            out[:, ok] = np.nanquantile(replicates[:, ok], [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
+        return out[0], out[1]
+    lo, hi = np.nanquantile(replicates, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], axis=0)
+    return lo, hi

@@ -1,62 +1,66 @@
-"""Accuracy and macro-F1 from a confusion matrix (checked against scikit-learn in the tests), and
-the mean probability of the true class."""
+"""Built-in classification metrics, each implemented once on per-row outcomes (checked against
+scikit-learn in the tests)."""
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor
+import numpy as np
 
-from mmbench.metrics.base import Metric, as_labels
+from mmbench.metrics.base import ClassCountMetric, Outcomes, RowMetric
 from mmbench.registry import METRICS
 
 
-class ConfusionMetric(Metric):
-    """Accumulates an ``n_classes x n_classes`` confusion matrix (rows: truth, columns: pred)."""
-
-    def reset(self) -> None:
-        self.confusion = torch.zeros(self.n_classes, self.n_classes, dtype=torch.int64)
-
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        flat = target.detach().cpu().long() * self.n_classes + as_labels(preds).detach().cpu().long()
-        counts = torch.bincount(flat, minlength=self.n_classes ** 2)
-        self.confusion += counts.reshape(self.n_classes, self.n_classes)
-
-    @property
-    def n(self) -> int:
-        return int(self.confusion.sum())
-
-
 @METRICS.register("accuracy", description="fraction of samples classified correctly")
-class Accuracy(ConfusionMetric):
-    def compute(self) -> float:
-        return float(self.confusion.diagonal().sum()) / max(self.n, 1)
+class Accuracy(RowMetric):
+    def row_values(self, outcomes: Outcomes) -> np.ndarray:
+        return outcomes.preds == outcomes.labels
+
+
+def _mean_over_present(per_class: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Mean over the classes marked present (0 where none is)."""
+    count = present.sum(axis=2)
+    return np.where(present, per_class, 0.0).sum(axis=2) / np.maximum(count, 1)
 
 
 @METRICS.register("macro_f1", description="unweighted mean of per-class F1 over classes present")
-class MacroF1(ConfusionMetric):
-    def compute(self) -> float:
-        """Mean F1 over classes that occur in the truth or the predictions (sklearn's labels)."""
-        tp = self.confusion.diagonal().double()
-        predicted = self.confusion.sum(dim=0).double()
-        actual = self.confusion.sum(dim=1).double()
-        present = (predicted + actual) > 0
-        f1 = torch.where(present, 2 * tp / (predicted + actual).clamp(min=1), torch.zeros_like(tp))
-        return float(f1[present].mean()) if bool(present.any()) else 0.0
+class MacroF1(ClassCountMetric):
+    """Mean F1 over the classes that occur in the truth or the predictions (sklearn's rule)."""
+
+    def from_counts(self, tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
+        both = predicted + actual
+        f1 = 2 * tp / np.where(both > 0, both, 1)
+        return _mean_over_present(f1, both > 0)
+
+
+@METRICS.register("balanced_accuracy", description="mean recall over the classes in the truth")
+class BalancedAccuracy(ClassCountMetric):
+    def from_counts(self, tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
+        return _mean_over_present(tp / np.where(actual > 0, actual, 1), actual > 0)
 
 
 @METRICS.register("true_class_prob", description="mean softmax probability of the true class")
-class TrueClassProbability(Metric):
-    """Mean over samples of softmax(logits)[true class]; needs logits, not class indices."""
+class TrueClassProbability(RowMetric):
+    def row_values(self, outcomes: Outcomes) -> np.ndarray:
+        return outcomes.true_prob
 
-    def reset(self) -> None:
-        self.total, self.count = 0.0, 0
 
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        if preds.dim() != 2:
-            raise ValueError("true_class_prob needs logits [N, C], not class indices")
-        probs = torch.softmax(preds.detach().double(), dim=1)
-        self.total += float(probs.gather(1, target.long().view(-1, 1)).sum())
-        self.count += len(target)
+@METRICS.register("nll", description="mean negative log-likelihood of the true class (lower is better)")
+class NegativeLogLikelihood(RowMetric):
+    higher_is_better = False
+    FLOOR = 1e-12  # a probability of exactly 0 (float32 underflow) counts as 1e-12
 
-    def compute(self) -> float:
-        return self.total / max(self.count, 1)
+    def row_values(self, outcomes: Outcomes) -> np.ndarray:
+        return -np.log(np.maximum(outcomes.true_prob.astype(np.float64), self.FLOOR))
+
+
+@METRICS.register("brier", description="mean multi-class Brier score (lower is better)")
+class Brier(RowMetric):
+    """Mean over rows of the squared distance between the probability vector and the one-hot
+    label (Brier 1950, multi-class form; 0 is perfect, 2 the worst)."""
+
+    higher_is_better = False
+    needs_probs = True
+
+    def row_values(self, outcomes: Outcomes) -> np.ndarray:
+        assert outcomes.probs is not None
+        onehot = np.eye(self.n_classes)[outcomes.labels]          # [n, k, C]
+        return ((outcomes.probs - onehot) ** 2).sum(axis=2)

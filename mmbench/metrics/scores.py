@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mmbench.metrics.corruption import corruption_errors, natural_summary
+from mmbench.metrics.corruption import ACCURACY, corruption_errors, natural_summary
+from mmbench.metrics.direction import ScoreMetric
 
 KEY = ["dataset", "model", "recipe"]
 FAMILIES = ("adversarial", "dropout", "shift")
@@ -52,10 +53,6 @@ COMPOSITE_PARTS = {"adversarial": "adv_robust_accuracy", "dropout": "missing_mea
                    "shift": "shift_mean_accuracy"}
 
 
-def _acc(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["metric"] == "accuracy"]
-
-
 def _seed_mean(rows: pd.DataFrame, extra: list[str]) -> pd.DataFrame:
     return rows.groupby(KEY + extra, as_index=False)["value"].mean()
 
@@ -81,24 +78,24 @@ def _curve_score(rows: pd.DataFrame, level: Callable[[pd.Series], pd.Series], fi
     return pd.Series(areas, dtype=float).rename_axis(KEY)
 
 
-def _adversarial(acc: pd.DataFrame) -> dict[str, pd.Series]:
+def _adversarial(acc: pd.DataFrame, metric: ScoreMetric) -> dict[str, pd.Series]:
     rows = _seed_mean(acc[acc["family"] == "adversarial"], ["perturbation", "target", "severity"])
     if rows.empty:
         return {}
-    worst = rows.groupby(KEY + ["target", "severity"], as_index=False)["value"].min()
+    worst = metric.worst(rows.groupby(KEY + ["target", "severity"], as_index=False)["value"])
     clean = _seed_mean(acc[acc["family"] == "clean"], []).assign(severity=0.0)
     with_clean = pd.concat([worst, clean.merge(worst[KEY + ["target"]].drop_duplicates(), on=KEY)])
     return {"adv_robust_accuracy": worst.groupby(KEY)["value"].mean(),
             "adv_relative_robustness": _curve_score(with_clean, lambda r: r["severity"])}
 
 
-def _dropout(acc: pd.DataFrame) -> dict[str, pd.Series]:
+def _dropout(acc: pd.DataFrame, metric: ScoreMetric) -> dict[str, pd.Series]:
     rows = acc[acc["family"] == "dropout"]
     out = {}
     subsets = _seed_mean(rows[rows["perturbation"].str.startswith("missing-") & (rows["target"] != "all")],
                          ["perturbation", "target"])
     if not subsets.empty:
-        out["missing_worst_subset"] = subsets.groupby(KEY)["value"].min()
+        out["missing_worst_subset"] = metric.worst(subsets.groupby(KEY)["value"])
     rates = _seed_mean(rows[rows["perturbation"].str.startswith("random-")], ["perturbation", "severity"])
     if not rates.empty:
         out["missing_mean_rate"] = rates.groupby(KEY)["value"].mean()
@@ -107,20 +104,20 @@ def _dropout(acc: pd.DataFrame) -> dict[str, pd.Series]:
     return out
 
 
-def _shift(frame: pd.DataFrame, baseline: str) -> dict[str, pd.Series]:
+def _shift(frame: pd.DataFrame, baseline: str, metric: ScoreMetric) -> dict[str, pd.Series]:
     out = {}
-    errors = corruption_errors(frame, baseline)
+    errors = corruption_errors(frame, baseline, metric)
     if not errors.empty:
         by_model = errors.groupby(KEY)
         out["shift_mean_accuracy"] = by_model["mean_acc"].mean()
         if baseline:
             out["mce"], out["relative_mce"] = by_model["ce"].mean(), by_model["rel_ce"].mean()
-        acc = _acc(frame)
+        acc = metric.rows(frame)
         rows = acc[(acc["family"] == "shift") & (acc["perturbation"] != "natural")]
         clean = _seed_mean(acc[acc["family"] == "clean"], []).assign(severity=0.0)
         clean = clean.merge(rows[KEY].drop_duplicates(), on=KEY)  # where there are corruptions
         out["shift_relative_robustness"] = _curve_score(pd.concat([rows, clean]), lambda r: r["severity"] / 5)
-    natural = natural_summary(frame)
+    natural = natural_summary(frame, metric)
     if not natural.empty:
         indexed = natural.set_index(KEY)
         held_out = [c for c in indexed.columns if c not in ("id", "worst_group") and not c.startswith("q")]
@@ -130,12 +127,13 @@ def _shift(frame: pd.DataFrame, baseline: str) -> dict[str, pd.Series]:
     return out
 
 
-def compute_scores(frame: pd.DataFrame, reference: str = "") -> pd.DataFrame:
+def compute_scores(frame: pd.DataFrame, reference: str = "", metric: ScoreMetric = ACCURACY) -> pd.DataFrame:
     """One row per (dataset, model, recipe, score) with its value (NaN-free: absent scores are
-    left out). ``reference``: the suite's baseline model, for mCE and effective robustness."""
-    acc = _acc(frame)
+    left out). ``reference``: the suite's baseline model, for mCE and effective robustness;
+    ``metric``: the suite's ``score_metric`` (the scores named after accuracy read it)."""
+    acc = metric.rows(frame)
     parts = {"clean_accuracy": _seed_mean(acc[acc["family"] == "clean"], []).set_index(KEY)["value"],
-             **_adversarial(acc), **_dropout(acc), **_shift(frame, reference)}
+             **_adversarial(acc, metric), **_dropout(acc, metric), **_shift(frame, reference, metric)}
     table = pd.DataFrame(parts)
     present = [COMPOSITE_PARTS[f] for f in FAMILIES if COMPOSITE_PARTS[f] in table]
     if present:
@@ -155,11 +153,12 @@ def _effective(table: pd.DataFrame, reference: str) -> pd.Series:
             - (table["clean_accuracy"].to_numpy() - aligned["clean_accuracy"].to_numpy()))
 
 
-def score_replicates(frame: pd.DataFrame, reps: dict[str, np.ndarray], reference: str = "") -> pd.DataFrame:
+def score_replicates(frame: pd.DataFrame, reps: dict[str, np.ndarray], reference: str = "",
+                     metric: ScoreMetric = ACCURACY) -> pd.DataFrame:
     """Every score on every paired bootstrap replicate: columns of :func:`compute_scores` plus
-    ``b`` (``reps``: cell key -> accuracy replicates; ``frame`` needs the ``cell`` column).
+    ``b`` (``reps``: cell key -> replicates of ``metric``; ``frame`` needs the ``cell`` column).
     Rows without replicates keep their value. Empty when there are no replicates."""
-    acc = _acc(frame).reset_index(drop=True)
+    acc = metric.rows(frame).reset_index(drop=True)
     n = len(next(iter(reps.values()))) if reps else 0
     if not n or "cell" not in acc:
         return pd.DataFrame(columns=KEY + ["score", "value", "b"])
@@ -168,18 +167,19 @@ def score_replicates(frame: pd.DataFrame, reps: dict[str, np.ndarray], reference
     # all replicates in one pass: replicate b is folded into the recipe ("r#b"), so every
     # grouping, and the pairing with the reference model (same dataset and recipe), holds per b
     stacked = pd.concat([acc.assign(value=values[:, b], recipe=acc["recipe"] + f"#{b}") for b in range(n)])
-    runs = compute_scores(stacked, reference)
+    runs = compute_scores(stacked, reference, metric)
     split = runs["recipe"].str.rsplit("#", n=1)
     return runs.assign(recipe=split.str[0], b=split.str[1].astype(int))
 
 
 def score_intervals(frame: pd.DataFrame, reps: dict[str, np.ndarray], reference: str = "",
-                    level: float = 0.95, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+                    level: float = 0.95, runs: pd.DataFrame | None = None,
+                    metric: ScoreMetric = ACCURACY) -> pd.DataFrame:
     """:func:`compute_scores` with ``ci_low``/``ci_high``: percentiles of the scores over the
     paired bootstrap replicates (no interval where there are none; ``runs``: the output of
     :func:`score_replicates` when already computed)."""
-    point = compute_scores(_acc(frame), reference)
-    runs = score_replicates(frame, reps, reference) if runs is None else runs
+    point = compute_scores(metric.rows(frame), reference, metric)
+    runs = score_replicates(frame, reps, reference, metric) if runs is None else runs
     if runs.empty:
         return point.assign(ci_low=np.nan, ci_high=np.nan)
     bounds = runs.groupby(KEY + ["score"])["value"].quantile([(1 - level) / 2, (1 + level) / 2])

@@ -14,7 +14,9 @@ from typing import Any
 from torch import Tensor, nn
 
 from mmbench.data.base import Batch, ModalitySpec
-from mmbench.engine.params import HARNESS_ARGS, check_params
+from mmbench.engine.params import HARNESS_ARGS, accepted_params, check_params
+from mmbench.errors import MMBenchError, first_line
+from mmbench.models.calling import PlainModel, check_declared, derive_call
 from mmbench.models.encoders import build_encoder
 from mmbench.registry import MODELS
 
@@ -63,9 +65,43 @@ class FusionModel(nn.Module, abc.ABC):
 
 def create_model(
     name: str, modalities: Sequence[ModalitySpec], n_classes: int, **overrides: Any
-) -> FusionModel:
-    """Build registered model ``name``; ``None`` overrides are dropped (timm's convention)."""
-    factory = MODELS.get(name)
-    kwargs = {k: v for k, v in overrides.items() if v is not None}
-    check_params(factory, kwargs, f"model '{name}'", HARNESS_ARGS)
-    return factory(modalities=tuple(modalities), n_classes=n_classes, **kwargs)
+) -> nn.Module:
+    """Build registered model ``name``; ``None`` overrides are dropped (timm's convention). A
+    :class:`FusionModel` comes back as it is, any other module wrapped in a
+    :class:`~mmbench.models.calling.PlainModel` that calls it the way its forward declares."""
+    return build_model(name, modalities, n_classes, overrides)
+
+
+def build_model(name: str, modalities: Sequence[ModalitySpec], n_classes: int,
+                params: dict[str, Any], label: str | None = None,
+                dataset: str = "the dataset") -> nn.Module:
+    """:func:`create_model` with the suite's ``label`` and ``dataset`` for one-line errors."""
+    entry = MODELS.entry(name)
+    what = f"model '{label or name}'"
+    kwargs = {k: v for k, v in params.items() if v is not None}
+    check_params(entry.obj, kwargs, what, HARNESS_ARGS)
+    accepted = accepted_params(entry.obj)
+    provided = {"modalities": tuple(modalities), "n_classes": n_classes}
+    try:
+        model = entry.obj(**{k: v for k, v in provided.items() if k in accepted}, **kwargs)
+    except MMBenchError:
+        raise
+    except Exception as exc:  # plugin code: one line naming the model, not a traceback
+        raise MMBenchError(f"{what}: building it for {dataset} failed: {type(exc).__name__}: "
+                           f"{first_line(exc)}") from None
+    return adapt(model, entry.meta, modalities, n_classes, what, dataset)
+
+
+def adapt(model: Any, meta: dict[str, Any], modalities: Sequence[ModalitySpec], n_classes: int,
+          what: str, dataset: str) -> nn.Module:
+    """Check that ``model`` fits the dataset's modalities and make it callable with a batch."""
+    if not isinstance(model, nn.Module):
+        raise MMBenchError(f"{what}: its factory returned a {type(model).__name__}, not a "
+                           "torch.nn.Module")
+    names = [m.name for m in modalities]
+    if isinstance(model, FusionModel):
+        check_declared(meta, modalities, model.input_modalities, what, dataset)
+        return model
+    call = derive_call(model.forward, names, meta.get("inputs"), what, dataset)
+    check_declared(meta, modalities, call.modalities, what, dataset)
+    return PlainModel(model, modalities, n_classes, call, what)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 from tabulate import tabulate
 
-from mmbench.metrics.corruption import severity_means
-
+from mmbench.metrics.corruption import ACCURACY, severity_means
+from mmbench.metrics.direction import ScoreMetric
 from mmbench.registry import METRICS
 
 SEED_COLUMNS = ["dataset", "model", "recipe", "metric"]
@@ -53,7 +53,7 @@ MAIN_SCORES = ("clean_accuracy", "composite", "adv_robust_accuracy", "missing_me
                "effective_robustness")
 
 
-def main_board(scores: pd.DataFrame, dataset: str) -> str | None:
+def main_board(scores: pd.DataFrame, dataset: str, scorer: ScoreMetric = ACCURACY) -> str | None:
     """The main board: models ranked by the composite robustness score (clean accuracy when no
     robustness family ran), each score as ``value ± half-width`` of its 95% bootstrap interval."""
     part = scores[scores["dataset"] == dataset]
@@ -67,13 +67,14 @@ def main_board(scores: pd.DataFrame, dataset: str) -> str | None:
     half = ((part["ci_high"] - part["ci_low"]) / 2).rename("hw")
     hw = part.assign(hw=half).pivot_table(index=["model", "recipe"], columns="score", values="hw",
                                           aggfunc="first", dropna=False)
-    order = value[by].sort_values(ascending=False, kind="stable").index
+    order = value[by].sort_values(ascending=scorer.ascending, kind="stable").index
     lines = [[rank, model, recipe, *(_pm(value.loc[(model, recipe)].get(c), hw.loc[(model, recipe)].get(c))
                                      for c in columns)]
              for rank, (model, recipe) in enumerate(order, start=1)]
     table = tabulate(lines, headers=["rank", "model", "recipe", *columns], tablefmt="github",
                      disable_numparse=True)
-    return f"{table}\n\nRanked by {by}; ± is the half-width of the 95% paired-bootstrap interval."
+    read = "" if scorer.name == "accuracy" else f" Scores read {scorer.name} where they say accuracy."
+    return f"{table}\n\nRanked by {by}; ± is the half-width of the 95% paired-bootstrap interval.{read}"
 
 
 def _pm(value: float | None, hw: float | None) -> str:
@@ -82,23 +83,24 @@ def _pm(value: float | None, hw: float | None) -> str:
     return f"{value:.4f}" if hw is None or pd.isna(hw) else f"{value:.4f} ± {hw:.4f}"
 
 
-def adversarial_board(frame: pd.DataFrame, dataset: str) -> str | None:
-    """Robust accuracy per model: for each target@eps, the worst attack (mean over seeds), as
-    ``value ± half-width`` of that attack's 95% bootstrap interval (mean over seeds)."""
-    rows = frame[(frame["family"] == "adversarial") & (frame["metric"] == "accuracy")
+def adversarial_board(frame: pd.DataFrame, dataset: str, scorer: ScoreMetric = ACCURACY) -> str | None:
+    """Robust accuracy (or the score metric) per model: for each target@eps, the worst attack
+    (mean over seeds), as ``value ± half-width`` of that attack's 95% bootstrap interval."""
+    rows = frame[(frame["family"] == "adversarial") & (frame["metric"] == scorer.name)
                  & (frame["dataset"] == dataset)]
     if rows.empty:
         return None
     rows = rows.assign(hw=(rows["ci_high"] - rows["ci_low"]) / 2)
     per_attack = rows.groupby(["model", "recipe", "target", "severity", "perturbation"])[["value", "hw"]].mean()
-    worst = per_attack.loc[per_attack.groupby(level=["model", "recipe", "target", "severity"])["value"].idxmin()]
+    by_case = per_attack.groupby(level=["model", "recipe", "target", "severity"])["value"]
+    worst = per_attack.loc[by_case.idxmin() if scorer.higher_is_better else by_case.idxmax()]
     worst = worst.reset_index()
     worst["column"] = worst["target"] + "@" + worst["severity"].map(lambda e: f"{e:g}")
     table = worst.pivot_table(index=["model", "recipe"], columns="column", values="value",
                               aggfunc="first", sort=False)
     half = worst.pivot_table(index=["model", "recipe"], columns="column", values="hw",
                              aggfunc="first", sort=False, dropna=False)
-    order = table.mean(axis=1).sort_values(ascending=False, kind="stable").index
+    order = table.mean(axis=1).sort_values(ascending=scorer.ascending, kind="stable").index
     lines = [[rank, model, recipe, *(_pm(table.loc[(model, recipe), c], half.loc[(model, recipe)].get(c))
                                      for c in table.columns)]
              for rank, (model, recipe) in enumerate(order, start=1)]
@@ -220,24 +222,27 @@ def sanity_summary(sanity: pd.DataFrame) -> list[str]:
     return lines + ([""] if len(failed) else [])
 
 
-def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | None = None,
+def render_leaderboard(frame: pd.DataFrame, title: str, metrics: tuple[str, ...] = (),
+                       sanity: pd.DataFrame | None = None,
                        reliance: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None = None,
                        shift: tuple[pd.DataFrame, pd.DataFrame, str] | None = None,
-                       scores: pd.DataFrame | None = None) -> str:
-    """The Markdown document: per dataset, the clean board, then (when the suite attacked the
-    models) robust accuracy under the worst attack per target and eps, then the sanity checks."""
+                       scores: pd.DataFrame | None = None, scorer: ScoreMetric = ACCURACY) -> str:
+    """The Markdown document: per dataset, the main board, the clean board (ranked by the first
+    of ``metrics``, the suite's order), then (when the suite attacked the models) robust
+    accuracy under the worst attack per target and eps, then the sanity checks."""
     summary = summarise(frame)
-    metrics = list(dict.fromkeys(frame.loc[frame["family"] == "clean", "metric"]))
+    present = set(frame.loc[frame["family"] == "clean", "metric"])
+    metrics_list = [m for m in dict.fromkeys((*metrics, *sorted(present))) if m in present]
     parts = [f"# Leaderboard: {title}", ""]
     for dataset in sorted(frame["dataset"].unique()):
-        board = main_board(scores, dataset) if scores is not None and not scores.empty else None
+        board = main_board(scores, dataset, scorer) if scores is not None and not scores.empty else None
         if board is not None and (set(scores.loc[scores["dataset"] == dataset, "score"]) - {"clean_accuracy"}):
             parts += [f"## {dataset}: main board (scores: docs/metrics.md)", "", board, ""]
         if dataset in set(summary["dataset"]):
-            parts += [f"## {dataset} (clean, test split)", "", dataset_board(summary, dataset, metrics), "",
+            parts += [f"## {dataset} (clean, test split)", "", dataset_board(summary, dataset, metrics_list), "",
                       "± is the half-width of the 95% bootstrap interval over test samples; sd the "
                       "standard deviation across training seeds.", ""]
-        robust = adversarial_board(frame, dataset)
+        robust = adversarial_board(frame, dataset, scorer)
         if robust is not None:
             parts += [f"## {dataset}: robust accuracy (worst attack per target@eps)", "", robust, ""]
         board = reliance_board(*reliance[:2], dataset) if reliance is not None else None
@@ -254,3 +259,16 @@ def render_leaderboard(frame: pd.DataFrame, title: str, sanity: pd.DataFrame | N
     if sanity is not None:
         parts += sanity_summary(sanity)
     return "\n".join(parts).rstrip() + "\n"
+
+
+def split_boards(document: str) -> dict[str, str]:
+    """The boards of a leaderboard document by their ``## `` heading (text up to the next)."""
+    boards: dict[str, str] = {}
+    heading = None
+    for line in document.splitlines():
+        if line.startswith("## "):
+            heading = line[3:].strip()
+            boards[heading] = ""
+        elif heading is not None:
+            boards[heading] += line + "\n"
+    return {k: v.strip() + "\n" for k, v in boards.items()}

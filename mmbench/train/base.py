@@ -32,6 +32,8 @@ class Recipe(abc.ABC):
     #: whether mixed precision (``--amp``) may be used for this recipe's forward passes;
     #: recipes that attack the model while training keep float32
     amp_safe: ClassVar[bool] = True
+    #: whether ``fit`` changes the weights (``pretrained`` does not)
+    trains: ClassVar[bool] = True
     #: set by the executor: run forward passes under bfloat16 autocast
     amp: bool = False
 

@@ -1,0 +1,529 @@
+"""``arrays``: a dataset from the user's own arrays, and :func:`make_dataset`, its building block.
+
+A dataset is a set of numpy arrays with the rows first: one per modality (``image`` [N, C, H, W],
+``sequence`` [N, C, T], ``vector`` [N, D], ``tokens`` [N, T] of integer ids), integer class
+labels [N], optionally a ``split`` array ('train' / 'val' / 'test' per row) and a ``groups``
+array (one value per row; the rows outside the in-distribution group become held-out evaluation
+groups, for ``natural_shift``). The ``arrays`` loader reads them from an ``.npz`` file or a
+folder of ``NAME.npy`` files, always with ``allow_pickle=False``.
+
+Continuous modalities are min-max scaled to [0, 1] with statistics of the training rows only
+(per feature for vectors, per channel for images and sequences; other rows are clipped), or kept
+as they are (``scale='none'``) with declared or derived bounds. Token ids are never scaled.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mmbench.data.base import ModalityKind, ModalitySpec, MultimodalDataset, Split
+from mmbench.data.location import DATA_ENV
+from mmbench.data.splits import MinMaxScaler, stratified_split
+from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.registry import DATASETS
+
+log = logging.getLogger(__name__)
+
+KINDS: dict[str, ModalityKind] = {k.value: k for k in ModalityKind}
+#: The array shapes each kind accepts (rows first); the second is a one-channel shorthand.
+RANKS: dict[ModalityKind, tuple[int, ...]] = {
+    ModalityKind.IMAGE: (4, 3), ModalityKind.SEQUENCE: (3, 2),
+    ModalityKind.VECTOR: (2,), ModalityKind.TOKENS: (2,),
+}
+SHAPES: dict[ModalityKind, str] = {
+    ModalityKind.IMAGE: "[N, C, H, W] (or [N, H, W])", ModalityKind.SEQUENCE: "[N, C, T] (or [N, T])",
+    ModalityKind.VECTOR: "[N, D]", ModalityKind.TOKENS: "[N, T] of integer ids >= 0",
+}
+#: Axes that min-max statistics are taken over: all but the feature / channel axis.
+STAT_AXES: dict[ModalityKind, tuple[int, ...]] = {
+    ModalityKind.IMAGE: (0, 2, 3), ModalityKind.SEQUENCE: (0, 2), ModalityKind.VECTOR: (0,),
+}
+SPLIT_NAMES = ("train", "val", "test")
+SCALES = ("minmax", "none")
+#: Held-out groups may not use this name: it means the in-distribution rows elsewhere.
+RESERVED_GROUP = "id"
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+class _Bad(MMBenchError):
+    """A problem with the arrays; :func:`make_dataset` prefixes the dataset name."""
+
+
+@contextmanager
+def _prefixed(name: str) -> Iterator[None]:
+    """Turn a :class:`_Bad` raised inside into a one-line ``"NAME: ..."`` MMBenchError."""
+    try:
+        yield
+    except _Bad as exc:
+        raise MMBenchError(f"{name}: {exc}") from None
+
+
+# -- the building block -----------------------------------------------------------------------
+
+def make_dataset(
+    arrays: Mapping[str, Any],
+    modalities: Mapping[str, str],
+    labels: Any,
+    *,
+    split: Any = None,
+    groups: Any = None,
+    in_distribution: str | int | None = None,
+    scale: str = "minmax",
+    bounds: Mapping[str, Any] | None = None,
+    split_seed: int = 0,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    name: str = "arrays",
+    vocab_sizes: Mapping[str, int] | None = None,
+) -> MultimodalDataset:
+    """A :class:`MultimodalDataset` from in-memory arrays (numpy arrays or torch tensors).
+
+    ``arrays`` maps modality name -> array (rows first); ``modalities`` maps name -> kind
+    (``image``, ``sequence``, ``vector``, ``tokens``) in the order the dataset lists them;
+    ``labels`` are integer class ids [N]. ``split`` ('train'/'val'/'test' per row) decides the
+    rows if given (without 'val' rows, ``val_fraction`` of the training rows become validation
+    rows); otherwise a seeded stratified split. With ``groups``, only the rows of the
+    in-distribution group (``in_distribution``, default the most frequent value) are split; every
+    other value is a held-out group keyed by ``str(value)``. ``scale``: ``minmax`` (fitted on the
+    training rows, bounds [0, 1]) or ``none`` (``bounds[name]`` = [lo, hi], else the data range).
+    Every problem is a one-line :class:`MMBenchError` naming the array.
+    """
+    with _prefixed(name):
+        _check_options(scale, bounds, val_fraction, test_fraction)
+        kinds = _kinds(modalities)
+        y, n_classes = _as_labels(labels, "labels")
+        data = {m: _as_modality(m, _pick(arrays, m), kind, len(y)) for m, kind in kinds.items()}
+        parts = _row_sets(y, split, groups, in_distribution, split_seed, val_fraction, test_fraction)
+        specs, tensors = _encode(data, kinds, parts, scale, dict(bounds or {}), dict(vocab_sizes or {}))
+    splits = {p: Split(tensors[p], torch.from_numpy(y[rows])) for p, rows in parts.items()}
+    main = {p: splits.pop(p) for p in SPLIT_NAMES}
+    return MultimodalDataset(name, specs, n_classes, **main, groups=splits)
+
+
+def _check_options(scale: Any, bounds: Any, val_fraction: Any, test_fraction: Any) -> None:
+    if scale not in SCALES:
+        raise _Bad(f"scale must be 'minmax' or 'none', got {scale!r}{did_you_mean(str(scale), SCALES)}")
+    if bounds and scale != "none":
+        raise _Bad("bounds apply only with scale 'none' (minmax always declares [0, 1]); "
+                   "drop bounds or set scale: none")
+    numbers = _is_number(val_fraction) and _is_number(test_fraction)
+    if not (numbers and 0 < test_fraction < 1 and 0 <= val_fraction < 1 and val_fraction + test_fraction < 1):
+        raise _Bad(f"need 0 < test_fraction, 0 <= val_fraction and their sum below 1; got "
+                   f"val_fraction={val_fraction!r}, test_fraction={test_fraction!r}")
+
+
+def _is_number(value: Any) -> bool:
+    """A real number, not a bool."""
+    real = isinstance(value, (int, float, np.integer, np.floating))
+    return real and not isinstance(value, (bool, np.bool_))
+
+
+def _kinds(modalities: Any) -> dict[str, ModalityKind]:
+    """Name -> kind, checked, in the given order."""
+    if not isinstance(modalities, Mapping) or not modalities:
+        raise _Bad("modalities must be a non-empty mapping of array name -> kind "
+                   f"({', '.join(KINDS)}), got {modalities!r}")
+    out: dict[str, ModalityKind] = {}
+    for name, kind in modalities.items():
+        if not isinstance(name, str) or not name or not isinstance(kind, str):
+            raise _Bad(f"modalities must map array names to kind names, got {name!r}: {kind!r}")
+        if kind not in KINDS:
+            raise _Bad(f"modality '{name}' has unknown kind {kind!r}{did_you_mean(kind, KINDS)}; "
+                       f"kinds: {', '.join(KINDS)}")
+        out[name] = KINDS[kind]
+    return out
+
+
+def _pick(arrays: Mapping[str, Any], name: str) -> Any:
+    if not isinstance(arrays, Mapping):
+        raise _Bad(f"arrays must be a mapping of modality name -> array, got {type(arrays).__name__}")
+    if name not in arrays:
+        present = [str(k) for k in arrays]
+        raise _Bad(f"no array for modality '{name}'{did_you_mean(name, present)}; "
+                   f"arrays given: {', '.join(present) or 'none'}")
+    return arrays[name]
+
+
+# -- checking arrays --------------------------------------------------------------------------
+
+def _to_numpy(values: Any, what: str) -> np.ndarray:
+    """A numpy view of an array or a torch tensor."""
+    if isinstance(values, torch.Tensor):
+        tensor = values.detach().cpu()
+        return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    try:
+        return np.asarray(values)
+    except (ValueError, TypeError) as exc:
+        raise _Bad(f"{what} is not an array ({str(exc).splitlines()[0]})") from None
+
+
+def _numeric(values: Any, what: str, expected: str) -> np.ndarray:
+    """A numeric (bool, integer or float) array without NaN/Inf."""
+    x = _to_numpy(values, what)
+    if x.dtype.kind == "O":
+        raise _Bad(f"{what} holds Python objects (dtype object); expected {expected} as a numeric array")
+    if x.dtype.kind not in "biuf":
+        raise _Bad(f"{what} has dtype {x.dtype}; expected {expected}")
+    if x.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        if bad:
+            raise _Bad(f"{what} holds {bad} NaN/Inf values; clean or impute them first")
+    return x
+
+
+def _integral(x: np.ndarray, what: str, expected: str) -> np.ndarray:
+    """``x`` as int64; floats must hold whole numbers."""
+    if x.dtype.kind == "f":
+        fractional = x != np.round(x)
+        if fractional.any():
+            example = x[fractional].flat[0]
+            raise _Bad(f"{what} holds non-integral values (e.g. {example}); expected {expected}")
+    return x.astype(np.int64)
+
+
+def _as_labels(values: Any, what: str) -> tuple[np.ndarray, int]:
+    """Class ids [N] as int64 and the number of classes (max + 1)."""
+    expected = "integer class labels [N] (0, 1, 2, ...)"
+    y = _numeric(values, what, expected)
+    if y.ndim != 1:
+        raise _Bad(f"{what} has shape {tuple(y.shape)}; expected {expected}")
+    y = _integral(y, what, expected)
+    if len(y) and y.min() < 0:
+        raise _Bad(f"{what} holds negative values (smallest {y.min()}); expected {expected}")
+    distinct = len(np.unique(y))
+    if distinct < 2:
+        raise _Bad(f"{what} holds {distinct} distinct class(es); a classification dataset needs at least 2")
+    return y, int(y.max()) + 1
+
+
+def _as_modality(name: str, values: Any, kind: ModalityKind, n: int) -> np.ndarray:
+    """The modality's array in its kind's full rank: float32, or int64 token ids."""
+    what = f"array '{name}'"
+    x = _numeric(values, what, f"numbers for kind {kind.value}, shaped {SHAPES[kind]}")
+    if x.ndim not in RANKS[kind]:
+        raise _Bad(f"{what} has shape {tuple(x.shape)} but kind {kind.value} needs {SHAPES[kind]}; "
+                   "reshape it or choose another kind")
+    if x.ndim < RANKS[kind][0]:
+        x = x[:, None]
+    if len(x) != n:
+        raise _Bad(f"{what} has {len(x)} rows but the labels have {n}; every array needs one row per sample")
+    if 0 in x.shape[1:]:
+        raise _Bad(f"{what} has shape {tuple(x.shape)}: no values per row")
+    if kind is not ModalityKind.TOKENS:
+        return x.astype(np.float32)
+    ids = _integral(x, what, "integer token ids >= 0")
+    if ids.min() < 0:
+        raise _Bad(f"{what} holds negative token ids (smallest {ids.min()}); token ids must be >= 0")
+    return ids
+
+
+def _texts(values: Any, n: int, what: str, numbers_ok: bool) -> np.ndarray:
+    """One string per row (bytes decoded; integers as ``str`` when ``numbers_ok``)."""
+    x = _to_numpy(values, what)
+    if x.ndim != 1:
+        raise _Bad(f"{what} has shape {tuple(x.shape)}; expected one value per row [N]")
+    if len(x) != n:
+        raise _Bad(f"{what} has {len(x)} rows but the labels have {n}; it needs one value per row")
+    if x.dtype.kind == "S":
+        return np.char.decode(x, "utf-8", errors="replace")
+    if x.dtype.kind in "UT" or (numbers_ok and x.dtype.kind in "iu"):
+        return x.astype(str)
+    items = x.tolist() if x.dtype.kind == "O" else None
+    if items is not None and all(isinstance(v, (str, bytes)) or (numbers_ok and type(v) is int)
+                                 for v in items):
+        decoded = [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in items]
+        return np.array(decoded, dtype=str)
+    expected = "integers or strings" if numbers_ok else "the strings 'train', 'val' and 'test'"
+    raise _Bad(f"{what} has dtype {x.dtype}; expected {expected}")
+
+
+def _as_split(values: Any, n: int, what: str) -> np.ndarray:
+    """'train' / 'val' / 'test' per row."""
+    names = _texts(values, n, what, numbers_ok=False)
+    bad = sorted(set(names.tolist()) - set(SPLIT_NAMES))
+    if bad:
+        raise _Bad(f"{what} holds {bad[0]!r}{did_you_mean(bad[0], SPLIT_NAMES)}; "
+                   "each value must be 'train', 'val' or 'test'")
+    return names
+
+
+def _as_groups(values: Any, n: int, what: str) -> np.ndarray:
+    """The group of each row, as strings."""
+    return _texts(values, n, what, numbers_ok=True)
+
+
+# -- rows of each split and group -------------------------------------------------------------
+
+def _row_sets(y: np.ndarray, split: Any, groups: Any, in_distribution: Any, seed: int,
+              val_fraction: float, test_fraction: float) -> dict[str, np.ndarray]:
+    """Row indices of train / val / test and of every held-out group."""
+    keys = None if groups is None else _as_groups(groups, len(y), "groups")
+    inside, held = _group_rows(keys, in_distribution, len(y))
+    if split is None:
+        main = _stratified(y, inside, val_fraction, test_fraction, seed)
+        where = f"of the {len(inside)} in-distribution rows" if keys is not None else f"of the {len(y)} rows"
+        hint = "give more rows or change val_fraction / test_fraction"
+    else:
+        main = _given_split(_as_split(split, len(y), "split"), y, inside, val_fraction, seed)
+        where = "in the split array" + (" among the in-distribution rows" if keys is not None else "")
+        hint = "mark at least one row 'train' and one 'test'"
+    for part in ("train", "test"):
+        if not len(main[part]):
+            raise _Bad(f"no {part} rows {where}; {hint}")
+    if not len(main["val"]):
+        log.warning("the validation split is empty (val_fraction 0 or too few training rows per class)")
+    return {**main, **held}
+
+
+def _group_rows(keys: np.ndarray | None, in_distribution: Any,
+                n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """In-distribution rows, and group name -> rows of every other group."""
+    if keys is None:
+        if in_distribution is not None:
+            raise _Bad("in_distribution needs a groups array (one group value per row)")
+        return np.arange(n), {}
+    values, counts = np.unique(keys, return_counts=True)  # sorted by str: ties -> smallest
+    inside = str(values[np.argmax(counts)]) if in_distribution is None else str(in_distribution)
+    names = [str(v) for v in values]
+    if inside not in names:
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        raise _Bad(f"in_distribution {in_distribution!r} is not a value of groups"
+                   f"{did_you_mean(inside, names)}; the groups are {shown}")
+    if RESERVED_GROUP in names and inside != RESERVED_GROUP:
+        raise _Bad(f"groups holds the value '{RESERVED_GROUP}', a reserved group name (it means the "
+                   "in-distribution rows); rename it or make it the in_distribution group")
+    held = {v: np.flatnonzero(keys == v) for v in names if v != inside}
+    return np.flatnonzero(keys == inside), held
+
+
+def _stratified(y: np.ndarray, rows: np.ndarray, val_fraction: float, test_fraction: float,
+                seed: int) -> dict[str, np.ndarray]:
+    try:
+        idx = stratified_split(y[rows], val_fraction, test_fraction, seed)
+    except ValueError as exc:
+        raise _Bad(str(exc)) from None
+    return {"train": rows[idx.train], "val": rows[idx.val], "test": rows[idx.test]}
+
+
+def _given_split(names: np.ndarray, y: np.ndarray, inside: np.ndarray, val_fraction: float,
+                 seed: int) -> dict[str, np.ndarray]:
+    """The rows the split array names; without 'val' rows, validation rows are carved out of the
+    training rows (``val_fraction`` of them, stratified and seeded)."""
+    parts = {p: inside[names[inside] == p] for p in SPLIT_NAMES}
+    if len(parts["val"]) or not val_fraction or not len(parts["train"]):
+        return parts
+    train = parts["train"]
+    idx = stratified_split(y[train], 0.0, val_fraction, seed)  # its "test" rows are the val rows
+    return {"train": train[idx.train], "val": train[idx.test], "test": parts["test"]}
+
+
+# -- scaling and tensors ----------------------------------------------------------------------
+
+def _encode(data: dict[str, np.ndarray], kinds: dict[str, ModalityKind], parts: dict[str, np.ndarray],
+            scale: str, bounds: dict[str, Any], vocab_sizes: dict[str, Any]
+            ) -> tuple[tuple[ModalitySpec, ...], dict[str, dict[str, torch.Tensor]]]:
+    """Each modality's spec, and its (scaled) tensor for every split and group."""
+    tokens = [m for m, k in kinds.items() if k is ModalityKind.TOKENS]
+    _check_keys(bounds, "bounds", [m for m in kinds if m not in tokens], "continuous")
+    _check_keys(vocab_sizes, "vocab_sizes", tokens, "token")
+    specs = []
+    tensors: dict[str, dict[str, torch.Tensor]] = {p: {} for p in parts}
+    for name, kind in kinds.items():
+        x = data[name]
+        if kind is ModalityKind.TOKENS:
+            spec = _token_spec(name, x, vocab_sizes.get(name))
+        elif scale == "minmax":
+            spec, x = _minmax(name, kind, x, parts["train"])
+        else:
+            spec = _unscaled_spec(name, kind, x, bounds.get(name))
+        specs.append(spec)
+        for part, rows in parts.items():
+            tensors[part][name] = torch.from_numpy(np.ascontiguousarray(x[rows]))
+    return tuple(specs), tensors
+
+
+def _check_keys(given: dict[str, Any], what: str, allowed: list[str], kind: str) -> None:
+    for key in given:
+        if key not in allowed:
+            listed = ", ".join(allowed) or "none"
+            hint = did_you_mean(str(key), allowed)
+            raise _Bad(f"{what} names '{key}', which is not a {kind} modality{hint}; "
+                       f"{kind} modalities: {listed}")
+
+
+def _minmax(name: str, kind: ModalityKind, x: np.ndarray,
+            train: np.ndarray) -> tuple[ModalitySpec, np.ndarray]:
+    """Min-max statistics of the training rows (per feature / channel), applied to all rows."""
+    axes = STAT_AXES[kind]
+    fit = x[train].astype(np.float64)
+    scaler = MinMaxScaler(fit.min(axis=axes, keepdims=True), fit.max(axis=axes, keepdims=True))
+    scaled = scaler.transform(x.astype(np.float64)).astype(np.float32)
+    return ModalitySpec(name, kind, tuple(x.shape[1:]), 0.0, 1.0), scaled
+
+
+def _unscaled_spec(name: str, kind: ModalityKind, x: np.ndarray, given: Any) -> ModalitySpec:
+    """Bounds ``given`` as [lo, hi] (checked against the data), else the range of all rows."""
+    if given is None:
+        lo, hi = float(x.min()), float(x.max())
+        if not hi > lo:
+            hi = lo + 1.0 if lo + 1.0 > lo else lo + abs(lo)
+        return ModalitySpec(name, kind, tuple(x.shape[1:]), lo, hi)
+    if (not isinstance(given, (list, tuple)) or len(given) != 2
+            or not all(_is_number(v) and np.isfinite(v) for v in given)
+            or not given[1] > given[0]):
+        raise _Bad(f"bounds of '{name}' must be [lo, hi] with finite numbers and hi > lo, got {given!r}")
+    lo, hi = float(given[0]), float(given[1])
+    outside = int(np.count_nonzero((x < lo) | (x > hi)))
+    if outside:
+        raise _Bad(f"array '{name}' has {outside} values outside its bounds [{lo}, {hi}] (data range "
+                   f"[{x.min()}, {x.max()}]); widen the bounds or use scale minmax")
+    return ModalitySpec(name, kind, tuple(x.shape[1:]), lo, hi)
+
+
+def _token_spec(name: str, ids: np.ndarray, vocab_size: Any) -> ModalitySpec:
+    """Bounds [0, vocab_size - 1]: the given vocabulary size, else the largest id + 1."""
+    largest = int(ids.max())
+    if vocab_size is None:
+        vocab_size = max(largest + 1, 2)
+    elif type(vocab_size) is not int or vocab_size < 2:
+        raise _Bad(f"vocab_sizes['{name}'] must be an integer >= 2, got {vocab_size!r}")
+    if largest >= vocab_size:
+        raise _Bad(f"array '{name}' holds token id {largest} but its vocabulary size is {vocab_size}; "
+                   "ids must be below it")
+    return ModalitySpec(name, ModalityKind.TOKENS, tuple(ids.shape[1:]), 0.0, float(vocab_size - 1))
+
+
+# -- the registered loader --------------------------------------------------------------------
+
+def resolve_path(path: str, data_root: str | None = None, suite_dir: str | None = None) -> Path:
+    """An absolute ``path`` as is; a relative one against the data root (``data_root``, else
+    ``$MMBENCH_DATA``), then ``suite_dir``, then the current directory: the first that exists."""
+    given = Path(path).expanduser()
+    roots = [r for r in (data_root or os.environ.get(DATA_ENV), suite_dir) if r]
+    bases = [Path(r).expanduser() for r in roots] + [Path.cwd()]
+    candidates = [given] if given.is_absolute() else [base / given for base in bases]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise MMBenchError(f"arrays: {path} not found (tried {tried}); give an absolute path, a path relative "
+                       f"to the suite file, or the folder it is in with --data-dir ROOT or ${DATA_ENV}")
+
+
+def read_arrays(file: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """The named arrays of an ``.npz`` file or a folder of ``NAME.npy`` files (only those are
+    read; never unpickled)."""
+    names = list(dict.fromkeys(names))
+    if file.is_dir():
+        present = sorted(p.stem for p in file.glob("*.npy"))
+        _require_names(names, present, file)
+        return {n: _read_npy(file / f"{n}.npy", n) for n in names}
+    if not zipfile.is_zipfile(file):
+        raise MMBenchError(f"arrays: {file} is neither an .npz file (np.savez) nor a folder of .npy files")
+    try:
+        with np.load(file, allow_pickle=False) as npz:
+            _require_names(names, list(npz.files), file)
+            return {n: _guarded(lambda n=n: npz[n], n, file) for n in names}
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise _unreadable(file, exc) from None
+
+
+def _read_npy(file: Path, name: str) -> np.ndarray:
+    with open(file, "rb") as handle:
+        if handle.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+            raise MMBenchError(f"arrays: {file} is not a .npy file (save arrays with np.save)")
+    return _guarded(lambda: np.load(file, allow_pickle=False), name, file)
+
+
+def _guarded(read: Callable[[], Any], name: str, where: Path) -> np.ndarray:
+    """``read()``, with object arrays and unreadable data as one-line errors."""
+    try:
+        arr = read()
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise MMBenchError(f"arrays: array '{name}' in {where} holds Python objects, which are never "
+                               "unpickled; save numeric arrays") from None
+        raise _unreadable(where, exc) from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise _unreadable(where, exc) from None
+    if not isinstance(arr, np.ndarray):
+        raise MMBenchError(f"arrays: '{name}' in {where} is not a numpy array; save arrays with np.savez")
+    return arr
+
+
+def _unreadable(where: Path, exc: BaseException) -> MMBenchError:
+    reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return MMBenchError(f"arrays: cannot read {where} ({reason}); the file may be corrupt, save it again")
+
+
+def _require_names(names: list[str], present: list[str], where: Path) -> None:
+    for name in names:
+        if name not in present:
+            listed = ", ".join(present) or "no arrays"
+            raise MMBenchError(f"arrays: no array '{name}' in {where}{did_you_mean(name, present)}; "
+                               f"it holds: {listed}")
+
+
+def write_fixture(root: Path, n_per_class: int = 30, seed: int = 0) -> dict[str, Any]:
+    """A small ``.npz`` under ``root/arrays`` with an image [N, 1, 8, 8], a two-channel sequence
+    [N, 2, 16], a vector [N, 12], tokens [N, 10] and 3 separable classes; returns the loader
+    parameters that read it. Tests and the registry's contract test load it."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.repeat(np.arange(3), n_per_class))
+    n = len(labels)
+    image = rng.normal(40.0, 10.0, (n, 1, 8, 8))  # raw 0-255-like pixels
+    for cls, (r, c) in enumerate([(1, 1), (1, 5), (5, 3)]):
+        image[labels == cls, 0, r:r + 2, c:c + 2] += 150.0  # a class-dependent bright patch
+    t = np.linspace(0.0, 1.0, 16)
+    phase = rng.uniform(0, 2 * np.pi, (n, 1))
+    wave = np.sin(2 * np.pi * (labels[:, None] + 1) * t + phase) + rng.normal(0, 0.2, (n, 16))
+    level = 0.5 * labels[:, None] + rng.normal(0, 0.3, (n, 16))
+    centres = 1.5 * rng.normal(0, 1, (3, 12))
+    features = 10.0 * (centres[labels] + rng.normal(0, 1, (n, 12))) + 50.0  # raw units
+    preferred = rng.integers(0, 5, (n, 10)) + 5 * labels[:, None]
+    words = np.where(rng.random((n, 10)) < 0.6, preferred, rng.integers(0, 20, (n, 10)))
+    folder = root / "arrays"
+    folder.mkdir(parents=True, exist_ok=True)
+    file = folder / "mydata.npz"
+    np.savez(file, image=image.astype(np.float32), signal=np.stack([wave, level], 1).astype(np.float32),
+             features=features.astype(np.float32), words=words.astype(np.int64), labels=labels)
+    modalities = {"image": "image", "signal": "sequence", "features": "vector", "words": "tokens"}
+    return {"path": str(file), "modalities": modalities, "label": "labels"}
+
+
+@DATASETS.register("arrays", description="your own arrays: an .npz file or a folder of .npy files",
+                   fixture=write_fixture)
+def load_arrays(path: str, modalities: dict, label: str = "labels", split: str | None = None,
+                groups: str | None = None, in_distribution: str | int | None = None,
+                scale: str = "minmax", bounds: dict | None = None, split_seed: int = 0,
+                val_fraction: float = 0.2, test_fraction: float = 0.2,
+                data_root: str | None = None, suite_dir: str | None = None) -> MultimodalDataset:
+    """Load ``path`` (an ``.npz`` file or a folder of ``NAME.npy`` files; relative paths are
+    looked up under the data root, then the suite's folder, then the current directory).
+
+    ``modalities`` maps array name -> kind; ``label``, ``split`` and ``groups`` name the label,
+    split and group arrays. The rest is :func:`make_dataset`'s.
+    """
+    if (not isinstance(modalities, Mapping) or not modalities
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in modalities.items())):
+        raise MMBenchError("arrays: modalities must be a non-empty mapping of array name -> kind "
+                           f"({', '.join(KINDS)}), e.g. {{pixels: image, age: vector}}; got {modalities!r}")
+    wanted = [*modalities, label, *(n for n in (split, groups) if n)]
+    raw = read_arrays(resolve_path(path, data_root, suite_dir), wanted)
+    with _prefixed("arrays"):  # checked here too, so that errors name the arrays of the file
+        y, _ = _as_labels(raw[label], f"array '{label}'")
+        split_rows = _as_split(raw[split], len(y), f"array '{split}'") if split else None
+        group_rows = _as_groups(raw[groups], len(y), f"array '{groups}'") if groups else None
+    return make_dataset({m: raw[m] for m in modalities}, modalities, y, split=split_rows, groups=group_rows,
+                        in_distribution=in_distribution, scale=scale, bounds=bounds, split_seed=split_seed,
+                        val_fraction=val_fraction, test_fraction=test_fraction, name="arrays")
