@@ -87,23 +87,6 @@ def test_missing_mfeat_files_give_a_clear_error(tmp_path: Path) -> None:
         find_data_dir(str(tmp_path))
 
 
-@pytest.mark.parametrize("name", DATASETS.names())
-def test_every_registered_dataset_honours_the_contract(name: str, tmp_path: Path) -> None:
-    """Datasets that read user-supplied files register a ``fixture`` writer: its small files
-    in the real format are what gets loaded here."""
-    fixture = DATASETS.entry(name).meta.get("fixture")
-    data = mmbench.load_dataset(name, **(fixture(tmp_path) if fixture else {}))
-    assert data.n_classes >= 2 and data.modalities
-    for split in (data.train, data.val, data.test):
-        assert len(split) > 0
-        assert int(split.labels.max()) < data.n_classes and int(split.labels.min()) >= 0
-        for spec in data.modalities:
-            x = split.inputs[spec.name]
-            assert tuple(x.shape[1:]) == spec.shape
-            assert float(x.min()) >= spec.lo and float(x.max()) <= spec.hi
-            assert x.is_floating_point() == spec.is_continuous
-
-
 def test_synthetic_covers_all_kinds_and_is_seeded(synth) -> None:
     assert {m.kind for m in synth.modalities} == set(ModalityKind)
     again = make_synthetic(modalities=ALL_KINDS, n_samples=240, n_classes=3,

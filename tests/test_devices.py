@@ -1,64 +1,13 @@
-"""Everything runs on the model's device: every registered perturbation, corruption and model,
-on the CPU always and on CUDA when this machine has a GPU (the same tests, not a separate suite).
-On a GPU machine, `benchmarks/gpu_check.sh` runs these and `suites/gpu-check.yaml`."""
+"""Whole runs on every device: CPU always, CUDA when this machine has a GPU. (Every registered
+model, perturbation and corruption on every device: the contract tests in mmbench/testing.) On a
+GPU machine, `benchmarks/gpu_check.sh` runs these and `suites/gpu-check.yaml`."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-import mmbench
-from mmbench.data.base import MultimodalDataset
-from mmbench.engine.plan import expand_perturbation
-from mmbench.engine.suite import Component
-from mmbench.registry import CORRUPTIONS, MODELS, PERTURBATIONS
-
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.fixture(scope="module", params=DEVICES)
-def on_device(request, synth: MultimodalDataset) -> tuple[torch.device, MultimodalDataset]:
-    device = torch.device(request.param)
-    return device, synth.to(device)
-
-
-@pytest.mark.parametrize("name", MODELS.names())
-def test_models_run_on_the_device(name: str, on_device) -> None:
-    device, data = on_device
-    torch.manual_seed(0)
-    model = mmbench.create_model(name, data.modalities, data.n_classes).to(device).eval()
-    batch, _ = data.test.rows(slice(0, 8))
-    with torch.no_grad():
-        logits = model(batch)
-    assert logits.device.type == device.type and logits.shape == (8, data.n_classes)
-
-
-@pytest.mark.parametrize("name", PERTURBATIONS.names())
-def test_perturbations_stay_on_the_device(name: str, on_device) -> None:
-    device, data = on_device
-    torch.manual_seed(0)
-    model = mmbench.create_model("late_fusion", data.modalities, data.n_classes).to(device).eval()
-    batch, labels = data.test.rows(slice(0, 8))
-    example = PERTURBATIONS.entry(name).meta.get("example", {})
-    for case in expand_perturbation(Component(name, dict(example)), data):
-        if case.group is not None:
-            continue  # held-out groups are other rows, not a transformation of this batch
-        out = case.apply(model, batch, labels, seed=0)
-        for key, x in batch.items():
-            assert out[key].device.type == device.type, (name, case, key)
-            assert out[key].dtype == x.dtype and out[key].shape == x.shape
-
-
-@pytest.mark.parametrize("name", CORRUPTIONS.names())
-def test_corruptions_stay_on_the_device(name: str, on_device) -> None:
-    device, data = on_device
-    corruption = CORRUPTIONS.get(name)
-    batch, _ = data.test.rows(slice(0, 8))
-    for spec in data.modalities:
-        if corruption.unsupported(spec) is None:
-            out = corruption.apply(batch[spec.name], spec, 3, seed=0)
-            assert out.device.type == device.type and out.dtype == batch[spec.name].dtype
-            assert torch.equal(out, corruption.apply(batch[spec.name], spec, 3, seed=0))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="compares CUDA with CPU: needs a GPU")

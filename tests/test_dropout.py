@@ -71,20 +71,6 @@ def test_random_dropout_rates_and_rows(synth: MultimodalDataset) -> None:
     assert changed > 0
 
 
-@pytest.mark.parametrize("name", mmbench.list_models())
-def test_cached_encoders_equal_full_forward(name: str, synth: MultimodalDataset) -> None:
-    torch.manual_seed(0)
-    model = mmbench.create_model(name, synth.modalities, synth.n_classes).eval()
-    native = ["native"] if mmbench.registry.MODELS.entry(name).meta.get("handles_missing") else []
-    batch, labels = synth.test.rows(slice(0, 9))
-    store: dict = {}
-    for case in _cases(synth, subsets="all", imputation=["zeros", "noise", *native]):
-        fast = case.logits(model, batch, labels, 0, BatchCache(store, (0,)))
-        with torch.no_grad():
-            full = model(case.apply(model, batch, labels, 0))
-        assert torch.equal(fast, full), (name, case.name, case.target)
-
-
 def test_late_fusion_native_averages_present_logits(synth: MultimodalDataset) -> None:
     torch.manual_seed(0)
     model = mmbench.create_model("late_fusion", synth.modalities, synth.n_classes).eval()

@@ -1,4 +1,5 @@
-"""Every registered recipe, parametrized from the registry: trains, is seeded, improves."""
+"""The built-in recipes' own behaviour (early stopping, config errors). (Every registered
+recipe's contract: mmbench/testing/test_contract_recipes.py.)"""
 
 from __future__ import annotations
 
@@ -11,45 +12,6 @@ from mmbench.engine.params import build_config, param_defaults
 from mmbench.errors import MMBenchError
 from mmbench.registry import RECIPES
 from mmbench.train.base import split_accuracy
-
-FAST = {"epochs": 3, "batch_size": 32}
-
-
-def _fit(name: str, data: MultimodalDataset, seed: int):
-    recipe = RECIPES.get(name)()
-    declared = param_defaults(recipe.config_type)
-    config = build_config(recipe.config_type, {k: v for k, v in FAST.items() if k in declared},
-                          f"recipe '{name}'")
-    torch.manual_seed(0)
-    model = mmbench.create_model("seed_concat", data.modalities, data.n_classes)
-    report = recipe.fit(model, data, config, seed=seed)
-    return model, report
-
-
-@pytest.mark.parametrize("name", RECIPES.names())
-def test_recipe_is_seeded_and_learns(name: str, synth: MultimodalDataset) -> None:
-    if not RECIPES.get(name).trains:
-        _keeps_the_weights(name, synth)
-        return
-    a, report = _fit(name, synth, seed=1)
-    b, _ = _fit(name, synth, seed=1)
-    c, _ = _fit(name, synth, seed=2)
-    for key, value in a.state_dict().items():
-        assert torch.equal(value, b.state_dict()[key]), key
-    assert any(not torch.equal(v, c.state_dict()[k]) for k, v in a.state_dict().items())
-    assert 1 <= report.best_epoch <= report.epochs_run <= FAST["epochs"]
-    assert report.best_val_accuracy == pytest.approx(split_accuracy(a, synth.val))
-    assert split_accuracy(a, synth.test) > 1 / synth.n_classes + 0.15
-
-
-def _keeps_the_weights(name: str, data: MultimodalDataset) -> None:
-    """A recipe that does not train (``trains = False``) leaves every weight as built."""
-    torch.manual_seed(0)
-    before = mmbench.create_model("seed_concat", data.modalities, data.n_classes).state_dict()
-    model, report = _fit(name, data, seed=1)
-    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-    assert report.epochs_run == 0 and report.best_val_accuracy == pytest.approx(split_accuracy(model, data.val))
-
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(synth: MultimodalDataset) -> None:
     recipe = RECIPES.get("standard")()

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ALL_KINDS
 from torch.overrides import TorchFunctionMode
 
 from mmbench.data.base import ModalityKind, ModalitySpec
@@ -19,6 +18,7 @@ from mmbench.data.synthetic import make_synthetic
 from mmbench.errors import MMBenchError
 from mmbench.perturb.corruptions import Corruption
 from mmbench.registry import CORRUPTIONS
+from mmbench.testing.fitting import ALL_KINDS
 
 #: Built-in corruptions that draw nothing at random: any seed gives the same output.
 DETERMINISTIC = {"contrast", "brightness", "gaussian_blur", "defocus_blur", "pixelate"}
@@ -245,3 +245,4 @@ def test_time_shift_moves_each_sample_left_or_right_and_zero_fills() -> None:
     left = F.pad(x, (0, steps))[..., steps:]
     is_right, is_left = ((y == right).flatten(1).all(1), (y == left).flatten(1).all(1))
     assert (is_right | is_left).all() and is_right.any() and is_left.any()
+

@@ -1,0 +1,57 @@
+"""Every registered perturbation honours the contract on a FusionModel and on a plain nn.Module,
+on every device: same modalities, shapes, dtypes and device; untouched non-targets; values
+within bounds; seeded. A registration's ``example`` metadata gives the parameters tested."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import mmbench
+from mmbench.data.base import MultimodalDataset
+from mmbench.engine.evaluate import BatchCache
+from mmbench.engine.plan import expand_perturbation
+from mmbench.engine.suite import Component
+from mmbench.perturb.base import ALL, Perturbation
+from mmbench.registry import PERTURBATIONS
+from mmbench.testing.fitting import plain_model
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _cases(name: str, data: MultimodalDataset) -> list[Perturbation]:
+    example = PERTURBATIONS.entry(name).meta.get("example", {})
+    cases = expand_perturbation(Component(name, dict(example)), data)
+    assert cases and all(isinstance(c, Perturbation) for c in cases)
+    return cases
+
+
+def _model(kind: str, data: MultimodalDataset) -> nn.Module:
+    if kind == "plain":
+        return plain_model(data)
+    torch.manual_seed(0)
+    return mmbench.create_model("late_fusion", data.modalities, data.n_classes)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("kind", ["fusion", "plain"])
+@pytest.mark.parametrize("name", PERTURBATIONS.names())
+def test_perturbation_contract(name: str, kind: str, device: str, synth: MultimodalDataset) -> None:
+    data = synth.to(device)
+    model = _model(kind, data).to(device).eval()
+    batch, labels = data.test.rows(slice(0, 16))
+    for case in _cases(name, data):
+        out = case.apply(model, batch, labels, seed=0)
+        again = case.apply(model, batch, labels, seed=0)
+        targets = set(data.modality_names) if case.target == ALL else set(case.target.split("+"))
+        assert set(out) == set(batch) | (set(out) - set(data.modality_names))
+        for spec in data.modalities:
+            x, y = batch[spec.name], out[spec.name]
+            assert y.shape == x.shape and y.dtype == x.dtype and y.device == x.device
+            assert float(y.min()) >= spec.lo and float(y.max()) <= spec.hi
+            assert torch.equal(y, again[spec.name]), f"{case}: not deterministic for one seed"
+            if spec.name not in targets:
+                assert torch.equal(y, x), f"{case}: touched non-target {spec.name}"
+        logits = case.logits(model, batch, labels, 0, BatchCache({}, (0,)))
+        assert logits.shape == (16, data.n_classes) and logits.device.type == device
