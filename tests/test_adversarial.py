@@ -3,8 +3,6 @@ harness agrees with a plain torchattacks closure; subset-calling attacks stay al
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 import torchattacks
@@ -13,9 +11,10 @@ import mmbench
 from mmbench.data.base import MultimodalDataset
 from mmbench.data.synthetic import make_synthetic
 from mmbench.errors import MMBenchError
-from mmbench.perturb.adversarial import Attack, WorstCase, adversarial
+from mmbench.perturb.adversarial import WorstCase, adversarial
 from mmbench.perturb.attacks import CATALOGUE, REFUSED, attack_spec
 from mmbench.perturb.packing import AlignmentError, IndexedModel, Layout
+from mmbench.testing.fitting import FAST
 from mmbench.train.standard import StandardConfig, StandardRecipe
 
 MODALITIES = [
@@ -24,20 +23,6 @@ MODALITIES = [
     {"name": "tab", "kind": "vector", "shape": [6], "informativeness": 0.8},
     {"name": "txt", "kind": "tokens", "shape": [4], "informativeness": 0.8, "vocab_size": 8},
 ]
-EPS = {"Linf": 0.1, "L2": 0.5, "L1": 1.0, "L0": 0.25}
-#: Small budgets so that the full model x attack x target grid stays fast.
-FAST: dict[str, dict[str, Any]] = {
-    **{name: {"steps": 2} for name, s in CATALOGUE.items() if "steps" in s.option_names()},
-    "square": {"n_queries": 15}, "autoattack": {"steps": 2, "n_queries": 15},
-    "autoattack_ref": {"steps": 2, "n_queries": 15},
-    "spsa": {"nb_iter": 2, "nb_sample": 8, "max_batch_size": 8},
-    "onepixel": {"steps": 2, "popsize": 4}, "pixle": {"restarts": 2, "max_iterations": 2},
-    "eadl1": {"max_iterations": 10, "binary_search_steps": 2},
-    "eaden": {"max_iterations": 10, "binary_search_steps": 2},
-    "pgdrs": {"steps": 2, "noise_batch_size": 4}, "pgdrsl2": {"steps": 2, "noise_batch_size": 4},
-    "cw": {"steps": 5, "lr": 0.1},
-}
-ROWS = {"batch": 6, "indexed": 6, "per_sample": 2}
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from mmbench.data.mfeat import VIEWS, find_data_dir, load_mfeat, read_views
 from mmbench.data.splits import stratified_split
 from mmbench.data.synthetic import make_synthetic
 from mmbench.errors import MMBenchError
-from mmbench.registry import DATASETS
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import torch
 import mmbench
 from mmbench.data.base import MultimodalDataset
 from mmbench.data.synthetic import make_synthetic
-from mmbench.engine.evaluate import BatchCache
 from mmbench.engine.plan import expand_perturbation
 from mmbench.engine.suite import Component
 from mmbench.errors import MMBenchError

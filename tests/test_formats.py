@@ -11,12 +11,10 @@ import pytest
 import torch
 from conftest import write_suite
 
-import mmbench
 from mmbench.cli import main
 from mmbench.data.affect import classes
 from mmbench.errors import MMBenchError
-from mmbench.registry import DATASETS, MODELS
-from mmbench.train.standard import StandardConfig, StandardRecipe
+from mmbench.registry import DATASETS
 
 
 def write_avmnist(root: Path) -> Path:

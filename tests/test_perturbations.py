@@ -3,10 +3,8 @@ mmbench/testing/test_contract_perturbations.py.)"""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-import mmbench
 from mmbench.data.base import MultimodalDataset
 from mmbench.perturb.base import ALL, Perturbation
 from mmbench.registry import PERTURBATIONS

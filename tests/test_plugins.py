@@ -1,41 +1,71 @@
-"""Third-party plugins: a generated package is pip-installed into a temporary folder; its model
-and metric appear through entry points; a broken plugin is one warning; autoload can be off."""
+"""Third-party plugins, installed for real (pip into a temporary folder): a plain nn.Module
+registered through an entry point with no adapter, a FusionModel, a metric, a broken entry;
+the user's arrays from an .npz; contract tests on the installed plugin; and no stale results
+when a helper module or the metric is edited."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
-from conftest import tiny_suite, write_suite
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-PLUGIN_CODE = '''
+HELPERS = '''
 from torch import nn
-from mmbench.models.base import FusionModel
+
+
+def activation() -> nn.Module:
+    return nn.ReLU()
+'''
+
+MODELS = '''
+import torch
+from torch import nn
+
+from demo_plugin.helpers import activation
+
+
+class MultimodalModel(nn.Module):
+    """A model written the usual way: one keyword input per modality."""
+
+    mmbench_meta = {"modalities": {"vision": {"kind": "image", "shape": [1, 8, 8]},
+                                   "audio": {"kind": "sequence", "shape": [2, 16]},
+                                   "text": {"kind": "vector", "shape": [12]}}}
+
+    def __init__(self, n_classes: int = 3, hidden: int = 16):
+        super().__init__()
+        self.vision = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), activation())
+        self.audio = nn.Sequential(nn.Flatten(), nn.Linear(32, hidden), activation())
+        self.text = nn.Sequential(nn.Linear(12, hidden), activation())
+        self.head = nn.Linear(3 * hidden, n_classes)
+
+    def forward(self, vision, audio, text):
+        return self.head(torch.cat([self.vision(vision), self.audio(audio), self.text(text)], dim=1))
+
+
+class Undeclared(nn.Module):
+    """Fixed input sizes and nothing declared: the contract tests cannot guess its inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(37, 3)
+
+    def forward(self, signal):
+        return self.net(signal)
+'''
+
+METRICS = '''
 from mmbench.metrics.base import RowMetric
-
-
-class MaxFusion(FusionModel):
-    """Element-wise max over modality features."""
-
-    def __init__(self, modalities, n_classes, dim):
-        super().__init__(modalities, n_classes)
-        self.build_encoders(dim, 32)
-        self.head = nn.Linear(dim, n_classes)
-
-    def fuse_and_classify(self, features):
-        import torch
-        return self.head(torch.stack(list(features.values())).amax(dim=0))
-
-
-def max_fusion(modalities, n_classes, dim: int = 16):
-    """A plugin model: max over modality features."""
-    return MaxFusion(modalities, n_classes, dim)
 
 
 class ErrorRate(RowMetric):
@@ -54,12 +84,16 @@ build-backend = "setuptools.build_meta"
 name = "mmbench-demo-plugin"
 version = "0.0.1"
 
+[tool.setuptools]
+packages = ["demo_plugin"]
+
 [project.entry-points."mmbench.models"]
-max_fusion = "demo_plugin:max_fusion"
+demo_model = "demo_plugin.models:MultimodalModel"
+undeclared_model = "demo_plugin.models:Undeclared"
 broken_fusion = "demo_plugin_missing:factory"
 
 [project.entry-points."mmbench.metrics"]
-error_rate = "demo_plugin:ErrorRate"
+error_rate = "demo_plugin.metrics:ErrorRate"
 '''
 
 
@@ -67,7 +101,10 @@ error_rate = "demo_plugin:ErrorRate"
 def plugin_site(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("plugin_src")
     (src / "pyproject.toml").write_text(textwrap.dedent(PYPROJECT))
-    (src / "demo_plugin.py").write_text(textwrap.dedent(PLUGIN_CODE))
+    package = src / "demo_plugin"
+    package.mkdir()
+    for name, code in (("__init__", ""), ("helpers", HELPERS), ("models", MODELS), ("metrics", METRICS)):
+        (package / f"{name}.py").write_text(textwrap.dedent(code))
     site = tmp_path_factory.mktemp("site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
@@ -78,34 +115,140 @@ def plugin_site(tmp_path_factory) -> Path:
     return site
 
 
+def run(site: Path, *args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1", **env}
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env=full_env)
+
+
 def mmbench(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "PYTHONPATH": str(site), **env}
-    return subprocess.run([sys.executable, "-m", "mmbench", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300, env=full_env)
+    return run(site, "-m", "mmbench", *args, **env)
 
 
-def test_plugin_model_is_listed_and_broken_one_reported(plugin_site: Path) -> None:
+def write_arrays(folder: Path, n: int = 240, seed: int = 0) -> Path:
+    """The user's own data: three modalities whose class signal is real but noisy."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 3, n)
+    shift = labels.astype(np.float32)
+    np.savez(folder / "mydata.npz",
+             vision=(rng.normal(size=(n, 1, 8, 8)) + 1.5 * shift[:, None, None, None]).astype(np.float32),
+             audio=(rng.normal(size=(n, 2, 16)) + 1.0 * shift[:, None, None]).astype(np.float32),
+             text=(rng.normal(size=(n, 12)) + 1.0 * shift[:, None]).astype(np.float32),
+             labels=labels)
+    return folder / "mydata.npz"
+
+
+SUITE = {
+    "name": "byo",
+    "datasets": [{"name": "arrays", "params": {"path": "mydata.npz",
+                                               "modalities": {"vision": "image", "audio": "sequence",
+                                                              "text": "vector"}}}],
+    "models": ["demo_model", "late_fusion"],
+    "recipes": [{"name": "standard", "params": {"epochs": 40, "batch_size": 32, "lr": 0.005}}],
+    "perturbations": [
+        "clean",
+        {"name": "adversarial", "params": {"attacks": ["fgsm", "pgd"], "eps": [0.05],
+                                           "options": {"pgd": {"steps": 3}}}},
+        {"name": "missing", "params": {"imputation": ["zeros", "mean", "noise"]}},
+        {"name": "random_dropout", "params": {"rates": [0.3]}},
+        {"name": "shift", "params": {"corruptions": ["gaussian_noise"], "severities": [2]}},
+    ],
+    "metrics": ["error_rate", "accuracy"],
+}
+
+
+@pytest.fixture(scope="module")
+def first_run(plugin_site: Path, tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("byo")
+    write_arrays(folder)
+    suite = folder / "byo.yaml"
+    suite.write_text(yaml.safe_dump(SUITE, sort_keys=False))
+    args = (str(suite), "--out", str(folder / "out"), "--cache-dir", str(folder / "cache"))
+    out = mmbench(plugin_site, "run", *args)
+    return {"folder": folder, "args": args, "out": out}
+
+
+def test_plugin_models_are_listed_and_broken_one_reported(plugin_site: Path) -> None:
     out = mmbench(plugin_site, "ls", "models")
     assert out.returncode == 0, out.stderr
-    assert "max_fusion" in out.stdout and "plugin demo_plugin:max_fusion" in out.stdout
+    assert "demo_model" in out.stdout and "plugin demo_plugin.models:MultimodalModel" in out.stdout
     assert "late_fusion" in out.stdout  # built-ins keep working
     warnings = [line for line in out.stderr.splitlines() if "broken_fusion" in line]
     assert len(warnings) == 1 and "ModuleNotFoundError" in warnings[0]
     assert "Traceback" not in out.stderr
 
 
-def test_plugin_model_and_metric_run_in_a_suite(plugin_site: Path, tmp_path: Path) -> None:
-    suite = write_suite(tmp_path, tiny_suite(models=["max_fusion", "late_fusion"],
-                                             metrics=["error_rate", "accuracy"]))
-    out = mmbench(plugin_site, "run", str(suite), "--out", str(tmp_path / "o"),
-                  "--cache-dir", str(tmp_path / "c"))
+def test_a_plain_module_runs_every_family_on_the_users_arrays(first_run: dict) -> None:
+    out = first_run["out"]
     assert out.returncode == 0, out.stderr
-    assert "max_fusion" in out.stdout and "error_rate" in out.stdout
-    csv = (tmp_path / "o" / "results.csv").read_text()
-    assert "max_fusion" in csv and "error_rate" in csv
+    frame = pd.read_csv(first_run["folder"] / "out" / "results.csv")
+    mine = frame[frame["model"] == "demo_model"]
+    assert set(mine["family"]) == {"clean", "adversarial", "dropout", "shift"}
+    attacked = set(mine.loc[mine["family"] == "adversarial", "target"])
+    assert attacked == {"vision", "audio", "text", "all"}
+    assert {"missing-zeros", "missing-mean", "missing-noise", "random-zeros"} <= set(mine["perturbation"])
+    clean = mine[(mine["family"] == "clean") & (mine["metric"] == "accuracy")]["value"].iloc[0]
+    assert clean > 0.6  # it learned the user's data
+
+
+def test_a_plugin_metric_listed_first_ranks_the_boards_and_has_intervals(first_run: dict) -> None:
+    frame = pd.read_csv(first_run["folder"] / "out" / "results.csv")
+    errors = frame[frame["metric"] == "error_rate"]
+    assert len(errors) == len(frame) / 2 and errors[["ci_low", "ci_high"]].notna().all().all()
+    assert ((errors["ci_low"] <= errors["value"]) & (errors["value"] <= errors["ci_high"])).all()
+    board = first_run["out"].stdout.split("(clean, test split)")[1].split("##")[0]
+    header, _, *rows = [line for line in board.splitlines() if line.startswith("|")]
+    assert header.split("|")[4].strip() == "error_rate"
+    ranked = [float(r.split("|")[4].split("±")[0]) for r in rows]
+    assert ranked == sorted(ranked) and len(ranked) == 2  # lower is better: best first
+
+
+def test_contract_tests_pass_on_the_installed_plugin(plugin_site: Path, tmp_path: Path) -> None:
+    out = run(plugin_site, "-m", "pytest", "--pyargs", "mmbench.testing", "-q", "-p", "no:cacheprovider",
+              "-k", "demo_model or error_rate or undeclared_model", "-rs", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:]
+    summary = out.stdout.strip().splitlines()[-1]
+    assert "failed" not in summary and int(summary.split(" passed")[0].split()[-1]) >= 40
+    skipped = [line for line in out.stdout.splitlines() if line.startswith("SKIPPED") and "undeclared_model" in line]
+    assert skipped and all("declare its inputs in the registry metadata" in line for line in skipped)
+
+
+def test_editing_a_helper_retrains_exactly_its_models(plugin_site: Path, first_run: dict) -> None:
+    folder, args = first_run["folder"], first_run["args"]
+    again = mmbench(plugin_site, "run", *args)
+    assert again.returncode == 0 and "0 cells to run" in again.stderr
+    assert json.loads((folder / "out" / "results.json").read_text())["models_trained"] == 0
+    helpers = plugin_site / "demo_plugin" / "helpers.py"
+    helpers.write_text(helpers.read_text().replace("nn.ReLU()", "nn.Tanh()"))
+    edited = mmbench(plugin_site, "run", *args)
+    assert edited.returncode == 0, edited.stderr
+    assert "trained 1 models (1 code changed: demo_plugin.helpers)" in edited.stderr
+    doc = json.loads((folder / "out" / "results.json").read_text())
+    assert doc["models_trained"] == 1 and [t["cell"].split("/")[1] for t in doc["training"]] == ["demo_model"]
+    planned = re.search(r"(\d+) models, (\d+) evaluations, (\d+) cells to run", edited.stderr)
+    assert planned and int(planned[3]) == (int(planned[1]) + int(planned[2])) // 2  # demo_model's only
+    assert doc["training"][0]["reason"] == "code changed: demo_plugin.helpers"
+
+
+def test_editing_a_metric_recomputes_exactly_its_rows(plugin_site: Path, first_run: dict) -> None:
+    folder, args = first_run["folder"], first_run["args"]
+    before = pd.read_csv(folder / "out" / "results.csv")
+    metrics = plugin_site / "demo_plugin" / "metrics.py"
+    metrics.write_text(metrics.read_text().replace("outcomes.preds != outcomes.labels",
+                                                   "(outcomes.preds != outcomes.labels) * 2.0"))
+    out = mmbench(plugin_site, "run", *args)
+    assert out.returncode == 0, out.stderr
+    assert "0 cells to run" in out.stderr
+    assert json.loads((folder / "out" / "results.json").read_text())["models_trained"] == 0
+    after = pd.read_csv(folder / "out" / "results.csv")
+    key = ["model", "family", "perturbation", "target", "severity", "metric"]
+    joined = before.merge(after, on=key, suffixes=("_b", "_a"))
+    acc, err = joined[joined["metric"] == "accuracy"], joined[joined["metric"] == "error_rate"]
+    assert (acc["value_b"] == acc["value_a"]).all()
+    assert np.allclose(err["value_a"], 2 * err["value_b"])
 
 
 def test_autoload_can_be_turned_off(plugin_site: Path) -> None:
     out = mmbench(plugin_site, "ls", "models", MMBENCH_NO_PLUGINS="1")
     assert out.returncode == 0
-    assert "max_fusion" not in out.stdout and "broken_fusion" not in out.stderr
+    assert "demo_model" not in out.stdout and "broken_fusion" not in out.stderr

@@ -8,10 +8,11 @@ import torch
 
 import mmbench
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.params import build_config, param_defaults
+from mmbench.engine.params import build_config
 from mmbench.errors import MMBenchError
 from mmbench.registry import RECIPES
 from mmbench.train.base import split_accuracy
+
 
 def test_early_stopping_stops_and_keeps_the_best_epoch(synth: MultimodalDataset) -> None:
     recipe = RECIPES.get("standard")()

@@ -90,3 +90,78 @@ def test_every_score_is_documented() -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
     for score in SCORES:
         assert f"| `{score.name}` | {'yes' if score.higher_is_better else 'no'} |" in doc, score.name
+
+
+#: how each score of an error metric (1 - accuracy, lower is better) relates to the accuracy one
+AS_ERROR = {"mce": lambda x: x, "relative_mce": lambda x: x, "effective_robustness": lambda x: -x,
+            "missing_relative_robustness_fixed_step": lambda x: 0.1 * 2 - x}  # 3 levels: 2 steps
+
+
+@pytest.mark.parametrize("score", [s.name for s in SCORES])
+def test_a_lower_is_better_score_metric_mirrors_accuracy(score: str) -> None:
+    """With ``score_metric`` an error rate, worst cases take the maximum and errors are the
+    values themselves: every score is the accuracy score mirrored (1 - x), mCE is unchanged."""
+    from mmbench.metrics.direction import ScoreMetric
+
+    errors = _frame().assign(metric="error_rate", value=lambda f: 1 - f["value"])
+    table = compute_scores(errors, reference="A", metric=ScoreMetric("error_rate", False))
+    got = table[table["score"] == score].set_index("model")["value"]
+    mirror = AS_ERROR.get(score, lambda x: 1 - x)
+    assert got["A"] == pytest.approx(mirror(EXPECTED[score][0]))
+    assert got["B"] == pytest.approx(mirror(EXPECTED[score][1]))
+
+
+def test_score_metric_picks_the_rows_scores_read() -> None:
+    from mmbench.metrics.direction import ScoreMetric
+
+    both = pd.concat([_frame(), _frame().assign(metric="macro_f1", value=lambda f: f["value"] / 2)])
+    halved = compute_scores(both, "A", ScoreMetric("macro_f1", True)).set_index(["model", "score"])["value"]
+    plain = compute_scores(_frame(), "A").set_index(["model", "score"])["value"]
+    assert halved[("A", "clean_accuracy")] == pytest.approx(plain[("A", "clean_accuracy")] / 2)
+    assert halved[("B", "composite")] == pytest.approx(plain[("B", "composite")] / 2)
+
+
+def test_main_board_ranks_a_lower_is_better_composite_ascending() -> None:
+    from mmbench.metrics.direction import ScoreMetric
+    from mmbench.report.leaderboard import main_board
+
+    errors = _frame().assign(metric="error_rate", value=lambda f: 1 - f["value"])
+    scorer = ScoreMetric("error_rate", False)
+    table = compute_scores(errors, "A", scorer).assign(ci_low=np.nan, ci_high=np.nan)
+    rows = [line.split("|")[2].strip() for line in main_board(table, "d", scorer).splitlines()[2:4]]
+    assert rows == ["A", "B"]  # A has the lower composite error
+    assert "Scores read error_rate" in main_board(table, "d", scorer)
+
+
+def test_a_suite_scores_with_a_plugin_metric(tmp_path) -> None:
+    from conftest import tiny_suite, write_suite
+
+    from mmbench.engine.compare import compare
+    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.errors import MMBenchError
+    from mmbench.metrics.base import RowMetric
+    from mmbench.registry import METRICS
+
+    class Miss(RowMetric):
+        higher_is_better = False
+
+        def row_values(self, outcomes):
+            return outcomes.preds != outcomes.labels
+
+    METRICS.register("miss", Miss)
+    try:
+        adv = {"name": "adversarial", "params": {"attacks": ["fgsm"], "eps": [0.1], "targets": ["all"]}}
+        opts = {"cache_dir": tmp_path / "c", "progress": False}
+        suite = tiny_suite(metrics=["miss", "accuracy"], score_metric="miss", perturbations=["clean", adv])
+        result = run_suite(write_suite(tmp_path, suite), RunOptions(out_dir=tmp_path / "a", **opts))
+        scores = result.scores.set_index(["model", "score"])
+        acc = result.frame[(result.frame["metric"] == "miss") & (result.frame["family"] == "clean")]
+        for model, value in acc.set_index("model")["value"].items():
+            assert scores.loc[(model, "clean_accuracy"), "value"] == pytest.approx(value)
+            assert np.isfinite(scores.loc[(model, "composite"), ["ci_low", "ci_high"]]).all()
+        other = tiny_suite(metrics=["accuracy"], perturbations=["clean", adv])
+        run_suite(write_suite(tmp_path, other, "other.yaml"), RunOptions(out_dir=tmp_path / "b", **opts))
+        with pytest.raises(MMBenchError, match="scores miss and .* scores accuracy"):
+            compare(tmp_path / "a", tmp_path / "b")
+    finally:
+        METRICS.unregister("miss")

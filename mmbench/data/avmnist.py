@@ -7,11 +7,11 @@ Files are read with ``allow_pickle=False``.
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
 
 from mmbench.data.base import ModalityKind, ModalitySpec, MultimodalDataset, Split
 from mmbench.data.location import data_path, require

@@ -24,8 +24,8 @@ from mmbench.engine.evaluate import EvalSettings, evaluate
 from mmbench.engine.keys import derive_seed
 from mmbench.engine.options import RunOptions
 from mmbench.engine.plan import EvalCell, Plan, TrainCell, keeps_full_probs
-from mmbench.engine.sources import changed_modules
 from mmbench.engine.rows import CellFacts
+from mmbench.engine.sources import changed_modules
 from mmbench.engine.store import PlannedCell, Store
 from mmbench.metrics.bootstrap import Samples
 from mmbench.models.base import build_model

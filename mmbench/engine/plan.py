@@ -20,7 +20,7 @@ from mmbench.engine.keys import content_hash
 from mmbench.engine.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, build_config, check_params
 from mmbench.engine.sources import code_versions
 from mmbench.engine.suite import Component, Suite
-from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.errors import MMBenchError, did_you_mean, first_line
 from mmbench.models import base as model_base
 from mmbench.models import encoders
 from mmbench.models.base import build_model
@@ -132,7 +132,8 @@ def train_keys(dataset: Component, fingerprint: str, model: Component, recipe: C
         "seed": seed,
         **({"amp": True} if amp and recipe_cls.amp_safe else {}),  # absent: keys of float32 runs
     }
-    code = code_versions(factory, recipe_cls, model_base.FusionModel, encoders.build_encoder)
+    code = code_versions(factory, recipe_cls, model_base.FusionModel, encoders.build_encoder,
+                         exclude=metric_modules())
     return content_hash({**semantic, "code": code, "mmbench": __version__}), content_hash(semantic), code
 
 
@@ -183,7 +184,13 @@ def expand_perturbation(comp: Component, data: MultimodalDataset) -> list[Pertur
         provided["train"] = data.train
     if "groups" in wants:
         provided["groups"] = sorted(data.groups)
-    return list(factory(**provided, **comp.params))
+    try:
+        return list(factory(**provided, **comp.params))
+    except MMBenchError:
+        raise
+    except Exception as exc:  # plugin code: one line naming the perturbation
+        raise MMBenchError(f"perturbation '{label_of(comp)}': its factory raised {type(exc).__name__}: "
+                           f"{first_line(exc)}") from None
 
 
 def applies_to(comp: Component, model: Component) -> bool:
@@ -219,6 +226,12 @@ def check_model_supports(model: Component, perturbations: list[Perturbation],
         )
 
 
+def metric_modules() -> frozenset[str]:
+    """Modules that define plugin metrics: metrics are computed from stored outcomes, so
+    editing one never retrains a model of the same package (unless the model imports it)."""
+    return frozenset(e.obj.__module__ for e in METRICS.entries() if e.source != "builtin")
+
+
 def keeps_full_probs(suite: Suite) -> bool:
     """Whether evaluation cells keep every class's probability (a metric of the suite needs
     them); metric values themselves are computed from stored outcomes, not in the cells."""
@@ -229,7 +242,7 @@ def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite
                 fingerprint: str, amp: bool, codes: dict[type, dict[str, str]]) -> list[EvalCell]:
     cells = []
     for p in perturbations:
-        code = codes.setdefault(type(p), code_versions(type(p)))
+        code = codes.setdefault(type(p), code_versions(type(p), exclude=metric_modules()))
         semantic = {"train": cell.seed_key, "perturbation": repr(p),
                     "outcomes": "full" if keeps_full_probs(suite) else "true_class",
                     "eval": dataclasses.asdict(suite.eval),

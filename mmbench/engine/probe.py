@@ -50,7 +50,8 @@ def probe_model(model: nn.Module, data: MultimodalDataset, what: str) -> list[st
     model = model.cpu().train()
     batch, labels = data.train.to("cpu").rows(slice(0, ROWS))
     batch = {k: v.clone().requires_grad_(v.is_floating_point()) for k, v in batch.items()}
-    inputs = describe(batch)
+    reads = set(getattr(model, "input_modalities", batch))
+    inputs = describe({k: v for k, v in batch.items() if k in reads})
     try:
         logits = model(batch)
     except MMBenchError:

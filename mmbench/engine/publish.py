@@ -7,7 +7,6 @@ the same files from a results folder without recomputing anything.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,14 @@ from mmbench.engine.rows import rows_to_frame
 from mmbench.engine.store import Store
 from mmbench.errors import MMBenchError
 from mmbench.metrics.bootstrap import metric_values
-from mmbench.metrics.direction import ScoreMetric
 from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
+from mmbench.metrics.direction import ScoreMetric
 from mmbench.metrics.sanity import DatasetFacts, sanity_checks
 from mmbench.metrics.scores import score_intervals, score_replicates
 from mmbench.metrics.shapley import modality_shapley, single_modality_views, worst_single_missing
-from mmbench.report.leaderboard import render_leaderboard
-from mmbench.report.html import render_html
 from mmbench.registry import METRICS
+from mmbench.report.html import render_html
+from mmbench.report.leaderboard import render_leaderboard
 from mmbench.report.plots import level_curves, mean_level_curves, rank_stability, robust_curves, shapley_bars
 
 log = logging.getLogger(__name__)

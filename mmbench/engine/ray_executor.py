@@ -20,7 +20,12 @@ import torch
 from tqdm.auto import tqdm
 
 from mmbench.engine.executor import (
-    RunContext, cell_name, eval_name, evaluate_cell, train_info, train_or_load,
+    RunContext,
+    cell_name,
+    eval_name,
+    evaluate_cell,
+    train_info,
+    train_or_load,
 )
 from mmbench.engine.options import RunOptions
 from mmbench.engine.plan import EvalCell, Plan, TrainCell

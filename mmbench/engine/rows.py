@@ -30,16 +30,9 @@ class CellFacts:
 
 
 @dataclass(frozen=True)
-class TidyRow:
-    suite: str
-    dataset: str
-    model: str
-    recipe: str
-    seed: int
-    family: str
-    perturbation: str
-    target: str
-    severity: float
+class TidyRow(CellFacts):
+    """One measurement: a cell's facts, one metric and its value with its interval."""
+
     metric: str
     value: float
     n: int

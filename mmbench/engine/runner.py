@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -14,18 +15,23 @@ import torch
 from mmbench.data.base import MultimodalDataset
 from mmbench.engine.device import resolve_device
 from mmbench.engine.executor import (
-    Executor, LocalExecutor, RunContext, planned, summarise_training, training_reasons,
+    Executor,
+    LocalExecutor,
+    RunContext,
+    planned,
+    summarise_training,
+    training_reasons,
 )
 from mmbench.engine.options import RunOptions
 from mmbench.engine.plan import Plan, check_suite, label_of, make_plan
 from mmbench.engine.probe import probe_plan
 from mmbench.engine.publish import Reading, infos, publish, stored_frame
-from mmbench.report.leaderboard import split_boards
 from mmbench.engine.results import git_hash, package_versions
 from mmbench.engine.store import CellStatus, Store
-from mmbench.engine.suite import Suite, load_suite
-from mmbench.errors import MMBenchError
+from mmbench.engine.suite import Component, Suite, load_suite
+from mmbench.errors import MMBenchError, first_line
 from mmbench.registry import DATASETS
+from mmbench.report.leaderboard import split_boards
 from mmbench.train.cache import CheckpointCache
 
 log = logging.getLogger(__name__)
@@ -69,12 +75,27 @@ def load_datasets(suite: Suite, trust_pickle: bool = False,
         wants = inspect.signature(loader).parameters
         given = {"trust_pickle": trust_pickle, "data_root": data_root, "suite_dir": suite.folder}
         extra = {k: v for k, v in given.items() if k in wants}
-        try:
-            out[label_of(comp)] = loader(**comp.params, **extra)
-        except ValueError as exc:
-            raise MMBenchError(f"dataset '{label_of(comp)}': {exc}") from None
+        out[label_of(comp)] = _load(loader, comp, extra)
         check_finite(out[label_of(comp)], label_of(comp))
     return out
+
+
+def _load(loader: Any, comp: Component, extra: dict[str, Any]) -> MultimodalDataset:
+    """Call a (possibly plugin) loader; whatever it raises becomes one line naming the dataset."""
+    label = label_of(comp)
+    try:
+        data = loader(**comp.params, **extra)
+    except MMBenchError:
+        raise
+    except ValueError as exc:
+        raise MMBenchError(f"dataset '{label}': {first_line(exc)}") from None
+    except Exception as exc:  # plugin code: a missing file, a bad format, ...
+        raise MMBenchError(f"dataset '{label}': its loader raised {type(exc).__name__}: {first_line(exc)}; "
+                           "check its parameters and files") from None
+    if not isinstance(data, MultimodalDataset):
+        raise MMBenchError(f"dataset '{label}': its loader returned {type(data).__name__}, not a "
+                           "MultimodalDataset (build one with mmbench.make_dataset)")
+    return data
 
 
 def check_finite(data: MultimodalDataset, label: str) -> None:

@@ -29,20 +29,22 @@ from typing import Any
 OWN = "mmbench"
 
 
-def code_versions(*objects: Any) -> dict[str, str]:
-    """Module name -> short source hash of every module the ``objects`` depend on."""
+def code_versions(*objects: Any, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Module name -> short source hash of every module the ``objects`` depend on.
+    ``exclude``: modules of the origin that cannot affect them (a plugin's metric modules
+    for a model) unless they are imported."""
     modules: set[str] = set()
     for obj in objects:
         name = getattr(obj, "__module__", None) or type(obj).__module__
-        modules |= set(dependencies(name))
+        modules |= set(dependencies(name, exclude))
     return {m: file_hash(path) for m in sorted(modules) if (path := source_file(m)) is not None}
 
 
-def dependencies(module: str) -> tuple[str, ...]:
-    """``module``, its origin's modules (a plugin's whole distribution or package) and what
-    they import of mmbench or of that origin, transitively."""
+def dependencies(module: str, exclude: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """``module``, its origin's modules (a plugin's whole distribution or package, less
+    ``exclude``) and what they import of mmbench or of that origin, transitively."""
     top = module.split(".")[0]
-    origin = set(origin_modules(top)) if top != OWN else set()
+    origin = set(origin_modules(top)) - set(exclude) if top != OWN else set()
     todo, seen = [module, *sorted(origin)], set()
     while todo:
         name = todo.pop()

@@ -20,7 +20,6 @@ from mmbench.models.calling import PlainModel, check_declared, derive_call
 from mmbench.models.encoders import build_encoder
 from mmbench.registry import MODELS
 
-
 #: Batch key of an optional [N, M] bool presence mask (modalities in ``model.modalities`` order),
 #: set for models that handle missing modalities natively (registered ``handles_missing=True``).
 PRESENT = "__present__"

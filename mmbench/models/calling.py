@@ -124,7 +124,7 @@ def _input_pairs(params: list[inspect.Parameter], inputs: Any, what: str) -> lis
         raise MMBenchError(f"{what}: inputs names {len(inputs)} modalities but forward takes "
                            f"{len(positional)} positional parameters")
     labels = [p.name for p in positional] + [f"arg{i}" for i in range(len(positional), len(inputs))]
-    return list(zip(labels, inputs))
+    return list(zip(labels, inputs, strict=True))
 
 
 def _mismatch(required: list[inspect.Parameter], names: Sequence[str], what: str, dataset: str) -> str:

@@ -22,7 +22,11 @@ from torch import Tensor, nn
 from mmbench.data.base import Batch, ModalitySpec
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.perturb.attacks import (
-    NORMS, AttackSpec, attack_spec, build_attack, perturbation_norm,
+    NORMS,
+    AttackSpec,
+    attack_spec,
+    build_attack,
+    perturbation_norm,
 )
 from mmbench.perturb.base import ALL, Perturbation
 from mmbench.perturb.packing import BatchModel, BroadcastModel, IndexedModel, Layout

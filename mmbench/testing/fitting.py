@@ -30,6 +30,7 @@ from mmbench.errors import first_line
 from mmbench.metrics.base import Outcomes
 from mmbench.models.base import FusionModel, build_model
 from mmbench.models.calling import declared_modalities
+from mmbench.perturb.attacks import CATALOGUE
 from mmbench.registry import MODELS
 
 #: One modality of each kind, small enough for fast tests.
@@ -44,6 +45,19 @@ SHAPES = {"image": [1, 8, 8], "sequence": [2, 16], "vector": [10], "tokens": [6]
 HINTS = (("image", ("image", "img", "vision", "visual", "pix", "rgb", "photo", "frame", "video")),
          ("sequence", ("audio", "aud", "speech", "sound", "wave", "signal", "seq", "time", "spec")),
          ("tokens", ("token", "ids", "words")))
+#: Attack budgets by norm, and small attack options, so a model x attack x target grid is fast.
+EPS = {"Linf": 0.1, "L2": 0.5, "L1": 1.0, "L0": 0.25}
+FAST: dict[str, dict[str, Any]] = {
+    **{name: {"steps": 2} for name, s in CATALOGUE.items() if "steps" in s.option_names()},
+    "square": {"n_queries": 15}, "autoattack": {"steps": 2, "n_queries": 15},
+    "autoattack_ref": {"steps": 2, "n_queries": 15},
+    "spsa": {"nb_iter": 2, "nb_sample": 8, "max_batch_size": 8},
+    "onepixel": {"steps": 2, "popsize": 4}, "pixle": {"restarts": 2, "max_iterations": 2},
+    "eadl1": {"max_iterations": 10, "binary_search_steps": 2},
+    "eaden": {"max_iterations": 10, "binary_search_steps": 2},
+    "pgdrs": {"steps": 2, "noise_batch_size": 4}, "pgdrsl2": {"steps": 2, "noise_batch_size": 4},
+    "cw": {"steps": 5, "lr": 0.1},
+}
 N_CLASSES, N_SAMPLES = 4, 160  # 4: the targeted attacks rank four logits
 DECLARE = ("declare its inputs in the registry metadata, e.g. modalities={'vision': {'kind': "
            "'image', 'shape': [3, 32, 32]}, 'audio': 'sequence'} (and inputs=[...] for positional "

@@ -16,7 +16,6 @@ from mmbench.data.base import Batch, MultimodalDataset
 from mmbench.registry import RECIPES
 from mmbench.train.base import Recipe, TrainReport, split_accuracy
 
-
 #: loss(model, batch, labels, generator) for one mini-batch
 LossFn = Callable[[nn.Module, Batch, Tensor, torch.Generator], Tensor]
 
