@@ -223,3 +223,62 @@ def test_native_imputation_is_refused_for_a_plain_module(registered, tmp_path: P
         {"name": "missing", "params": {"subsets": ["img"], "imputation": ["native"]}}]})
     with pytest.raises(MMBenchError, match="handle missing modalities natively"):
         run_suite(suite, RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c"))
+
+
+class VarArgs(nn.Module):
+    """forward(*inputs): every modality positionally; HF-style output with a 'logits' entry;
+    the class count under the name num_classes."""
+
+    def __init__(self, num_classes: int = 2) -> None:
+        super().__init__()
+        self.lin = nn.Linear(10, num_classes)
+
+    def forward(self, *inputs):
+        return {"logits": self.lin(inputs[2]), "hidden": inputs[0]}
+
+
+def test_var_positional_forward_num_classes_and_logits_entries(registered) -> None:
+    data = make_synthetic(modalities=ALL_KINDS, n_samples=60, n_classes=3, seed=0)
+    registered("varargs", VarArgs)
+    model = mmbench.create_model("varargs", data.modalities, data.n_classes)
+    batch, _ = data.test.rows(slice(0, 4))
+    assert model.call.style == "positional" and model.input_modalities == ("img", "aud", "tab", "txt")
+    assert model(batch).shape == (4, 3)  # num_classes was filled in with the dataset's 3
+
+
+class Hinted(nn.Module):
+    """Names that say their kinds, sizes that adapt (lazy layers), nothing declared."""
+
+    def __init__(self, n_classes: int = 3) -> None:
+        super().__init__()
+        self.v, self.a, self.t = nn.LazyLinear(8), nn.LazyLinear(8), nn.LazyLinear(8)
+        self.head = nn.Linear(24, n_classes)
+
+    def forward(self, vision, audio, text):
+        assert vision.dim() == 4 and audio.dim() == 3, "kinds were guessed from the names"
+        return self.head(torch.cat([self.v(vision.flatten(1)), self.a(audio.flatten(1)), self.t(text)], 1))
+
+
+class NeedsWidth(nn.Module):
+    def __init__(self, width: int, n_classes: int = 3) -> None:
+        super().__init__()
+        self.lin = nn.Linear(10, width)
+        self.head = nn.Linear(width, n_classes)
+
+    def forward(self, tab):
+        return self.head(self.lin(tab).relu())
+
+
+def test_contract_data_fits_what_a_model_declares_or_derives(registered) -> None:
+    from mmbench.testing.fitting import model_fit
+
+    registered("hinted", Hinted)
+    fit = model_fit("hinted")
+    assert fit.data is not None, fit.reason
+    assert [(m.name, m.kind.value) for m in fit.data.modalities] == [
+        ("vision", "image"), ("audio", "sequence"), ("text", "vector")]
+    registered("needs_width", NeedsWidth)
+    assert model_fit("needs_width").data is None and "example={'width': ...}" in model_fit("needs_width").reason
+    registered("needs_width_example", NeedsWidth, example={"width": 6})
+    fit = model_fit("needs_width_example")
+    assert fit.data is not None and fit.data.modality_names == ("tab",)

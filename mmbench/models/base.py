@@ -80,7 +80,7 @@ def build_model(name: str, modalities: Sequence[ModalitySpec], n_classes: int,
     kwargs = {k: v for k, v in params.items() if v is not None}
     check_params(entry.obj, kwargs, what, HARNESS_ARGS)
     accepted = accepted_params(entry.obj)
-    provided = {"modalities": tuple(modalities), "n_classes": n_classes}
+    provided = {"modalities": tuple(modalities), "n_classes": n_classes, "num_classes": n_classes}
     try:
         model = entry.obj(**{k: v for k, v in provided.items() if k in accepted}, **kwargs)
     except MMBenchError:

@@ -10,9 +10,13 @@ mapping as it is (and lets the harness reuse its encoders); any other module is 
 - a single parameter that is not named like a modality gets the whole mapping
   (``forward(self, batch)``), unless it is annotated as a ``Tensor`` (or the dataset has one
   modality and the parameter is unannotated), which gets that one modality's tensor;
+- ``forward(self, *inputs)`` gets every modality positionally, in the dataset's order;
 - the registry metadata ``inputs`` maps parameters whose names differ: a list names the
   modality of each positional parameter in order (``inputs=["vision", "audio"]`` for
   ``forward(self, x1, x2)``), a mapping names it per parameter (``{"x1": "vision"}``).
+
+The module returns logits ``[rows, classes]``: a tensor, or a mapping / an output object with
+a ``logits`` entry (as Hugging Face models return).
 
 Declared ``modalities`` metadata (name -> kind, or ``{kind, shape}``) is checked against each
 dataset at planning, so a model that does not fit a dataset is refused in one line naming both.
@@ -69,6 +73,8 @@ def derive_call(forward: Any, names: Sequence[str], inputs: Any = None, what: st
     fixed = [p for p in params if p.kind not in _VAR]
     required = [p for p in fixed if p.default is p.empty]
     var_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    if not fixed and any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return CallSpec(POSITIONAL, tuple(names))  # forward(self, *inputs): every modality, in order
     named = [p for p in fixed if p.name in names and p.kind is not p.POSITIONAL_ONLY]
     if required and all(p.name in names for p in required) or (not required and (named or var_keyword)):
         chosen = [p.name for p in named]
@@ -157,11 +163,18 @@ class PlainModel(nn.Module):
         return self.call.modalities
 
     def forward(self, batch: Batch) -> Tensor:
-        out = self.call(self.module, batch)
-        if not isinstance(out, torch.Tensor):
-            raise TypeError(f"{self.label} returned {type(out).__name__}, not a logits tensor [N, classes]; "
-                            "return the logits only")
+        return logits_of(self.call(self.module, batch), self.label)
+
+
+def logits_of(out: Any, label: str) -> Tensor:
+    """The logits in a module's output: a tensor, or a ``logits`` entry or attribute."""
+    if isinstance(out, torch.Tensor):
         return out
+    found = out.get("logits") if isinstance(out, Mapping) else getattr(out, "logits", None)
+    if isinstance(found, torch.Tensor):
+        return found
+    raise TypeError(f"{label} returned {type(out).__name__}, not a logits tensor [rows, classes]; return "
+                    "the logits (or a mapping / object with a 'logits' entry)")
 
 
 def declared_modalities(meta: Mapping[str, Any], what: str) -> dict[str, tuple[str, tuple[int, ...] | None]]:

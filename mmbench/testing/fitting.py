@@ -5,7 +5,8 @@ kind). A plugin model may take fixed inputs (``forward(self, vision, audio, text
 sizes, a fixed number of classes): its data is built from what it declares in its registry
 metadata (``modalities``: name -> kind or ``{kind, shape}``; ``inputs``), else from its forward
 signature, with kinds guessed from the names and then every modality as a vector, and with the
-class count its output has. The first candidate on which the model builds and runs one forward
+class count its output has. A model whose factory has parameters without defaults is built with
+its ``example`` metadata (``example={"hidden": 64}``). The first candidate on which the model builds and runs one forward
 and backward pass is used. When none does and the model declares nothing, the contract tests
 are skipped with a reason naming the declaration to add; with declarations, the tests run and
 show the model's own error.
@@ -24,7 +25,7 @@ from torch import nn
 
 from mmbench.data.base import MultimodalDataset
 from mmbench.data.synthetic import make_synthetic
-from mmbench.engine.params import accepted_params
+from mmbench.engine.params import HARNESS_ARGS, accepted_params, param_defaults
 from mmbench.engine.probe import probe_model
 from mmbench.errors import first_line
 from mmbench.metrics.base import Outcomes
@@ -79,10 +80,25 @@ def synthetic(modalities: list[dict[str, Any]], n_classes: int = N_CLASSES, seed
                           n_classes=n_classes, noise=0.8, seed=seed)
 
 
+def model_params(name: str) -> dict[str, Any]:
+    """The parameters the contract tests build model ``name`` with: its ``example`` metadata
+    (needed where its factory has parameters without defaults)."""
+    return dict(MODELS.entry(name).meta.get("example") or {})
+
+
+def _missing_params(name: str) -> list[str]:
+    defaults = param_defaults(MODELS.get(name), HARNESS_ARGS)
+    return [k for k, v in defaults.items() if v is ... and k not in model_params(name)]
+
+
 @lru_cache(maxsize=None)
 def model_fit(name: str) -> Fit:
     """Data that registered model ``name`` builds and runs on (see the module docstring)."""
     entry = MODELS.entry(name)
+    missing = _missing_params(name)
+    if missing:
+        return Fit(None, f"model '{name}' needs {', '.join(missing)} to build: give them defaults, or "
+                         f"register it with example={{{', '.join(repr(m) + ': ...' for m in missing)}}}")
     declared = declared_modalities(entry.meta, f"model '{name}'")
     candidates = _candidates(name, declared)
     if isinstance(candidates, str):
@@ -102,18 +118,18 @@ def _fitted(name: str, mods: list[dict[str, Any]]) -> MultimodalDataset:
     """The candidate data, with the class count of the model's output when the model does not
     take ``n_classes``; raises when the model does not build and run on it."""
     data = synthetic(mods)
-    if "n_classes" not in accepted_params(MODELS.get(name)):
+    if not {"n_classes", "num_classes"} & accepted_params(MODELS.get(name)):
         data = synthetic(mods, _output_classes(name, data))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        model = build_model(name, data.modalities, data.n_classes, {})
+        model = build_model(name, data.modalities, data.n_classes, model_params(name))
         probe_model(model, data, f"model '{name}'")
     return data
 
 
 def _output_classes(name: str, data: MultimodalDataset) -> int:
     with torch.random.fork_rng(devices=[]), torch.no_grad():
-        model = build_model(name, data.modalities, data.n_classes, {}).eval()
+        model = build_model(name, data.modalities, data.n_classes, model_params(name)).eval()
         out = model(data.train.rows(slice(0, 2))[0])
     classes = int(out.shape[-1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else 0
     if classes < 2:
@@ -130,7 +146,7 @@ def _candidates(name: str, declared: dict[str, tuple[str, tuple[int, ...] | None
     if inputs is not None:
         return _named(list(inputs.values()) if isinstance(inputs, dict) else list(inputs))
     adapts = "modalities" in accepted_params(entry.obj)
-    forward = _forward(entry.obj)
+    forward = _forward(entry.obj, model_params(name))
     if isinstance(forward, str) or forward is None:
         return forward if isinstance(forward, str) else [ALL_KINDS]
     params = [p for p in inspect.signature(forward).parameters.values()
@@ -148,17 +164,17 @@ def _named(names: list[str]) -> list[list[dict[str, Any]]]:
     return [guessed] if guessed == vectors else [guessed, vectors]
 
 
-def _forward(factory: Any) -> Any:
+def _forward(factory: Any, params: dict[str, Any]) -> Any:
     """The forward of what ``factory`` builds (a class's own, else a built instance's); None
     for a FusionModel; a reason string when it cannot be built."""
     if inspect.isclass(factory) and issubclass(factory, nn.Module):
         return None if issubclass(factory, FusionModel) else factory.forward.__get__(object())
     data = synthetic(ALL_KINDS)
-    provided = {"modalities": data.modalities, "n_classes": data.n_classes}
+    provided = {"modalities": data.modalities, "n_classes": data.n_classes, "num_classes": data.n_classes}
     wanted = {k: v for k, v in provided.items() if k in accepted_params(factory)}
     try:
         with torch.random.fork_rng(devices=[]):
-            model = factory(**wanted)
+            model = factory(**wanted, **params)
     except Exception as exc:
         return f"its factory does not build without declared inputs ({type(exc).__name__}: {first_line(exc)}); {DECLARE}"
     return None if isinstance(model, FusionModel) else model.forward
