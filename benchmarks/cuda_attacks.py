@@ -11,10 +11,10 @@ import time
 import torch
 
 import mmbench
+from mmbench.config.suite import Component
 from mmbench.data.synthetic import make_synthetic
-from mmbench.engine.plan import expand_perturbation
-from mmbench.engine.suite import Component
 from mmbench.perturb.attacks import CATALOGUE
+from mmbench.plan.cells import expand_perturbation
 
 IMAGE_ONLY = {"pixle", "tifgsm"}  # square / 3-channel images only (docs/attacks.md)
 

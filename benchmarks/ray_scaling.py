@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mmbench.engine.runner import RunOptions, run_suite
-from mmbench.engine.suite import parse_suite
+from mmbench.config.suite import parse_suite
+from mmbench.runner import RunOptions, run_suite
 
 SUITE = {
     "name": "ray-scaling", "datasets": ["mfeat"],

@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from mmbench.engine.runner import RunOptions, run_suite
+from mmbench.runner import RunOptions, run_suite
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "suites" / "smoke.yaml"

@@ -16,11 +16,11 @@ import time
 import torch
 
 import mmbench
+from mmbench.config.suite import Component
 from mmbench.data.mfeat import load_mfeat
-from mmbench.engine.evaluate import evaluate
-from mmbench.engine.plan import EvalCell, expand_perturbation
-from mmbench.engine.suite import Component
-from mmbench.metrics.bootstrap import Collector
+from mmbench.execution.evaluate import evaluate
+from mmbench.metrics.outcomes import Collector
+from mmbench.plan.cells import EvalCell, expand_perturbation
 from mmbench.train.standard import StandardConfig, StandardRecipe
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from mmbench.version import __version__  # noqa: E402
 
 __all__ = [
     "MMBenchError", "__version__", "create_model", "evaluate", "list_corruptions", "list_datasets",
@@ -98,7 +98,7 @@ def list_recipes(pattern: str | None = None) -> list[str]:
 
 def create_model(name: str, modalities: Any, n_classes: int, **overrides: Any) -> Any:
     """Build a registered model for the given modality specs (``None`` overrides dropped)."""
-    from mmbench.models.base import create_model as _create
+    from mmbench.config.build import create_model as _create
 
     return _create(name, modalities, n_classes, **overrides)
 
@@ -131,7 +131,7 @@ def run(suite: Any, **options: Any) -> Any:
 
 
 def run_suite(suite: Any, options: Any = None) -> Any:
-    """Run a suite (a path or a :class:`~mmbench.engine.suite.Suite`); see ``RunOptions``."""
-    from mmbench.engine.runner import run_suite as _run
+    """Run a suite (a path or a :class:`~mmbench.config.suite.Suite`); see ``RunOptions``."""
+    from mmbench.runner import run_suite as _run
 
     return _run(suite, options)

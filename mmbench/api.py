@@ -14,12 +14,12 @@ from typing import Any
 
 from torch import nn
 
+from mmbench.config.options import RunOptions
+from mmbench.config.suite import Component, EvalConfig, Suite, components, load_suite, parse_suite
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.options import RunOptions
-from mmbench.engine.runner import RunResult, run_suite
-from mmbench.engine.suite import Component, EvalConfig, Suite, components, load_suite, parse_suite
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.registry import DATASETS, MODELS
+from mmbench.runner import RunResult, run_suite
 
 #: registry names under which :func:`evaluate` registers its model and data while it runs
 MODEL_ENTRY, DATA_ENTRY = "evaluated_model", "evaluated_data"
@@ -27,7 +27,7 @@ MODEL_ENTRY, DATA_ENTRY = "evaluated_model", "evaluated_data"
 
 def run(suite: str | Path | Mapping[str, Any] | Suite, **options: Any) -> RunResult:
     """Run a suite (a YAML path, a mapping with the same keys, or a :class:`Suite`);
-    ``options`` are :class:`~mmbench.engine.options.RunOptions` fields (``out_dir``,
+    ``options`` are :class:`~mmbench.config.options.RunOptions` fields (``out_dir``,
     ``cache_dir``, ``device``, ``seeds``, ``threads``, ``force``, ...)."""
     if isinstance(suite, Mapping):
         suite = parse_suite({"name": "suite", **dict(suite)}, "suite")

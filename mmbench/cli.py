@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mmbench import __version__
 from mmbench.errors import MMBenchError
+from mmbench.version import __version__
 
 log = logging.getLogger("mmbench")
 KINDS = ("models", "datasets", "perturbations", "corruptions", "metrics", "recipes", "attacks")
@@ -115,7 +115,7 @@ def _trust_option(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     options = RunOptions(out_dir=args.out, cache_dir=args.cache_dir, device=args.device,
                          seeds=tuple(args.seeds) if args.seeds else None,
@@ -140,7 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render results files, plots and boards from the stored rows (nothing recomputed)."""
-    from mmbench.engine.publish import republish
+    from mmbench.report.publish import republish
 
     out = republish(args.results)
     log.info("wrote %s", ", ".join(str(p) for p in out.files.values()))
@@ -151,7 +151,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Score differences A - B with paired bootstrap intervals."""
-    from mmbench.engine.compare import compare, render
+    from mmbench.report.compare import compare, render
 
     text = render(compare(args.a, args.b), args.a, args.b)
     print(text, end="")
@@ -161,7 +161,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Counts of done / pending / failed cells of the latest run, and each failure."""
-    from mmbench.engine.store import open_existing
+    from mmbench.store.database import open_existing
 
     store = open_existing(args.results)
     try:
@@ -220,7 +220,7 @@ def _ls_attacks(pattern: str | None) -> int:
 
 def _params(kind: str, obj: object) -> str:
     """Suite parameters with their defaults, e.g. ``dim=64, hidden=128``."""
-    from mmbench.engine.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, param_defaults
+    from mmbench.config.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, param_defaults
 
     if kind == "metrics":
         return "higher is better" if getattr(obj, "higher_is_better", True) else "lower is better"
@@ -244,10 +244,10 @@ def _describe(entry: object) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Load the suite and its datasets and plan every cell; train and evaluate nothing."""
-    from mmbench.engine.plan import check_suite, make_plan
-    from mmbench.engine.probe import probe_plan
-    from mmbench.engine.runner import load_datasets
-    from mmbench.engine.suite import load_suite
+    from mmbench.config.datasets import load_datasets
+    from mmbench.config.suite import load_suite
+    from mmbench.execution.probe import probe_plan
+    from mmbench.plan.cells import check_suite, make_plan
 
     suite = load_suite(args.suite)
     check_suite(suite)

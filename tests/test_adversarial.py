@@ -231,7 +231,7 @@ def test_every_torchattacks_attack_is_run_or_refused_with_a_reason() -> None:
 
 
 def test_adversarial_training_buys_robustness(trained_pair) -> None:
-    from mmbench.engine.params import build_config
+    from mmbench.config.params import build_config
     from mmbench.registry import RECIPES
 
     standard, data = trained_pair
@@ -249,7 +249,7 @@ def test_adversarial_training_buys_robustness(trained_pair) -> None:
 
 
 def test_adversarial_recipe_rejects_an_unknown_target(data: MultimodalDataset) -> None:
-    from mmbench.engine.params import build_config
+    from mmbench.config.params import build_config
     from mmbench.registry import RECIPES
 
     recipe = RECIPES.get("adversarial")()

@@ -12,9 +12,9 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 import mmbench
+from mmbench.config.params import DATASET_HARNESS_ARGS, param_defaults
 from mmbench.data.arrays import load_arrays, make_dataset, write_fixture
 from mmbench.data.base import ModalityKind
-from mmbench.engine.params import DATASET_HARNESS_ARGS, param_defaults
 from mmbench.errors import MMBenchError
 from mmbench.registry import DATASETS
 

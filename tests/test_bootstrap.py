@@ -10,7 +10,8 @@ import pytest
 from conftest import tiny_suite, write_suite
 from sklearn.metrics import f1_score
 
-from mmbench.metrics.bootstrap import Samples, metric_values, resample_weights, stack
+from mmbench.analysis.bootstrap import metric_values, resample_weights
+from mmbench.metrics.outcomes import Samples, stack
 from mmbench.registry import METRICS
 
 
@@ -74,7 +75,7 @@ def test_score_metric_replicates_are_the_first_of_the_interval_draws() -> None:
 
 
 def test_results_carry_intervals(tmp_path: Path) -> None:
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     metrics = ["accuracy", "macro_f1", "true_class_prob", "balanced_accuracy", "nll", "brier"]
     suite = tiny_suite(models=["late_fusion"], metrics=metrics)

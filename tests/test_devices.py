@@ -15,7 +15,7 @@ def test_cuda_and_cpu_agree_on_a_small_suite(tmp_path) -> None:
     """The same suite on both devices: clean accuracies within one test row of each other."""
     from conftest import tiny_suite, write_suite
 
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     path = write_suite(tmp_path, tiny_suite(models=["late_fusion"]))
     frames = {d: run_suite(path, RunOptions(out_dir=tmp_path / d, cache_dir=tmp_path / f"c{d}", device=d)).frame
@@ -31,7 +31,7 @@ def test_mixed_precision_for_training_and_clean_evaluation(device: str, tmp_path
     own cache keys; attacks still run (in float32) and accuracy stays close to float32."""
     from conftest import tiny_suite, write_suite
 
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     suite = tiny_suite(models=["late_fusion"], perturbations=["clean", {
         "name": "adversarial", "params": {"attacks": ["fgsm"], "eps": [0.05], "targets": ["img"]}}])

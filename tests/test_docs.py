@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mmbench.engine.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, param_defaults
+from mmbench.config.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, param_defaults
 from mmbench.registry import REGISTRIES
 
 DOC = (Path(__file__).resolve().parents[1] / "docs" / "suites.md").read_text()

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 import mmbench
+from mmbench.analysis.shapley import kept_set, shapley_values
+from mmbench.config.suite import Component
 from mmbench.data.base import MultimodalDataset
 from mmbench.data.synthetic import make_synthetic
-from mmbench.engine.plan import expand_perturbation
-from mmbench.engine.suite import Component
 from mmbench.errors import MMBenchError
-from mmbench.metrics.shapley import kept_set, shapley_values
 from mmbench.models.base import PRESENT
 from mmbench.perturb.dropout import random_presence
+from mmbench.plan.cells import expand_perturbation
 from mmbench.train.standard import StandardConfig, StandardRecipe
 
 
@@ -85,7 +85,7 @@ def test_late_fusion_native_averages_present_logits(synth: MultimodalDataset) ->
 def test_native_needs_a_model_that_handles_missing(tmp_path) -> None:
     from conftest import tiny_suite, write_suite
 
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     suite = tiny_suite(models=["seed_concat"], perturbations=[
         {"name": "missing", "params": {"subsets": ["img"], "imputation": ["native"]}}])
@@ -128,11 +128,11 @@ def test_shapley_axioms_by_hand() -> None:
 @pytest.fixture(scope="module")
 def reliance():
     """Shapley values on data with an informative modality, its exact copy, and noise."""
-    from mmbench.engine.evaluate import EvalSettings, evaluate
-    from mmbench.engine.rows import CellFacts, rows_to_frame
-    from mmbench.metrics.bootstrap import stack
-    from mmbench.metrics.shapley import modality_shapley
+    from mmbench.analysis.shapley import modality_shapley
+    from mmbench.execution.evaluate import EvalSettings, evaluate
+    from mmbench.metrics.outcomes import stack
     from mmbench.registry import METRICS
+    from mmbench.store.rows import CellFacts, rows_to_frame
 
     data = make_synthetic(modalities=[
         {"name": "sig", "kind": "vector", "shape": [8], "informativeness": 0.9},
@@ -171,7 +171,7 @@ def test_shapley_on_a_trained_model(reliance) -> None:
 
 def test_single_modality_views(reliance) -> None:
     """Leave-one-out and only-one rows are read off the sweep at the right subsets."""
-    from mmbench.metrics.shapley import single_modality_views
+    from mmbench.analysis.shapley import single_modality_views
     from mmbench.report.leaderboard import views_board
 
     _, frame = reliance
@@ -187,7 +187,7 @@ def test_single_modality_views(reliance) -> None:
 
 
 def test_modality_dropout_training_helps_when_a_modality_is_missing() -> None:
-    from mmbench.engine.params import build_config
+    from mmbench.config.params import build_config
     from mmbench.registry import RECIPES
 
     data = make_synthetic(modalities=[
@@ -212,7 +212,7 @@ def test_modality_dropout_training_helps_when_a_modality_is_missing() -> None:
 def test_native_recipe_needs_a_capable_model(tmp_path) -> None:
     from conftest import tiny_suite, write_suite
 
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     suite = tiny_suite(models=["gated_fusion"], recipes=[
         {"name": "modality_dropout", "params": {"epochs": 1, "imputation": "native"}}])
@@ -235,7 +235,7 @@ def test_rate_curve_board_and_plots(tmp_path) -> None:
     chart per imputation; on informative data, dropping more modalities costs accuracy."""
     from conftest import tiny_suite, write_suite
 
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     suite = tiny_suite(models=["late_fusion"], perturbations=[
         {"name": "random_dropout", "params": {"rates": [0.0, 0.5, 0.9], "imputation": ["zeros", "mean"]}}])

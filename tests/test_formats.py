@@ -95,7 +95,7 @@ def fixtures(tmp_path_factory) -> dict:
 
 @pytest.mark.parametrize("dataset", ["avmnist", "mosei"])
 def test_all_three_families_run_on_the_formats(dataset: str, fixtures: dict, tmp_path: Path) -> None:
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     params = {"val_rows": 10} if dataset == "avmnist" else {}
     suite = {"name": dataset, "datasets": [{"name": dataset, "params": params}],

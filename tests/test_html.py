@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import tiny_suite, write_suite
 
-from mmbench.engine.runner import RunOptions, run_suite
+from mmbench.runner import RunOptions, run_suite
 
 EVIL = "<script>alert('x')</script>"
 

@@ -12,8 +12,8 @@ from mmbench.registry import PERTURBATIONS
 
 def _cases(name: str, data: MultimodalDataset) -> list[Perturbation]:
     """Expand with the parameters the registration gives as its ``example`` (if any)."""
-    from mmbench.engine.plan import expand_perturbation
-    from mmbench.engine.suite import Component
+    from mmbench.config.suite import Component
+    from mmbench.plan.cells import expand_perturbation
 
     example = PERTURBATIONS.entry(name).meta.get("example", {})
     cases = expand_perturbation(Component(name, dict(example)), data)

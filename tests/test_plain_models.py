@@ -13,15 +13,16 @@ from torch import nn
 
 import mmbench
 from mmbench.cli import main
+from mmbench.config.build import build_model
+from mmbench.config.datasets import load_datasets
+from mmbench.config.suite import load_suite
 from mmbench.data.synthetic import make_synthetic
-from mmbench.engine.keys import derive_seed
-from mmbench.engine.plan import make_plan
-from mmbench.engine.runner import RunOptions, load_datasets, run_suite
-from mmbench.engine.suite import load_suite
 from mmbench.errors import MMBenchError
-from mmbench.models.base import build_model
+from mmbench.hashing import derive_seed
 from mmbench.models.calling import PlainModel
+from mmbench.plan.cells import make_plan
 from mmbench.registry import MODELS
+from mmbench.runner import RunOptions, run_suite
 from mmbench.testing.fitting import ALL_KINDS, PlainNet
 from mmbench.train.cache import CheckpointCache
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import tiny_suite, write_suite
 
-from mmbench.engine.runner import RunOptions, run_suite
 from mmbench.errors import MMBenchError
+from mmbench.runner import RunOptions, run_suite
 
 
 def test_ray_and_local_give_identical_tables(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import mmbench
+from mmbench.config.params import build_config
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.params import build_config
 from mmbench.errors import MMBenchError
 from mmbench.registry import RECIPES
 from mmbench.train.base import split_accuracy

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from conftest import tiny_suite, write_suite
 
-from mmbench.engine.rows import COLUMNS
-from mmbench.engine.runner import RunOptions, run_suite
-from mmbench.engine.suite import load_suite
-from mmbench.metrics.bootstrap import stack
+from mmbench.config.suite import load_suite
+from mmbench.metrics.outcomes import stack
 from mmbench.registry import METRICS
+from mmbench.runner import RunOptions, run_suite
+from mmbench.store.rows import COLUMNS
 
 REQUIRED = ["suite", "dataset", "model", "recipe", "seed", "family", "perturbation", "target",
             "severity", "metric", "value", "n"]
@@ -120,7 +120,7 @@ def test_the_harness_scores_what_the_perturbation_returns(synth) -> None:
     import torch
 
     import mmbench
-    from mmbench.engine.evaluate import EvalSettings, evaluate
+    from mmbench.execution.evaluate import EvalSettings, evaluate
     from mmbench.perturb.base import Perturbation
 
     seen = []

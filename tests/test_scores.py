@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmbench.metrics.scores import BY_NAME, SCORES, area_under, compute_scores, score_intervals
+from mmbench.analysis.scores import BY_NAME, SCORES, area_under, compute_scores, score_intervals
 
 
 def _row(model, family, perturbation, target, severity, value, seed=0):
@@ -101,7 +101,7 @@ AS_ERROR = {"mce": lambda x: x, "relative_mce": lambda x: x, "effective_robustne
 def test_a_lower_is_better_score_metric_mirrors_accuracy(score: str) -> None:
     """With ``score_metric`` an error rate, worst cases take the maximum and errors are the
     values themselves: every score is the accuracy score mirrored (1 - x), mCE is unchanged."""
-    from mmbench.metrics.direction import ScoreMetric
+    from mmbench.analysis.direction import ScoreMetric
 
     errors = _frame().assign(metric="error_rate", value=lambda f: 1 - f["value"])
     table = compute_scores(errors, reference="A", metric=ScoreMetric("error_rate", False))
@@ -112,7 +112,7 @@ def test_a_lower_is_better_score_metric_mirrors_accuracy(score: str) -> None:
 
 
 def test_score_metric_picks_the_rows_scores_read() -> None:
-    from mmbench.metrics.direction import ScoreMetric
+    from mmbench.analysis.direction import ScoreMetric
 
     both = pd.concat([_frame(), _frame().assign(metric="macro_f1", value=lambda f: f["value"] / 2)])
     halved = compute_scores(both, "A", ScoreMetric("macro_f1", True)).set_index(["model", "score"])["value"]
@@ -122,7 +122,7 @@ def test_score_metric_picks_the_rows_scores_read() -> None:
 
 
 def test_main_board_ranks_a_lower_is_better_composite_ascending() -> None:
-    from mmbench.metrics.direction import ScoreMetric
+    from mmbench.analysis.direction import ScoreMetric
     from mmbench.report.leaderboard import main_board
 
     errors = _frame().assign(metric="error_rate", value=lambda f: 1 - f["value"])
@@ -136,11 +136,11 @@ def test_main_board_ranks_a_lower_is_better_composite_ascending() -> None:
 def test_a_suite_scores_with_a_plugin_metric(tmp_path) -> None:
     from conftest import tiny_suite, write_suite
 
-    from mmbench.engine.compare import compare
-    from mmbench.engine.runner import RunOptions, run_suite
     from mmbench.errors import MMBenchError
     from mmbench.metrics.base import RowMetric
     from mmbench.registry import METRICS
+    from mmbench.report.compare import compare
+    from mmbench.runner import RunOptions, run_suite
 
     class Miss(RowMetric):
         higher_is_better = False

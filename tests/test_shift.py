@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 import torch
 
+from mmbench.analysis.corruption import corruption_errors, natural_summary, shift_summary
+from mmbench.config.suite import Component
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.plan import expand_perturbation
-from mmbench.engine.suite import Component
 from mmbench.errors import MMBenchError
-from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
+from mmbench.plan.cells import expand_perturbation
 from mmbench.registry import CORRUPTIONS
 
 
@@ -50,7 +50,7 @@ def test_corruption_errors_by_hand() -> None:
 
 
 def test_severity_means_by_hand() -> None:
-    from mmbench.metrics.corruption import severity_means
+    from mmbench.analysis.corruption import severity_means
 
     means = severity_means(_hand_frame()).set_index(["model", "severity"])["value"]
     assert means[("B", 0.0)] == pytest.approx(0.8)                 # clean
@@ -153,7 +153,7 @@ def test_natural_shift_end_to_end(tmp_path) -> None:
     (heavier strokes than anything seen in training) cost accuracy."""
     from conftest import write_suite
 
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     suite = {"name": "nat", "datasets": [{"name": "mfeat", "params": {"ood_attribute": "mor:5"}}],
              "models": ["late_fusion", {"name": "unimodal", "params": {"modality": "pix"}}],
@@ -170,7 +170,7 @@ def test_natural_shift_end_to_end(tmp_path) -> None:
 def test_natural_shift_needs_groups(tmp_path) -> None:
     from conftest import tiny_suite, write_suite
 
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     with pytest.raises(MMBenchError, match="natural_shift needs a dataset with held-out groups"):
         run_suite(write_suite(tmp_path, tiny_suite(perturbations=["natural_shift"])),
@@ -181,9 +181,10 @@ def test_shift_suite_with_baseline(tmp_path) -> None:
     """mCE against a named baseline: the baseline's own CE is 1; all models see the same noise."""
     from conftest import tiny_suite, write_suite
 
-    from mmbench.engine.plan import make_plan
-    from mmbench.engine.runner import RunOptions, load_datasets, run_suite
-    from mmbench.engine.suite import load_suite
+    from mmbench.config.datasets import load_datasets
+    from mmbench.config.suite import load_suite
+    from mmbench.plan.cells import make_plan
+    from mmbench.runner import RunOptions, run_suite
 
     suite = tiny_suite(baseline="late_fusion", perturbations=["clean", {
         "name": "shift", "params": {"corruptions": ["gaussian_noise", "token_typo"], "severities": [1, 3, 5]}}])
@@ -206,7 +207,7 @@ def test_shift_suite_with_baseline(tmp_path) -> None:
 def test_unknown_baseline_is_refused(tmp_path) -> None:
     from conftest import tiny_suite, write_suite
 
-    from mmbench.engine.runner import RunOptions, run_suite
+    from mmbench.runner import RunOptions, run_suite
 
     with pytest.raises(MMBenchError, match="baseline 'late_fushion' is not a model.*did you mean 'late_fusion'"):
         run_suite(write_suite(tmp_path, tiny_suite(baseline="late_fushion")),
@@ -216,9 +217,9 @@ def test_unknown_baseline_is_refused(tmp_path) -> None:
 def test_perturbations_restricted_to_datasets(tmp_path) -> None:
     from conftest import tiny_suite, write_suite
 
-    from mmbench.engine.plan import make_plan
-    from mmbench.engine.runner import load_datasets
-    from mmbench.engine.suite import load_suite
+    from mmbench.config.datasets import load_datasets
+    from mmbench.config.suite import load_suite
+    from mmbench.plan.cells import make_plan
 
     suite = tiny_suite(models=["late_fusion"])
     suite["datasets"].append({**suite["datasets"][0], "label": "other"})

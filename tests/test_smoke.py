@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmbench.engine.runner import RunOptions, run_suite
+from mmbench.runner import RunOptions, run_suite
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,11 +17,11 @@ from conftest import tiny_suite, write_suite
 from torch import nn
 
 from mmbench.cli import main
-from mmbench.engine.runner import RunOptions, run_suite
-from mmbench.engine.store import FILENAME, Store
 from mmbench.errors import MMBenchError
 from mmbench.models.late import LateFusion
 from mmbench.registry import DATASETS, MODELS
+from mmbench.runner import RunOptions, run_suite
+from mmbench.store.database import FILENAME, Store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -208,7 +208,7 @@ def test_compare_gives_paired_differences(tmp_path: Path, capsys) -> None:
     for name, suite in (("long", base), ("short", short)):
         run_suite(write_suite(tmp_path, suite, f"{name}.yaml"),
                   RunOptions(out_dir=tmp_path / name, cache_dir=tmp_path / "c", progress=False))
-    from mmbench.engine.compare import compare
+    from mmbench.report.compare import compare
 
     table = compare(tmp_path / "long", tmp_path / "long").set_index(["model", "score"])
     assert (table["diff"] == 0).all() and (table["ci_low"] == 0).all() and (table["ci_high"] == 0).all()

@@ -1,4 +1,5 @@
-"""Metrics on predictions: a tiny update()/compute() contract (after torchmetrics)."""
+"""Metrics: the contract (one function of per-row outcomes and row weights), the built-in
+classification metrics, and the per-row outcomes that evaluation cells keep."""
 
 from mmbench.metrics.base import Metric
 

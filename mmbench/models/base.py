@@ -1,4 +1,5 @@
-"""The FusionModel contract and model creation.
+"""The FusionModel contract, and adapting any module to the harness (building a registered model
+from a suite entry lives in :mod:`mmbench.config.build`).
 
 ``forward(batch) -> logits`` where ``batch`` maps modality names to tensors. Models with encoders
 split the forward pass into :meth:`FusionModel.encode` (one feature tensor per modality) and
@@ -14,11 +15,9 @@ from typing import Any
 from torch import Tensor, nn
 
 from mmbench.data.base import Batch, ModalitySpec
-from mmbench.engine.params import HARNESS_ARGS, accepted_params, check_params
-from mmbench.errors import MMBenchError, first_line
+from mmbench.errors import MMBenchError
 from mmbench.models.calling import PlainModel, check_declared, derive_call
 from mmbench.models.encoders import build_encoder
-from mmbench.registry import MODELS
 
 #: Batch key of an optional [N, M] bool presence mask (modalities in ``model.modalities`` order),
 #: set for models that handle missing modalities natively (registered ``handles_missing=True``).
@@ -60,35 +59,6 @@ class FusionModel(nn.Module, abc.ABC):
         if PRESENT in batch:
             features[PRESENT] = batch[PRESENT]
         return self.fuse_and_classify(features)
-
-
-def create_model(
-    name: str, modalities: Sequence[ModalitySpec], n_classes: int, **overrides: Any
-) -> nn.Module:
-    """Build registered model ``name``; ``None`` overrides are dropped (timm's convention). A
-    :class:`FusionModel` comes back as it is, any other module wrapped in a
-    :class:`~mmbench.models.calling.PlainModel` that calls it the way its forward declares."""
-    return build_model(name, modalities, n_classes, overrides)
-
-
-def build_model(name: str, modalities: Sequence[ModalitySpec], n_classes: int,
-                params: dict[str, Any], label: str | None = None,
-                dataset: str = "the dataset") -> nn.Module:
-    """:func:`create_model` with the suite's ``label`` and ``dataset`` for one-line errors."""
-    entry = MODELS.entry(name)
-    what = f"model '{label or name}'"
-    kwargs = {k: v for k, v in params.items() if v is not None}
-    check_params(entry.obj, kwargs, what, HARNESS_ARGS)
-    accepted = accepted_params(entry.obj)
-    provided = {"modalities": tuple(modalities), "n_classes": n_classes, "num_classes": n_classes}
-    try:
-        model = entry.obj(**{k: v for k, v in provided.items() if k in accepted}, **kwargs)
-    except MMBenchError:
-        raise
-    except Exception as exc:  # plugin code: one line naming the model, not a traceback
-        raise MMBenchError(f"{what}: building it for {dataset} failed: {type(exc).__name__}: "
-                           f"{first_line(exc)}") from None
-    return adapt(model, entry.meta, modalities, n_classes, what, dataset)
 
 
 def adapt(model: Any, meta: dict[str, Any], modalities: Sequence[ModalitySpec], n_classes: int,

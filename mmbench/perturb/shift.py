@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from mmbench.data.base import Batch, ModalitySpec
-from mmbench.engine.keys import derive_seed
 from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.hashing import derive_seed
 from mmbench.perturb.base import ALL, Perturbation
 from mmbench.perturb.corruptions import SEVERITIES, Corruption
 from mmbench.registry import CORRUPTIONS, PERTURBATIONS

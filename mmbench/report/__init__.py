@@ -1,1 +1,2 @@
-"""Rendering results for people: leaderboards (and, later, HTML reports and plots)."""
+"""Reporting: publishing a results folder (files, plots, ``LEADERBOARD.md``, ``report.html``),
+``mmbench compare``, and the Markdown, HTML and plot renderers."""

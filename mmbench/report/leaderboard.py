@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 from tabulate import tabulate
 
-from mmbench.metrics.corruption import ACCURACY, severity_means
-from mmbench.metrics.direction import ScoreMetric
+from mmbench.analysis.corruption import ACCURACY, severity_means
+from mmbench.analysis.direction import ScoreMetric
 from mmbench.registry import METRICS
 
 SEED_COLUMNS = ["dataset", "model", "recipe", "metric"]

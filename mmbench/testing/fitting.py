@@ -23,13 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from mmbench.config.build import build_model
+from mmbench.config.params import HARNESS_ARGS, accepted_params, param_defaults
 from mmbench.data.base import MultimodalDataset
 from mmbench.data.synthetic import make_synthetic
-from mmbench.engine.params import HARNESS_ARGS, accepted_params, param_defaults
-from mmbench.engine.probe import probe_model
 from mmbench.errors import first_line
+from mmbench.execution.probe import probe_model
 from mmbench.metrics.base import Outcomes
-from mmbench.models.base import FusionModel, build_model
+from mmbench.models.base import FusionModel
 from mmbench.models.calling import declared_modalities
 from mmbench.perturb.attacks import CATALOGUE
 from mmbench.registry import MODELS

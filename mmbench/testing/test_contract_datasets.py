@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import mmbench
-from mmbench.engine.params import DATASET_HARNESS_ARGS, param_defaults
+from mmbench.config.params import DATASET_HARNESS_ARGS, param_defaults
 from mmbench.registry import DATASETS
 
 

@@ -8,14 +8,15 @@ import pytest
 import torch
 from torch import nn
 
+from mmbench.config.build import create_model
+from mmbench.config.suite import Component
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.evaluate import BatchCache
-from mmbench.engine.plan import expand_perturbation
-from mmbench.engine.suite import Component
 from mmbench.errors import MMBenchError
-from mmbench.models.base import FusionModel, create_model
+from mmbench.execution.evaluate import BatchCache
+from mmbench.models.base import FusionModel
 from mmbench.perturb.adversarial import Attack, adversarial
 from mmbench.perturb.attacks import CATALOGUE, attack_spec
+from mmbench.plan.cells import expand_perturbation
 from mmbench.registry import DATASETS, MODELS
 from mmbench.testing.fitting import EPS, FAST, model_fit, model_params
 from mmbench.train.standard import StandardConfig, StandardRecipe

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 import mmbench
+from mmbench.config.suite import Component
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.evaluate import BatchCache
-from mmbench.engine.plan import expand_perturbation
-from mmbench.engine.suite import Component
+from mmbench.execution.evaluate import BatchCache
 from mmbench.perturb.base import ALL, Perturbation
+from mmbench.plan.cells import expand_perturbation
 from mmbench.registry import PERTURBATIONS
 from mmbench.testing.fitting import plain_model
 

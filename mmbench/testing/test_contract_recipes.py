@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import mmbench
+from mmbench.config.params import build_config, param_defaults
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.params import build_config, param_defaults
 from mmbench.registry import RECIPES
 from mmbench.testing.fitting import plain_model
 from mmbench.train.base import split_accuracy

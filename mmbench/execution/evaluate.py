@@ -11,7 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmbench.data.base import Split
-from mmbench.metrics.bootstrap import Collector
+from mmbench.metrics.outcomes import Collector
 from mmbench.perturb.base import Perturbation
 
 

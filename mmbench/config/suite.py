@@ -77,6 +77,11 @@ class Suite:
         return dataclasses.replace(self, seeds=tuple(seeds))
 
 
+def label_of(component: Component) -> str:
+    """What a component is called in results: its label, else its registry name."""
+    return component.label or component.name
+
+
 TOP_KEYS = tuple(f.name for f in fields(Suite) if f.name != "folder") + ("include",)
 COMPONENT_KEYS = ("name", "params", "label", "models", "datasets")
 
@@ -172,7 +177,7 @@ def _seeds(value: Any, source: str) -> tuple[int, ...]:
 
 
 def _eval_config(value: Any, source: str) -> EvalConfig:
-    from mmbench.engine.params import build_config
+    from mmbench.config.params import build_config
 
     if not isinstance(value, dict):
         raise MMBenchError(f"{source}: 'eval' must be a mapping (batch_size, split)")

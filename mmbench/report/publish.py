@@ -15,21 +15,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmbench.analysis.bootstrap import metric_values
+from mmbench.analysis.corruption import corruption_errors, natural_summary, shift_summary
+from mmbench.analysis.direction import ScoreMetric
+from mmbench.analysis.sanity import DatasetFacts, sanity_checks
+from mmbench.analysis.scores import score_intervals, score_replicates
+from mmbench.analysis.shapley import modality_shapley, single_modality_views, worst_single_missing
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.results import write_results
-from mmbench.engine.rows import rows_to_frame
-from mmbench.engine.store import Store
 from mmbench.errors import MMBenchError
-from mmbench.metrics.bootstrap import metric_values
-from mmbench.metrics.corruption import corruption_errors, natural_summary, shift_summary
-from mmbench.metrics.direction import ScoreMetric
-from mmbench.metrics.sanity import DatasetFacts, sanity_checks
-from mmbench.metrics.scores import score_intervals, score_replicates
-from mmbench.metrics.shapley import modality_shapley, single_modality_views, worst_single_missing
 from mmbench.registry import METRICS
 from mmbench.report.html import render_html
 from mmbench.report.leaderboard import render_leaderboard
 from mmbench.report.plots import level_curves, mean_level_curves, rank_stability, robust_curves, shapley_bars
+from mmbench.store.database import Store
+from mmbench.store.exports import write_results
+from mmbench.store.rows import rows_to_frame
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def republish(folder: Path) -> Published:
     (``mmbench report``); the provenance of ``results.json`` is kept."""
     import json
 
-    from mmbench.engine.store import open_existing
+    from mmbench.store.database import open_existing
 
     store = open_existing(folder)
     try:

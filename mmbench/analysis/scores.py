@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mmbench.metrics.corruption import ACCURACY, corruption_errors, natural_summary
-from mmbench.metrics.direction import ScoreMetric
+from mmbench.analysis.corruption import ACCURACY, corruption_errors, natural_summary
+from mmbench.analysis.direction import ScoreMetric
 
 KEY = ["dataset", "model", "recipe"]
 FAMILIES = ("adversarial", "dropout", "shift")

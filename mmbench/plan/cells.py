@@ -14,18 +14,18 @@ from typing import Any
 
 import torch
 
-from mmbench import __version__
+from mmbench.config.build import build_model
+from mmbench.config.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, build_config, check_params
+from mmbench.config.suite import Component, Suite, label_of
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.keys import content_hash
-from mmbench.engine.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, build_config, check_params
-from mmbench.engine.sources import code_versions
-from mmbench.engine.suite import Component, Suite
 from mmbench.errors import MMBenchError, did_you_mean, first_line
+from mmbench.hashing import content_hash
 from mmbench.models import base as model_base
 from mmbench.models import encoders
-from mmbench.models.base import build_model
 from mmbench.perturb.base import Perturbation
+from mmbench.plan.sources import code_versions
 from mmbench.registry import DATASETS, METRICS, MODELS, PERTURBATIONS, RECIPES
+from mmbench.version import __version__
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,6 @@ class Plan:
 
     def evals_for(self, cell: TrainCell) -> Iterator[EvalCell]:
         return (e for e in self.eval_cells if e.train.key == cell.key)
-
-
-def label_of(component: Component) -> str:
-    return component.label or component.name
 
 
 def check_suite(suite: Suite) -> None:

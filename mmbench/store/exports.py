@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from mmbench.engine.rows import COLUMNS, frame_records
+from mmbench.store.rows import COLUMNS, frame_records
 
 SCHEMA_VERSION = 1
 PACKAGES = ("mmbench", "torch", "torchattacks", "numpy", "pandas", "scikit-learn", "tabulate")

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmbench.engine.publish import DatasetInfo, Reading, stored_frame
-from mmbench.engine.store import open_existing
+from mmbench.analysis.scores import KEY, compute_scores, score_replicates
 from mmbench.errors import MMBenchError
-from mmbench.metrics.scores import KEY, compute_scores, score_replicates
+from mmbench.report.publish import DatasetInfo, Reading, stored_frame
+from mmbench.store.database import open_existing
 
 LEVEL = 0.95
 

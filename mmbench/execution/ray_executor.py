@@ -19,7 +19,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mmbench.engine.executor import (
+from mmbench.config.options import RunOptions
+from mmbench.config.suite import Suite
+from mmbench.errors import MMBenchError
+from mmbench.execution.executor import (
     RunContext,
     cell_name,
     eval_name,
@@ -27,13 +30,10 @@ from mmbench.engine.executor import (
     train_info,
     train_or_load,
 )
-from mmbench.engine.options import RunOptions
-from mmbench.engine.plan import EvalCell, Plan, TrainCell
-from mmbench.engine.rows import CellFacts
-from mmbench.engine.store import PlannedCell, Store
-from mmbench.engine.suite import Suite
-from mmbench.errors import MMBenchError
-from mmbench.metrics.bootstrap import Samples
+from mmbench.metrics.outcomes import Samples
+from mmbench.plan.cells import EvalCell, Plan, TrainCell
+from mmbench.store.database import PlannedCell, Store
+from mmbench.store.rows import CellFacts
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ _CONTEXTS: dict[int, RunContext] = {}
 
 def worker_context(settings: WorkerSettings) -> RunContext:
     """This worker process's context for ``settings`` (datasets loaded once per process)."""
-    from mmbench.engine.runner import load_datasets
+    from mmbench.config.datasets import load_datasets
     from mmbench.train.cache import CheckpointCache
 
     key = hash(repr(settings))

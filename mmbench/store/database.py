@@ -28,9 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mmbench.engine.rows import CellFacts
 from mmbench.errors import MMBenchError
-from mmbench.metrics.bootstrap import Samples
+from mmbench.metrics.outcomes import Samples
+from mmbench.store.rows import CellFacts
 
 FILENAME = "store.sqlite"
 SCHEMA = """

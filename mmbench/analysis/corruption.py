@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mmbench.metrics.direction import ScoreMetric
+from mmbench.analysis.direction import ScoreMetric
 
 ACCURACY = ScoreMetric()
 KEY = ["dataset", "model", "recipe"]

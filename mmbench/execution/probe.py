@@ -13,10 +13,10 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from mmbench.config.build import build_model
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.plan import Plan, TrainCell
 from mmbench.errors import MMBenchError, first_line
-from mmbench.models.base import build_model
+from mmbench.plan.cells import Plan, TrainCell
 
 log = logging.getLogger(__name__)
 ROWS = 2

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
 
+from mmbench.config.datasets import load_datasets
+from mmbench.config.options import RunOptions
+from mmbench.config.suite import Suite, load_suite
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.device import resolve_device
-from mmbench.engine.executor import (
+from mmbench.errors import MMBenchError
+from mmbench.execution.device import resolve_device
+from mmbench.execution.executor import (
     Executor,
     LocalExecutor,
     RunContext,
@@ -22,16 +24,12 @@ from mmbench.engine.executor import (
     summarise_training,
     training_reasons,
 )
-from mmbench.engine.options import RunOptions
-from mmbench.engine.plan import Plan, check_suite, label_of, make_plan
-from mmbench.engine.probe import probe_plan
-from mmbench.engine.publish import Reading, infos, publish, stored_frame
-from mmbench.engine.results import git_hash, package_versions
-from mmbench.engine.store import CellStatus, Store
-from mmbench.engine.suite import Component, Suite, load_suite
-from mmbench.errors import MMBenchError, first_line
-from mmbench.registry import DATASETS
+from mmbench.execution.probe import probe_plan
+from mmbench.plan.cells import Plan, check_suite, make_plan
 from mmbench.report.leaderboard import split_boards
+from mmbench.report.publish import Reading, infos, publish, stored_frame
+from mmbench.store.database import CellStatus, Store
+from mmbench.store.exports import git_hash, package_versions
 from mmbench.train.cache import CheckpointCache
 
 log = logging.getLogger(__name__)
@@ -62,49 +60,6 @@ class RunResult:
     def boards(self) -> dict[str, str]:
         """The leaderboard's boards by heading (``"mfeat: main board"``, ...)."""
         return split_boards(self.leaderboard)
-
-
-def load_datasets(suite: Suite, trust_pickle: bool = False,
-                  data_root: str | None = None) -> dict[str, MultimodalDataset]:
-    """Load every dataset of the suite (label -> data), on the CPU; NaN/Inf in the data is a
-    one-line error naming where. Loaders that declare ``trust_pickle`` / ``data_root`` /
-    ``suite_dir`` get the user's ``--trust-pickle`` / ``--data-dir`` and the suite file's folder."""
-    out = {}
-    for comp in suite.datasets:
-        loader = DATASETS.get(comp.name)
-        wants = inspect.signature(loader).parameters
-        given = {"trust_pickle": trust_pickle, "data_root": data_root, "suite_dir": suite.folder}
-        extra = {k: v for k, v in given.items() if k in wants}
-        out[label_of(comp)] = _load(loader, comp, extra)
-        check_finite(out[label_of(comp)], label_of(comp))
-    return out
-
-
-def _load(loader: Any, comp: Component, extra: dict[str, Any]) -> MultimodalDataset:
-    """Call a (possibly plugin) loader; whatever it raises becomes one line naming the dataset."""
-    label = label_of(comp)
-    try:
-        data = loader(**comp.params, **extra)
-    except MMBenchError:
-        raise
-    except ValueError as exc:
-        raise MMBenchError(f"dataset '{label}': {first_line(exc)}") from None
-    except Exception as exc:  # plugin code: a missing file, a bad format, ...
-        raise MMBenchError(f"dataset '{label}': its loader raised {type(exc).__name__}: {first_line(exc)}; "
-                           "check its parameters and files") from None
-    if not isinstance(data, MultimodalDataset):
-        raise MMBenchError(f"dataset '{label}': its loader returned {type(data).__name__}, not a "
-                           "MultimodalDataset (build one with mmbench.make_dataset)")
-    return data
-
-
-def check_finite(data: MultimodalDataset, label: str) -> None:
-    for part, split in data.splits():
-        for name, x in split.inputs.items():
-            bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
-            if bad:
-                raise MMBenchError(f"dataset '{label}': {bad} NaN/Inf values in modality '{name}' "
-                                   f"of the {part} split; clean or impute the data first")
 
 
 def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> RunResult:
@@ -181,7 +136,7 @@ def make_executor(options: RunOptions, device: torch.device) -> Executor:
     if options.executor == "local":
         return LocalExecutor()
     if options.executor == "ray":
-        from mmbench.engine.ray_executor import RayExecutor
+        from mmbench.execution.ray_executor import RayExecutor
 
         return RayExecutor(options.address, options.workers, device)
     raise MMBenchError(f"unknown executor '{options.executor}'; use local or ray")

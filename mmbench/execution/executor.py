@@ -3,7 +3,7 @@
 Cells form a DAG: each evaluation cell depends on its training cell. An executor runs the
 *pending* cells (those the store has not finished) and records each one in the store as it
 finishes, or as failed with its error; a failure does not stop the other cells unless
-``fail_fast``. The local executor is serial and in-process; ``mmbench.engine.ray_executor``
+``fail_fast``. The local executor is serial and in-process; ``mmbench.execution.ray_executor``
 runs the same cell functions as Ray tasks, so both give identical tables.
 """
 
@@ -19,17 +19,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mmbench.config.build import build_model
+from mmbench.config.options import RunOptions
 from mmbench.data.base import MultimodalDataset
-from mmbench.engine.evaluate import EvalSettings, evaluate
-from mmbench.engine.keys import derive_seed
-from mmbench.engine.options import RunOptions
-from mmbench.engine.plan import EvalCell, Plan, TrainCell, keeps_full_probs
-from mmbench.engine.rows import CellFacts
-from mmbench.engine.sources import changed_modules
-from mmbench.engine.store import PlannedCell, Store
-from mmbench.metrics.bootstrap import Samples
-from mmbench.models.base import build_model
+from mmbench.execution.evaluate import EvalSettings, evaluate
+from mmbench.hashing import derive_seed
+from mmbench.metrics.outcomes import Samples
+from mmbench.plan.cells import EvalCell, Plan, TrainCell, keeps_full_probs
+from mmbench.plan.sources import changed_modules
 from mmbench.registry import RECIPES
+from mmbench.store.database import PlannedCell, Store
+from mmbench.store.rows import CellFacts
 from mmbench.train.cache import CheckpointCache
 
 log = logging.getLogger(__name__)

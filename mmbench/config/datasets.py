@@ -1,0 +1,57 @@
+"""Loading the datasets a suite names: harness arguments filled in where a loader declares
+them, any loader failure (a plugin's too) as one line naming the dataset, NaN/Inf refused."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import torch
+
+from mmbench.config.suite import Component, Suite, label_of
+from mmbench.data.base import MultimodalDataset
+from mmbench.errors import MMBenchError, first_line
+from mmbench.registry import DATASETS
+
+
+def load_datasets(suite: Suite, trust_pickle: bool = False,
+                  data_root: str | None = None) -> dict[str, MultimodalDataset]:
+    """Load every dataset of the suite (label -> data), on the CPU; NaN/Inf in the data is a
+    one-line error naming where. Loaders that declare ``trust_pickle`` / ``data_root`` /
+    ``suite_dir`` get the user's ``--trust-pickle`` / ``--data-dir`` and the suite file's folder."""
+    out = {}
+    for comp in suite.datasets:
+        loader = DATASETS.get(comp.name)
+        wants = inspect.signature(loader).parameters
+        given = {"trust_pickle": trust_pickle, "data_root": data_root, "suite_dir": suite.folder}
+        extra = {k: v for k, v in given.items() if k in wants}
+        out[label_of(comp)] = _load(loader, comp, extra)
+        check_finite(out[label_of(comp)], label_of(comp))
+    return out
+
+
+def _load(loader: Any, comp: Component, extra: dict[str, Any]) -> MultimodalDataset:
+    """Call a (possibly plugin) loader; whatever it raises becomes one line naming the dataset."""
+    label = label_of(comp)
+    try:
+        data = loader(**comp.params, **extra)
+    except MMBenchError:
+        raise
+    except ValueError as exc:
+        raise MMBenchError(f"dataset '{label}': {first_line(exc)}") from None
+    except Exception as exc:  # plugin code: a missing file, a bad format, ...
+        raise MMBenchError(f"dataset '{label}': its loader raised {type(exc).__name__}: {first_line(exc)}; "
+                           "check its parameters and files") from None
+    if not isinstance(data, MultimodalDataset):
+        raise MMBenchError(f"dataset '{label}': its loader returned {type(data).__name__}, not a "
+                           "MultimodalDataset (build one with mmbench.make_dataset)")
+    return data
+
+
+def check_finite(data: MultimodalDataset, label: str) -> None:
+    for part, split in data.splits():
+        for name, x in split.inputs.items():
+            bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
+            if bad:
+                raise MMBenchError(f"dataset '{label}': {bad} NaN/Inf values in modality '{name}' "
+                                   f"of the {part} split; clean or impute the data first")

@@ -1,1 +1,0 @@
-"""The engine: suite configs, planning into cells, execution and result files."""

@@ -1,0 +1,98 @@
+"""The package's architecture holds: walking every import of every module (function-level ones
+included), there is no import cycle and no folder imports a layer above it. Each folder's
+``__init__`` docstring says what lives there."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mmbench"
+
+#: top to bottom; a module may import its own layer and any layer below it
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("mmbench", "mmbench.__main__", "mmbench.cli", "mmbench.api", "mmbench.runner", "mmbench.testing"),
+    ("mmbench.report",),
+    ("mmbench.analysis",),
+    ("mmbench.execution",),
+    ("mmbench.plan",),
+    ("mmbench.config",),
+    ("mmbench.store",),
+    ("mmbench.perturb", "mmbench.train", "mmbench.models", "mmbench.data", "mmbench.metrics"),
+    ("mmbench.registry", "mmbench.errors", "mmbench.hashing", "mmbench.version"),
+)
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = ("mmbench", *path.relative_to(PACKAGE).with_suffix("").parts)
+        out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def layer(module: str) -> int:
+    best = max((prefix for group in LAYERS for prefix in group
+                if module == prefix or module.startswith(prefix + ".")), key=len)
+    return next(i for i, group in enumerate(LAYERS) if best in group)
+
+
+def imports(module: str) -> set[str]:
+    """The mmbench modules ``module`` imports (``from a import b``: ``a.b`` where that is a
+    module, else ``a``)."""
+    path = MODULES[module]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, *([node.module] if node.module else [])])
+            found |= {f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base for a in node.names}
+    return {m for m in found if m in MODULES and m != module}
+
+
+def test_every_module_has_a_layer() -> None:
+    for module in MODULES:
+        assert layer(module) >= 0
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_import_reaches_a_higher_layer(module: str) -> None:
+    upward = [m for m in imports(module) if layer(m) < layer(module)]
+    assert not upward, f"{module} (layer {layer(module)}) imports {upward}"
+
+
+def test_there_is_no_import_cycle() -> None:
+    graph = {m: imports(m) for m in MODULES}
+    graph = {m: {t for t in targets if t != "mmbench"} for m, targets in graph.items()}  # the package root
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for target in sorted(graph[node]):
+            if state.get(target) == 1:
+                cycle = trail[trail.index(target):] + [target] if target in trail else [node, target]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if target not in state:
+                visit(target, [*trail, target])
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in PACKAGE.glob("*/__init__.py")))
+def test_each_folder_says_what_lives_there(folder: str) -> None:
+    doc = importlib.import_module(f"mmbench.{folder}").__doc__
+    assert doc and len(doc.split()) >= 8, f"mmbench/{folder}/__init__.py needs a docstring"
