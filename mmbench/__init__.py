@@ -21,8 +21,8 @@ from mmbench.version import __version__  # noqa: E402
 
 __all__ = [
     "MMBenchError", "__version__", "create_model", "evaluate", "list_corruptions", "list_datasets",
-    "list_metrics", "list_models", "list_perturbations", "list_recipes", "load_dataset", "make_dataset",
-    "register_corruption", "register_dataset", "register_metric", "register_model",
+    "list_families", "list_metrics", "list_models", "list_perturbations", "list_recipes", "load_dataset", "make_dataset",
+    "register_corruption", "register_dataset", "register_family", "register_metric", "register_model",
     "register_perturbation", "register_recipe", "run", "run_suite",
 ]
 
@@ -54,12 +54,19 @@ def register_perturbation(name: str, **meta: Any) -> Any:
 
 
 def register_corruption(name: str, kinds: tuple[str, ...], levels: tuple[float, ...], unit: str,
-                        requires: Any = None) -> Any:
+                        requires: Any = None, random: bool = True) -> Any:
     """Decorator registering a corruption ``f(x, level, generator, spec) -> Tensor`` for the
-    ``shift`` family (see :mod:`mmbench.perturb.corruptions`)."""
+    ``shift`` family (see :mod:`mmbench.perturb.corruptions`); ``random=False`` when it draws
+    nothing at random."""
     from mmbench.perturb.corruptions import corruption
 
-    return corruption(name, kinds, levels, unit, requires)  # type: ignore[arg-type]
+    return corruption(name, kinds, levels, unit, requires, random)  # type: ignore[arg-type]
+
+
+def register_family(name: str, **meta: Any) -> Any:
+    """Decorator registering a :class:`mmbench.families.base.Family` subclass: the analysis
+    (scores, composite part, boards, plots) of perturbations whose ``family`` is ``name``."""
+    return _registry("families").register(name, **meta)
 
 
 def register_metric(name: str, **meta: Any) -> Any:
@@ -96,6 +103,10 @@ def list_recipes(pattern: str | None = None) -> list[str]:
     return _registry("recipes").names(pattern)
 
 
+def list_families(pattern: str | None = None) -> list[str]:
+    return _registry("families").names(pattern)
+
+
 def create_model(name: str, modalities: Any, n_classes: int, **overrides: Any) -> Any:
     """Build a registered model for the given modality specs (``None`` overrides dropped)."""
     from mmbench.config.build import create_model as _create
@@ -115,11 +126,14 @@ def make_dataset(arrays: Any, modalities: Any, labels: Any, **options: Any) -> A
     return _make(arrays, modalities, labels, **options)
 
 
-def evaluate(model: Any, dataset: Any, perturbations: Any = ("clean",), metrics: Any = ("accuracy",),
+def evaluate(model: Any, dataset: Any, perturbations: Any = None, metrics: Any = ("accuracy",),
              **options: Any) -> Any:
-    """Evaluate a trained in-memory model (see :func:`mmbench.api.evaluate`)."""
+    """Evaluate a trained in-memory model (see :func:`mmbench.api.evaluate`; ``perturbations``
+    defaults to the clean split only)."""
     from mmbench.api import evaluate as _evaluate
 
+    if perturbations is None:
+        return _evaluate(model, dataset, metrics=metrics, **options)
     return _evaluate(model, dataset, perturbations, metrics, **options)
 
 

@@ -18,6 +18,7 @@ from mmbench.config.options import RunOptions
 from mmbench.config.suite import Component, EvalConfig, Suite, components, load_suite, parse_suite
 from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.perturb.clean import CLEAN
 from mmbench.registry import DATASETS, MODELS
 from mmbench.runner import RunResult, run_suite
 
@@ -48,7 +49,7 @@ def run_options(options: dict[str, Any]) -> RunOptions:
 
 
 def evaluate(model: nn.Module, dataset: MultimodalDataset | str,
-             perturbations: Sequence[str | Mapping[str, Any]] = ("clean",),
+             perturbations: Sequence[str | Mapping[str, Any]] = (CLEAN,),
              metrics: Sequence[str] = ("accuracy",), *, label: str | None = None,
              score_metric: str = "accuracy", batch_size: int = 512, split: str = "test",
              out_dir: str | Path | None = None, **options: Any) -> RunResult:

@@ -178,6 +178,13 @@ RECIPES: Registry[Any] = Registry(
     entry_point_group="mmbench.recipes",
 )
 
+FAMILIES: Registry[Any] = Registry(
+    "family",
+    ("mmbench.families.clean", "mmbench.families.adversarial", "mmbench.families.missing",
+     "mmbench.families.random_dropout", "mmbench.families.shift", "mmbench.families.natural"),
+    entry_point_group="mmbench.families",
+)
+
 REGISTRIES: dict[str, Registry[Any]] = {
     "models": MODELS,
     "datasets": DATASETS,
@@ -185,4 +192,5 @@ REGISTRIES: dict[str, Registry[Any]] = {
     "corruptions": CORRUPTIONS,
     "metrics": METRICS,
     "recipes": RECIPES,
+    "families": FAMILIES,
 }

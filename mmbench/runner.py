@@ -26,8 +26,9 @@ from mmbench.execution.executor import (
 )
 from mmbench.execution.probe import probe_plan
 from mmbench.plan.cells import Plan, check_suite, make_plan
+from mmbench.report.analysis import Reading, infos
 from mmbench.report.leaderboard import split_boards
-from mmbench.report.publish import Reading, infos, publish, stored_frame
+from mmbench.report.publish import publish, stored_frame
 from mmbench.store.database import CellStatus, Store
 from mmbench.store.exports import git_hash, package_versions
 from mmbench.train.cache import CheckpointCache
@@ -80,9 +81,8 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     store = Store(out_dir)
     try:
         ctx, failed = _execute(plan, executor, store, datasets, device, options)
-        reading = Reading(suite.metrics, suite.score_metric, suite.baseline)
-        frame, reps = stored_frame(store, [ev.key for ev in plan.eval_cells], infos(datasets),
-                                   reading.metrics, reading.score_metric)
+        reading = Reading(suite.metrics, suite.score_metric, suite.baseline, suite.seeds)
+        frame, reps = stored_frame(store, [ev.key for ev in plan.eval_cells], infos(datasets), reading)
     finally:
         store.close()
     seconds = time.perf_counter() - start

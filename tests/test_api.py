@@ -37,7 +37,7 @@ def test_evaluate_an_in_memory_model(trained) -> None:
     before = copy.deepcopy(model.state_dict())
     result = mmbench.evaluate(model, data, PERTURBATIONS, ["accuracy", "macro_f1"], label="mine", progress=False)
     assert set(result.frame["model"]) == {"mine"} and set(result.frame["recipe"]) == {"pretrained"}
-    assert set(result.frame["family"]) == {"clean", "adversarial", "dropout"}
+    assert set(result.frame["family"]) == {"clean", "adversarial", "missing"}
     assert result.frame[["ci_low", "ci_high"]].notna().all().all()
     assert {"clean_accuracy", "adv_robust_accuracy", "composite"} <= set(result.scores["score"])
     main = next(text for heading, text in result.boards.items() if heading.startswith("synthetic: main board"))

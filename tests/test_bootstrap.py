@@ -11,15 +11,15 @@ from conftest import tiny_suite, write_suite
 from sklearn.metrics import f1_score
 
 from mmbench.analysis.bootstrap import metric_values, resample_weights
-from mmbench.metrics.outcomes import Samples, stack
+from mmbench.metrics.outcomes import Samples, SampleSet, stack
 from mmbench.registry import METRICS
 
 
-def _samples(rng: np.random.Generator, n: int, p: float, sample_set: str = "d|test|all") -> Samples:
-    labels = rng.integers(0, 4, n).astype(np.int16)
-    correct = rng.random(n) < p
+def _samples(rng: np.random.Generator, n: int, p: float, dataset: str = "d", draws: int = 1) -> Samples:
+    labels = np.tile(rng.integers(0, 4, n).astype(np.int16), draws)
+    correct = rng.random(n * draws) < p
     preds = np.where(correct, labels, (labels + 1) % 4).astype(np.int16)
-    return Samples(sample_set, preds, labels, rng.random(n).astype(np.float32))
+    return Samples(SampleSet(dataset, "test"), preds, labels, rng.random(n * draws).astype(np.float32), None, draws)
 
 
 def _value(name: str, cells: list[Samples], weights: np.ndarray) -> np.ndarray:
@@ -38,7 +38,7 @@ def test_unit_weights_reproduce_the_metrics() -> None:
 def test_a_replicate_equals_the_metric_on_resampled_rows() -> None:
     """Weights are resampling counts: replicate b is the metric of the rows drawn, repeated."""
     s = _samples(np.random.default_rng(3), 120, 0.6)
-    weights = resample_weights(s.sample_set, 120, 5)
+    weights = resample_weights(s.sample_set.key, 120, 5)
     for b in range(5):
         rows = np.repeat(np.arange(120), weights[b].astype(int))
         drawn = Samples(s.sample_set, s.preds[rows], s.labels[rows], s.probs[rows])
@@ -62,16 +62,32 @@ def test_cells_of_one_sample_set_are_paired() -> None:
     assert not np.array_equal(resample_weights("a|test|all", 50), resample_weights("b|test|all", 50))
     s = _samples(np.random.default_rng(2), 200, 0.9)
     same = Samples(s.sample_set, s.preds.copy(), s.labels, s.probs)
-    (a, b) = _value("accuracy", [s, same], resample_weights(s.sample_set, 200)).T
+    (a, b) = _value("accuracy", [s, same], resample_weights(s.sample_set.key, 200)).T
     assert np.array_equal(a, b)  # identical outcomes, identical replicates: a zero-width difference
 
 
 def test_score_metric_replicates_are_the_first_of_the_interval_draws() -> None:
     s = _samples(np.random.default_rng(4), 150, 0.7)
-    out = metric_values({"k": s}, {"macro_f1": METRICS.get("macro_f1")}, {s.sample_set: 4},
+    out = metric_values({"k": s}, {"macro_f1": METRICS.get("macro_f1")}, {"d": 4},
                         score_metric="macro_f1", score_replicates=30)
-    direct = _value("macro_f1", [s], resample_weights(s.sample_set, 150, 30))[:, 0]
+    direct = _value("macro_f1", [s], resample_weights(s.sample_set.key, 150, 30))[:, 0]
     assert np.array_equal(out.replicates["k"], direct)
+
+
+def test_draws_are_averaged_and_rows_resampled_with_all_their_draws() -> None:
+    """A cell with 3 draws per row: its value is the mean over all draws, and replicate b weights
+    every draw of row i by row i's count in the sample set's draw b (so it pairs with the
+    one-draw cells of the same rows)."""
+    rng = np.random.default_rng(5)
+    three = _samples(rng, 100, 0.7, draws=3)
+    one = _samples(rng, 100, 0.7)
+    out = metric_values({"three": three, "one": one}, {"accuracy": METRICS.get("accuracy")}, {"d": 4},
+                        score_replicates=20)
+    correct = (three.preds == three.labels).reshape(3, 100)
+    assert out.values[("three", "accuracy")][0] == pytest.approx(correct.mean())
+    weights = resample_weights(three.sample_set.key, 100, 20)
+    expected = (weights @ correct.T.astype(float)).sum(axis=1) / (3 * weights.sum(axis=1))
+    assert out.replicates["three"] == pytest.approx(expected)
 
 
 def test_results_carry_intervals(tmp_path: Path) -> None:

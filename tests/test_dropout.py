@@ -121,8 +121,8 @@ def test_shapley_axioms_by_hand() -> None:
     assert phi["a"] == pytest.approx(0.3 + 0.05)
     null = shapley_values({s: 0.5 + 0.1 * ("a" in s) for s in game}, players)
     assert null["b"] == pytest.approx(0) and null["c"] == pytest.approx(0)
-    assert kept_set("b+c", players) == {"a"} and kept_set("none", players) == set(players)
-    assert kept_set("all", players) == set()
+    assert kept_set("b+c") == {"b", "c"} and kept_set("none") == set()
+    assert kept_set("a+b+c") == set(players)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def reliance():
     """Shapley values on data with an informative modality, its exact copy, and noise."""
     from mmbench.analysis.shapley import modality_shapley
     from mmbench.execution.evaluate import EvalSettings, evaluate
-    from mmbench.metrics.outcomes import stack
+    from mmbench.metrics.outcomes import SampleSet, stack
     from mmbench.registry import METRICS
     from mmbench.store.rows import CellFacts, rows_to_frame
 
@@ -147,9 +147,9 @@ def reliance():
 
     rows = []
     for case in _cases(data, subsets="all", imputation=["mean"]):
-        samples = evaluate(model.eval(), data.test, case, EvalSettings(512, 0)).samples("syn|test|all")
+        samples = evaluate(model.eval(), data.test, case, EvalSettings(512, 0)).samples(SampleSet("syn", "test"))
         facts = CellFacts("s", "syn", "late_fusion", "standard", 0, case.family, case.name, case.target,
-                          case.severity)
+                          case.severity, facts=case.facts())
         for metric in ("accuracy", "true_class_prob"):
             value = METRICS.get(metric)(4).value(stack([samples], 4, False))[0]
             rows.append(facts.row(metric, float(value), len(samples.preds)))
@@ -172,7 +172,7 @@ def test_shapley_on_a_trained_model(reliance) -> None:
 def test_single_modality_views(reliance) -> None:
     """Leave-one-out and only-one rows are read off the sweep at the right subsets."""
     from mmbench.analysis.shapley import single_modality_views
-    from mmbench.report.leaderboard import views_board
+    from mmbench.families.missing import views_board
 
     _, frame = reliance
     views = single_modality_views(frame, {"syn": ["sig", "twin", "junk"]})
@@ -182,7 +182,7 @@ def test_single_modality_views(reliance) -> None:
     assert got[("leave_one_out", "junk")] == acc["junk"]          # only junk missing
     assert got[("only_one", "sig")] == acc["twin+junk"]           # only sig present
     assert got[("only_one", "junk")] < got[("only_one", "sig")] - 0.2
-    board = views_board(views, "syn")
+    board = views_board(views, "accuracy", "syn")
     assert "-sig" in board and "only junk" in board and "late_fusion" in board
 
 
@@ -221,10 +221,11 @@ def test_native_recipe_needs_a_capable_model(tmp_path) -> None:
 
 
 def test_shapley_bar_plots_are_written(reliance, tmp_path) -> None:
-    from mmbench.report.plots import shapley_bars
+    from mmbench.families.base import Context
+    from mmbench.families.missing import Missing
 
-    table, _ = reliance
-    (path,) = shapley_bars(table, tmp_path)
+    _, frame = reliance
+    (path,) = Missing().plots(Context(frame, players={"syn": ("sig", "twin", "junk")}), tmp_path)
     data = path.read_bytes()
     assert path.name == "shapley_syn_late_fusion_standard.png"
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
@@ -244,9 +245,9 @@ def test_rate_curve_board_and_plots(tmp_path) -> None:
     assert "accuracy vs random modality-dropout rate" in result.leaderboard
     header = next(line for line in result.leaderboard.splitlines() if line.startswith("| model"))
     assert [c.strip() for c in header.strip("|").split("|")] == [
-        "model", "recipe", "perturbation", "target", "0", "0.5", "0.9", "mean"]
+        "model", "recipe", "imputation", "0", "0.5", "0.9", "mean"]
     acc = result.frame[(result.frame["perturbation"] == "random-zeros")
                        & (result.frame["metric"] == "accuracy")].set_index("severity")["value"]
     assert acc[0.0] > acc[0.9] + 0.1, acc
-    plots = sorted(p.name for p in (tmp_path / "o" / "plots").glob("dropout_*.png"))
-    assert plots == ["dropout_synthetic_random-mean_all.png", "dropout_synthetic_random-zeros_all.png"]
+    plots = sorted(p.name for p in (tmp_path / "o" / "plots").glob("random_dropout_*.png"))
+    assert plots == ["random_dropout_synthetic_mean.png", "random_dropout_synthetic_zeros.png"]

@@ -110,4 +110,4 @@ def test_all_three_families_run_on_the_formats(dataset: str, fixtures: dict, tmp
         out_dir=tmp_path / "o", cache_dir=tmp_path / "c", progress=False, trust_pickle=True,
         data_root=str(fixtures["root"])))
     assert not result.failed
-    assert {"clean", "adversarial", "dropout", "shift"} <= set(result.frame["family"])
+    assert {"clean", "adversarial", "missing", "shift"} <= set(result.frame["family"])

@@ -16,6 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mmbench"
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmbench", "mmbench.__main__", "mmbench.cli", "mmbench.api", "mmbench.runner", "mmbench.testing"),
     ("mmbench.report",),
+    ("mmbench.families",),
+    ("mmbench.render",),
     ("mmbench.analysis",),
     ("mmbench.execution",),
     ("mmbench.plan",),

@@ -187,7 +187,7 @@ def test_every_family_equals_a_direct_call_of_the_module(registered, tmp_path: P
         "eval": {"batch_size": 1000}})
     result = run_suite(suite_path, RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c", progress=False))
     assert not result.failed
-    assert {"clean", "adversarial", "dropout", "shift"} == set(result.frame["family"])
+    assert {"clean", "adversarial", "missing", "random_dropout", "shift", "natural_shift"} == set(result.frame["family"])
     suite = load_suite(suite_path)
     data = load_datasets(suite)["synthetic"]
     plan = make_plan(suite, {"synthetic": data})
@@ -200,10 +200,14 @@ def test_every_family_equals_a_direct_call_of_the_module(registered, tmp_path: P
         p = ev.perturbation
         split = data.groups[p.group] if p.group else data.test
         batch, labels = split.rows(slice(None))
-        inputs = p.apply(model, batch, labels, derive_seed(ev.inputs_key, "eval"))
-        with torch.no_grad():
-            direct = model.module(inputs["img"], inputs["aud"], inputs["tab"], inputs["txt"])
-        expected = float((direct.argmax(dim=1) == labels).double().mean())
+        seed = derive_seed(ev.inputs_key, "eval")
+        hits = []
+        for draw in range(p.draws):  # random corruptions: the mean over their draws
+            inputs = p.apply(model, batch, labels, seed if draw == 0 else derive_seed(seed, "draw", draw))
+            with torch.no_grad():
+                direct = model.module(inputs["img"], inputs["aud"], inputs["tab"], inputs["txt"])
+            hits.append((direct.argmax(dim=1) == labels).double())
+        expected = float(torch.cat(hits).mean())
         assert values[(p.name, p.target, p.severity)] == pytest.approx(expected, abs=1e-12), (p.name, p.target)
     adversarial = result.frame[result.frame["family"] == "adversarial"]
     assert {"img", "aud", "tab", "all", "img+tab"} <= set(adversarial["target"])

@@ -14,7 +14,7 @@ from mmbench.config.suite import load_suite
 from mmbench.metrics.outcomes import stack
 from mmbench.registry import METRICS
 from mmbench.runner import RunOptions, run_suite
-from mmbench.store.rows import COLUMNS
+from mmbench.store.rows import BASE_COLUMNS, MEASURE_COLUMNS
 
 REQUIRED = ["suite", "dataset", "model", "recipe", "seed", "family", "perturbation", "target",
             "severity", "metric", "value", "n"]
@@ -31,7 +31,7 @@ def first_run(tmp_path_factory):
 def test_rows_and_files(first_run) -> None:
     root, _, result = first_run
     frame = pd.read_csv(root / "out" / "results.csv")
-    assert list(frame.columns) == list(COLUMNS) and set(REQUIRED) <= set(frame.columns)
+    assert list(frame.columns) == [*BASE_COLUMNS, *MEASURE_COLUMNS] and set(REQUIRED) <= set(frame.columns)
     # late_fusion + unimodal expanded to the four modalities, two seeds, two metrics
     assert len(frame) == (1 + 4) * 2 * 2
     assert set(frame["model"]) == {"late_fusion", "unimodal[img]", "unimodal[aud]",
@@ -39,7 +39,7 @@ def test_rows_and_files(first_run) -> None:
     assert set(frame["metric"]) == {"accuracy", "macro_f1"}
     assert frame["value"].between(0, 1).all() and (frame["n"] == 33).all()  # 54+53+53 rows, 20% per class
     doc = json.loads((root / "out" / "results.json").read_text())
-    assert doc["schema_version"] == 1 and len(doc["rows"]) == len(frame)
+    assert doc["schema_version"] == 2 and len(doc["rows"]) == len(frame)
     assert {"config", "versions", "git", "device", "timings"} <= set(doc)
     assert doc["versions"]["torch"] and doc["device"] == "cpu"
     assert doc["models_trained"] == 10 and doc["models_from_cache"] == 0

@@ -1,4 +1,4 @@
-"""Adversarial sanity checks on hand-made tidy rows: each check fires when it should, only then."""
+"""Adversarial sanity checks on hand-made attack rows: each check fires when it should, only then."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ FACTS = {"d": DatasetFacts(n_classes=10, all_attackable=True)}
 
 
 def _rows(spec: dict[tuple[str, str, float], float]) -> pd.DataFrame:
-    """(perturbation, target, eps) -> accuracy, for one model."""
-    clean = [TidyRow("s", "d", "m", "standard", 0, "clean", "clean", "all", 0.0, "accuracy", 0.95, 100)]
-    adv = [TidyRow("s", "d", "m", "standard", 0, "adversarial", p, t, e, "accuracy", v, 100)
-           for (p, t, e), v in spec.items()]
-    return rows_to_frame(clean + adv)
+    """(perturbation, target, eps) -> accuracy, for one model: the attack rows (``attack`` and
+    ``norm`` columns), as the adversarial family hands them to the checks."""
+    adv = [TidyRow("s", "d", "m", "standard", 0, "adversarial", p, t, e,
+                   facts={"attack": p.split("-")[0], "norm": p.split("-")[1]},
+                   metric="accuracy", value=v, n=100) for (p, t, e), v in spec.items()]
+    return rows_to_frame(adv)
 
 
 def _failed(frame: pd.DataFrame, facts=FACTS) -> set[str]:
@@ -57,5 +58,4 @@ def test_black_box_beating_white_box_flags_gradient_masking() -> None:
 
 
 def test_no_adversarial_rows_no_checks() -> None:
-    clean = rows_to_frame([TidyRow("s", "d", "m", "r", 0, "clean", "clean", "all", 0.0, "accuracy", 0.9, 10)])
-    assert sanity_checks(clean, FACTS).empty
+    assert sanity_checks(_rows({}).assign(attack=[], norm=[]), FACTS).empty

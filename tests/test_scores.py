@@ -6,13 +6,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmbench.analysis.scores import BY_NAME, SCORES, area_under, compute_scores, score_intervals
+from mmbench.analysis.curves import area_under
+from mmbench.analysis.direction import ScoreMetric
+from mmbench.families.base import Context
+from mmbench.families.scoring import compute_scores, score_replicates, score_specs, with_intervals
+
+SCORES = score_specs()
 
 
-def _row(model, family, perturbation, target, severity, value, seed=0):
+def scores_of(frame: pd.DataFrame, reference: str = "", metric: ScoreMetric | None = None) -> pd.DataFrame:
+    return compute_scores(Context(frame, metric or ScoreMetric(), reference))
+
+
+def _row(model, family, perturbation, target, severity, value, seed=0, **facts):
     return dict(suite="s", dataset="d", model=model, recipe="r", seed=seed, family=family,
-                perturbation=perturbation, target=target, severity=float(severity), metric="accuracy",
-                value=value, n=100, cell=f"{model}/{family}/{perturbation}/{target}/{severity}/{seed}")
+                perturbation=perturbation, target=target, severity=float(severity), split="test", rows=0,
+                **facts, metric="accuracy", value=value, n=100,
+                cell=f"{model}/{family}/{perturbation}/{target}/{severity}/{seed}")
+
+
+#: missing set (old ``target``) -> kept set, with players a and b
+KEPT = {"a": "b", "b": "a", "none": "a+b", "all": "none"}
 
 
 def _frame() -> pd.DataFrame:
@@ -26,14 +40,18 @@ def _frame() -> pd.DataFrame:
          {"id": 0.8, "ood": 0.5, "q1": 0.85}),
     ):
         rows.append(_row(m, "clean", "clean", "all", 0, clean))
-        rows += [_row(m, "adversarial", f"{a}-Linf", "x", eps, v) for (eps, a), v in adv.items()]
-        rows += [_row(m, "dropout", "missing-zeros", t, 1, v) for t, v in subsets.items()]
-        rows += [_row(m, "dropout", "random-zeros", "all", r, v) for r, v in rates.items()]
-        rows += [_row(m, "shift", "noise", "x", s, v) for s, v in zip((1, 2), shift, strict=True)]
-        rows += [_row(m, "shift", "natural", g, 0, v) for g, v in natural.items()]
+        rows += [_row(m, "adversarial", f"{a}-Linf", "x", eps, v, attack=a, norm="Linf")
+                 for (eps, a), v in adv.items()]
+        rows += [_row(m, "missing", "missing-zeros", t, 1, v, imputation="zeros", kept=KEPT[t])
+                 for t, v in subsets.items()]
+        rows += [_row(m, "random_dropout", "random-zeros", "all", r, v, imputation="zeros") for r, v in rates.items()]
+        rows += [_row(m, "shift", "noise", "x", s, v, corruption="noise", draws=3)
+                 for s, v in zip((1, 2), shift, strict=True)]
+        rows += [_row(m, "natural_shift", "natural", g, 0, v) for g, v in natural.items()]
     return pd.DataFrame(rows)
 
 
+COMPOSITE = ((0.5 + 0.5 + 2.3 / 3 + 0.7 + 0.7) / 5, (0.35 + 0.4 + 0.6 + 0.6 + 0.5) / 5)
 EXPECTED = {  # (A, B), worked out by hand in the comments
     "clean_accuracy": (0.9, 0.8),
     "adv_robust_accuracy": ((0.6 + 0.4) / 2, (0.5 + 0.2) / 2),               # worst attack per eps
@@ -49,24 +67,26 @@ EXPECTED = {  # (A, B), worked out by hand in the comments
     "relative_mce": (1.0, (0.8 - 2 * 0.2) / (0.6 - 2 * 0.1)),
     "ood_accuracy": (0.7, 0.5),
     "worst_group_accuracy": (0.7, 0.5),
-    "composite": ((0.5 + 2.3 / 3 + 0.7) / 3, (0.35 + 0.6 + 0.6) / 3),
-    "effective_robustness": (0.0, ((0.35 + 0.6 + 0.6) / 3 - (0.5 + 2.3 / 3 + 0.7) / 3) - (0.8 - 0.9)),
+    # every family present contributes its declared part: adversarial, missing (worst subset),
+    # random dropout (mean rate), shift (mean) and natural shift (worst group)
+    "composite": COMPOSITE,
+    "effective_robustness": (0.0, (COMPOSITE[1] - COMPOSITE[0]) - (0.8 - 0.9)),
 }
 
 
 @pytest.mark.parametrize("score", [s.name for s in SCORES])
 def test_every_score_by_hand(score: str) -> None:
-    table = compute_scores(_frame(), reference="A")
+    table = scores_of(_frame(), reference="A")
     got = table[table["score"] == score].set_index("model")["value"]
     assert (got["A"], got["B"]) == pytest.approx(EXPECTED[score]), score
-    assert BY_NAME[score].description
+    assert next(s for s in SCORES if s.name == score).description
 
 
 def test_seeds_are_averaged_first() -> None:
     frame = _frame()
     clean = frame[frame["family"] == "clean"].copy()
     frame = pd.concat([frame, clean.assign(seed=1, value=clean["value"] - 0.1)])
-    got = compute_scores(frame).query("score == 'clean_accuracy'").set_index("model")["value"]
+    got = scores_of(frame).query("score == 'clean_accuracy'").set_index("model")["value"]
     assert (got["A"], got["B"]) == pytest.approx((0.85, 0.75))
 
 
@@ -78,18 +98,30 @@ def test_area_under_uses_the_real_spacing() -> None:
 def test_score_intervals_come_from_replicates() -> None:
     frame = _frame()
     reps = {c: v + np.linspace(-0.05, 0.05, 101) for c, v in zip(frame["cell"], frame["value"], strict=True)}
-    table = score_intervals(frame, reps, "A").set_index(["model", "score"])
+    ctx = Context(frame, ScoreMetric(), "A")
+    table = with_intervals(compute_scores(ctx), score_replicates(ctx, reps)).set_index(["model", "score"])
     row = table.loc[("B", "clean_accuracy")]
     assert row["ci_low"] == pytest.approx(0.8 - 0.0475) and row["ci_high"] == pytest.approx(0.8 + 0.0475)
     assert table.loc[("A", "mce"), "ci_low"] == pytest.approx(1.0)  # the reference against itself
 
 
-def test_every_score_is_documented() -> None:
+def test_every_score_is_documented_under_its_anchor() -> None:
+    """Each score's row sits in the docs/metrics.md section its family names as its anchor."""
+    import re
     from pathlib import Path
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
+    sections = {_anchor(h): body for h, body in re.findall(r"^### (.+?)\n(.*?)(?=^##|\Z)", doc, re.S | re.M)}
     for score in SCORES:
-        assert f"| `{score.name}` | {'yes' if score.higher_is_better else 'no'} |" in doc, score.name
+        direction = "metric" if score.follows_metric else "no"
+        assert score.anchor in sections, f"docs/metrics.md has no section #{score.anchor}"
+        assert f"| `{score.name}` | {direction} |" in sections[score.anchor], score.name
+
+
+def _anchor(heading: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9 -]", "", heading.lower()).strip().replace(" ", "-")
 
 
 #: how each score of an error metric (1 - accuracy, lower is better) relates to the accuracy one
@@ -101,10 +133,8 @@ AS_ERROR = {"mce": lambda x: x, "relative_mce": lambda x: x, "effective_robustne
 def test_a_lower_is_better_score_metric_mirrors_accuracy(score: str) -> None:
     """With ``score_metric`` an error rate, worst cases take the maximum and errors are the
     values themselves: every score is the accuracy score mirrored (1 - x), mCE is unchanged."""
-    from mmbench.analysis.direction import ScoreMetric
-
     errors = _frame().assign(metric="error_rate", value=lambda f: 1 - f["value"])
-    table = compute_scores(errors, reference="A", metric=ScoreMetric("error_rate", False))
+    table = scores_of(errors, reference="A", metric=ScoreMetric("error_rate", False))
     got = table[table["score"] == score].set_index("model")["value"]
     mirror = AS_ERROR.get(score, lambda x: 1 - x)
     assert got["A"] == pytest.approx(mirror(EXPECTED[score][0]))
@@ -112,25 +142,49 @@ def test_a_lower_is_better_score_metric_mirrors_accuracy(score: str) -> None:
 
 
 def test_score_metric_picks_the_rows_scores_read() -> None:
-    from mmbench.analysis.direction import ScoreMetric
-
     both = pd.concat([_frame(), _frame().assign(metric="macro_f1", value=lambda f: f["value"] / 2)])
-    halved = compute_scores(both, "A", ScoreMetric("macro_f1", True)).set_index(["model", "score"])["value"]
-    plain = compute_scores(_frame(), "A").set_index(["model", "score"])["value"]
+    halved = scores_of(both, "A", ScoreMetric("macro_f1", True)).set_index(["model", "score"])["value"]
+    plain = scores_of(_frame(), "A").set_index(["model", "score"])["value"]
     assert halved[("A", "clean_accuracy")] == pytest.approx(plain[("A", "clean_accuracy")] / 2)
     assert halved[("B", "composite")] == pytest.approx(plain[("B", "composite")] / 2)
 
 
 def test_main_board_ranks_a_lower_is_better_composite_ascending() -> None:
-    from mmbench.analysis.direction import ScoreMetric
+    from mmbench.report.analysis import Analysis, Reading
     from mmbench.report.leaderboard import main_board
 
     errors = _frame().assign(metric="error_rate", value=lambda f: 1 - f["value"])
-    scorer = ScoreMetric("error_rate", False)
-    table = compute_scores(errors, "A", scorer).assign(ci_low=np.nan, ci_high=np.nan)
-    rows = [line.split("|")[2].strip() for line in main_board(table, "d", scorer).splitlines()[2:4]]
+    with registered_error_rate():
+        analysis = Analysis.build(errors, {}, {}, Reading(("error_rate",), "error_rate", "A"))
+    board = main_board(analysis, "d")
+    rows = [line.split("|")[2].strip() for line in board.splitlines()[2:4]]
     assert rows == ["A", "B"]  # A has the lower composite error
-    assert "Scores read error_rate" in main_board(table, "d", scorer)
+    assert "Scores read error_rate" in board
+    parts = "adv_robust_accuracy, missing_worst_subset, missing_mean_rate, shift_mean_accuracy, worst_group_accuracy"
+    assert f"Ranked by composite = mean of {parts}" in board
+
+
+def registered_error_rate():
+    import contextlib
+
+    from mmbench.metrics.base import RowMetric
+    from mmbench.registry import METRICS
+
+    class ErrorRate(RowMetric):
+        higher_is_better = False
+
+        def row_values(self, outcomes):
+            return outcomes.preds != outcomes.labels
+
+    @contextlib.contextmanager
+    def registered():
+        METRICS.register("error_rate", ErrorRate)
+        try:
+            yield
+        finally:
+            METRICS.unregister("error_rate")
+
+    return registered()
 
 
 def test_a_suite_scores_with_a_plugin_metric(tmp_path) -> None:
@@ -165,3 +219,33 @@ def test_a_suite_scores_with_a_plugin_metric(tmp_path) -> None:
             compare(tmp_path / "a", tmp_path / "b")
     finally:
         METRICS.unregister("miss")
+
+
+def test_relative_mce_leaves_out_a_condition_that_leaves_the_reference_unhurt() -> None:
+    """Regression: the reference's clean accuracy is the mean of two seeds (0.5, 0.535) and its
+    corrupted accuracy equals it (0.5175 at both severities), but in floats their error gain is
+    2.2e-16, not 0: the condition must not enter relative mCE (it gave +-1e13 intervals)."""
+    rows = []
+    for seed, clean in enumerate((0.5, 0.535)):
+        rows.append(_row("A", "clean", "clean", "all", 0, clean, seed=seed))
+        rows += [_row("A", "shift", "noise", "x", s, 0.5175, seed=seed, corruption="noise") for s in (1, 2)]
+    rows.append(_row("B", "clean", "clean", "all", 0, 0.8))
+    rows += [_row("B", "shift", "noise", "x", s, v, corruption="noise") for s, v in ((1, 0.7), (2, 0.6))]
+    rows += [_row("B", "shift", "blur", "x", s, 0.7, corruption="blur") for s in (1, 2)]
+    rows += [_row("A", "shift", "blur", "x", s, 0.4, seed=seed, corruption="blur")
+             for s in (1, 2) for seed in (0, 1)]
+    scores = scores_of(pd.DataFrame(rows), "A").set_index(["model", "score"])["value"]
+    # only 'blur' hurts A: B's relative CE there is (0.6 - 2 * 0.2) / (1.2 - 2 * 0.4825)
+    assert scores[("B", "relative_mce")] == pytest.approx((0.6 - 0.4) / (1.2 - 2 * 0.4825))
+
+
+def test_every_family_present_joins_the_composite() -> None:
+    """Regression: a missing-modality sweep without random dropout used to add nothing to the
+    composite although the board showed missing_worst_subset beside it."""
+    frame = _frame()
+    only_missing = frame[frame["family"].isin(["clean", "missing"])]
+    got = scores_of(only_missing).query("score == 'composite'").set_index("model")["value"]
+    assert (got["A"], got["B"]) == pytest.approx((0.5, 0.4))  # missing_worst_subset alone
+    two = frame[frame["family"].isin(["clean", "missing", "adversarial"])]
+    got = scores_of(two).query("score == 'composite'").set_index("model")["value"]
+    assert (got["A"], got["B"]) == pytest.approx(((0.5 + 0.5) / 2, (0.35 + 0.4) / 2))

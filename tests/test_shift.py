@@ -17,7 +17,20 @@ from mmbench.registry import CORRUPTIONS
 def _row(model, perturbation, target, severity, value, family="shift", seed=0):
     return dict(suite="s", dataset="d", model=model, recipe="r", seed=seed, family=family,
                 perturbation=perturbation, target=target, severity=float(severity),
-                metric="accuracy", value=value, n=100)
+                corruption=perturbation, metric="accuracy", value=value, n=100)
+
+
+def _corrupted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[(frame["family"] == "shift") & (frame["severity"] > 0)]
+
+
+def _clean(frame: pd.DataFrame) -> pd.Series:
+    clean = frame[frame["family"] == "clean"]
+    return clean.groupby(["dataset", "model", "recipe"])["value"].mean()
+
+
+def _errors(frame: pd.DataFrame, baseline: str = "") -> pd.DataFrame:
+    return corruption_errors(_corrupted(frame), _clean(frame), baseline)
 
 
 def _hand_frame() -> pd.DataFrame:
@@ -35,14 +48,14 @@ def _hand_frame() -> pd.DataFrame:
 
 def test_corruption_errors_by_hand() -> None:
     """A (baseline): errors 0.2+0.4 and 0.15+0.15, clean 0.1; B: 0.3+0.5 and 0.2+0.2, clean 0.2."""
-    table = corruption_errors(_hand_frame(), "A").set_index(["model", "perturbation"])
+    table = _errors(_hand_frame(), "A").set_index(["model", "corruption"])
     assert table.loc[("A", "noise"), "ce"] == pytest.approx(1.0)
     assert table.loc[("B", "noise"), "ce"] == pytest.approx(0.8 / 0.6)
     assert table.loc[("B", "drop"), "ce"] == pytest.approx(0.4 / 0.3)
     assert table.loc[("B", "noise"), "rel_ce"] == pytest.approx((0.8 - 0.4) / (0.6 - 0.2))
     assert table.loc[("B", "drop"), "rel_ce"] == pytest.approx(0.0, abs=1e-12)
     assert table.loc[("B", "noise"), "ra"] == pytest.approx(0.6 / 0.8)
-    summary = shift_summary(_hand_frame(), "A").set_index("model")
+    summary = shift_summary(_errors(_hand_frame(), "A")).set_index("model")
     assert summary.loc["B", "mce"] == pytest.approx(4 / 3)
     assert summary.loc["B", "rel_mce"] == pytest.approx(0.5)
     assert summary.loc["B", "mean_ra"] == pytest.approx((0.75 + 1.0) / 2)
@@ -52,19 +65,20 @@ def test_corruption_errors_by_hand() -> None:
 def test_severity_means_by_hand() -> None:
     from mmbench.analysis.corruption import severity_means
 
-    means = severity_means(_hand_frame()).set_index(["model", "severity"])["value"]
+    frame = _hand_frame()
+    means = severity_means(_corrupted(frame), _clean(frame)).set_index(["model", "severity"])["value"]
     assert means[("B", 0.0)] == pytest.approx(0.8)                 # clean
     assert means[("B", 1.0)] == pytest.approx((0.7 + 0.8) / 2)     # mean over the two conditions
     assert means[("A", 2.0)] == pytest.approx((0.6 + 0.85) / 2)
 
 
 def test_without_a_baseline_there_is_no_mce() -> None:
-    summary = shift_summary(_hand_frame())
+    summary = shift_summary(_errors(_hand_frame()))
     assert summary["mce"].isna().all() and summary["mean_acc"].notna().all()
 
 
 def test_natural_summary_worst_group() -> None:
-    rows = [_row("A", "natural", g, 0, v) for g, v in (("id", 0.9), ("q1", 0.95), ("ood", 0.7))]
+    rows = [_row("A", "natural", g, 0, v, "natural_shift") for g, v in (("id", 0.9), ("q1", 0.95), ("ood", 0.7))]
     table = natural_summary(pd.DataFrame(rows)).set_index("model")
     assert table.loc["A", "worst_group"] == pytest.approx(0.7)
     assert list(table.columns) == ["dataset", "recipe", "id", "ood", "q1", "worst_group"]
@@ -194,7 +208,17 @@ def test_shift_suite_with_baseline(tmp_path) -> None:
     assert (errors.loc[errors["model"] == "late_fusion", "ce"] == 1.0).all()
     assert errors.loc[errors["model"] == "seed_concat", "ce"].notna().all()
     assert "mCE (vs late_fusion)" in result.leaderboard
-    assert "accuracy vs corruption severity (mean over conditions)" in result.leaderboard
+    # regressions: the heading names the severities that ran (not "1-5"); the severity board's
+    # mean leaves out severity 0 (the clean reference it shows)
+    assert "corruptions (severities 1, 3, 5, all conditions)" in result.leaderboard
+    heading = "accuracy vs corruption severity (mean over conditions; 0 is clean, not in the mean)"
+    board = result.boards[f"synthetic: {heading}"]
+    header, _, *rows = [line for line in board.splitlines() if line.startswith("|")]
+    assert [c.strip() for c in header.split("|")[3:-1]] == ["0", "1", "3", "5", "mean"]
+    for row in rows:
+        cells = [float(c) for c in row.split("|")[3:-1]]
+        assert cells[-1] == pytest.approx(sum(cells[1:4]) / 3, abs=1e-4)
+        assert cells[0] == cells[1] or cells[-1] != pytest.approx(sum(cells[:4]) / 4, abs=1e-6)
     assert (tmp_path / "o" / "plots" / "shift_synthetic_mean_all.png").is_file()
     loaded = load_suite(path)
     plan = make_plan(loaded, load_datasets(loaded))

@@ -210,7 +210,7 @@ def test_compare_gives_paired_differences(tmp_path: Path, capsys) -> None:
                   RunOptions(out_dir=tmp_path / name, cache_dir=tmp_path / "c", progress=False))
     from mmbench.report.compare import compare
 
-    table = compare(tmp_path / "long", tmp_path / "long").set_index(["model", "score"])
+    table = compare(tmp_path / "long", tmp_path / "long").table.set_index(["model", "score"])
     assert (table["diff"] == 0).all() and (table["ci_low"] == 0).all() and (table["ci_high"] == 0).all()
     assert main(["compare", str(tmp_path / "long"), str(tmp_path / "short")]) == 0
     out = capsys.readouterr().out
@@ -220,3 +220,24 @@ def test_compare_gives_paired_differences(tmp_path: Path, capsys) -> None:
               RunOptions(out_dir=tmp_path / "other", cache_dir=tmp_path / "c", progress=False))
     assert main(["compare", str(tmp_path / "long"), str(tmp_path / "other")]) == 2
     assert "evaluated different rows" in capsys.readouterr().err
+
+
+def test_compare_says_what_differs_between_runs(tmp_path: Path, capsys) -> None:
+    """Runs with other training seeds: no stars (the intervals do not cover seed variation);
+    runs with other baselines: the scores against the baseline are left out; both say why."""
+    from mmbench.report.compare import compare, render
+
+    shift = {"name": "shift", "params": {"corruptions": ["gaussian_noise"], "severities": [2], "draws": 1}}
+    base = tiny_suite(models=["late_fusion", "seed_concat"], perturbations=["clean", shift], baseline="late_fusion")
+    runs = {"a": base, "seeds": {**base, "seeds": [1]}, "baseline": {**base, "baseline": "seed_concat"}}
+    for name, suite in runs.items():
+        run_suite(write_suite(tmp_path, suite, f"{name}.yaml"),
+                  RunOptions(out_dir=tmp_path / name, cache_dir=tmp_path / "c", progress=False))
+    seeds = compare(tmp_path / "a", tmp_path / "seeds")
+    assert not seeds.starred and "Training seeds differ (A: [0], B: [1])" in seeds.notes[0]
+    text = render(seeds, tmp_path / "a", tmp_path / "seeds")
+    assert " *" not in text and "(* excludes 0)" not in text and "Training seeds differ" in text
+    baseline = compare(tmp_path / "a", tmp_path / "baseline")
+    assert baseline.starred and "Baselines differ (A: late_fusion, B: seed_concat)" in baseline.notes[0]
+    assert not set(baseline.table["score"]) & {"mce", "relative_mce", "effective_robustness"}
+    assert {"clean_accuracy", "shift_mean_accuracy"} <= set(baseline.table["score"])

@@ -37,11 +37,11 @@ def resample_weights(sample_set: str, n: int, replicates: int = B) -> np.ndarray
     return rng.multinomial(n, np.full(n, 1.0 / n), size=replicates).astype(np.float64)
 
 
-def by_sample_set(samples: dict[str, Samples]) -> dict[str, list[str]]:
-    """Cell keys grouped by the sample set they evaluated (sorted by set name)."""
-    groups: dict[str, list[str]] = {}
+def by_sample_set(samples: dict[str, Samples]) -> dict[tuple[str, int], list[str]]:
+    """Cell keys grouped by the sample set they evaluated and their draws (sorted)."""
+    groups: dict[tuple[str, int], list[str]] = {}
     for key, s in samples.items():
-        groups.setdefault(s.sample_set, []).append(key)
+        groups.setdefault((s.sample_set.key, s.draws), []).append(key)
     return dict(sorted(groups.items()))
 
 
@@ -57,17 +57,21 @@ class MetricValues:
 def metric_values(samples: dict[str, Samples], metrics: dict[str, Callable[[int], Metric]],
                   n_classes: dict[str, int], score_metric: str = "accuracy",
                   score_replicates: int = 200) -> MetricValues:
-    """Values and intervals of every metric for every cell (``n_classes`` by sample set;
-    ``metrics``: name -> metric class)."""
+    """Values and intervals of every metric for every cell (``n_classes`` by dataset;
+    ``metrics``: name -> metric class). A cell with several draws per row is weighted row by
+    row: every draw of a row carries that row's weight, so the value averages over draws and
+    the bootstrap resamples rows, not draws."""
     values: dict[tuple[str, str], tuple[float, float, float]] = {}
     reps: dict[str, np.ndarray] = {}
-    for sample_set, keys in by_sample_set(samples).items():
-        n = len(samples[keys[0]].preds)
-        weights = np.vstack([np.ones((1, n)), resample_weights(sample_set, n)])  # row 0: the value
+    for (set_key, draws), keys in by_sample_set(samples).items():
+        first = samples[keys[0]]
+        weights = np.vstack([np.ones((1, first.rows)), resample_weights(set_key, first.rows)])
+        weights = np.tile(weights, (1, draws))  # row 0: the value; the rest: replicates
+        classes = n_classes[first.sample_set.dataset]
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start:start + CHUNK]
             for name, cls in metrics.items():
-                table = _compute(name, cls(n_classes[sample_set]), [samples[k] for k in chunk], weights)
+                table = _compute(name, cls(classes), [samples[k] for k in chunk], weights)
                 lo, hi = _quantiles(table[1:])
                 values.update({(k, name): (float(table[0, i]), float(lo[i]), float(hi[i]))
                                for i, k in enumerate(chunk)})

@@ -1,6 +1,6 @@
 """Sanity checks on adversarial results (Carlini et al. 2019's checklist, RobustBench's rules).
 
-From tidy rows of the ``adversarial`` family (metric ``accuracy``):
+From the accuracy rows of attacks (columns ``attack`` and ``norm``):
 
 - ``monotone``: robust accuracy does not increase with eps (one sample of slack);
 - ``large_eps``: when a joint attack on every modality reaches a very large eps, accuracy falls to
@@ -32,14 +32,6 @@ class DatasetFacts:
 
     n_classes: int
     all_attackable: bool  # 'all' covers every modality (no token modality left clean)
-
-
-def _adversarial_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
-    rows = frame[(frame["family"] == "adversarial") & (frame["metric"] == "accuracy")].copy()
-    parts = rows["perturbation"].str.rsplit("-", n=1, expand=True)
-    rows["attack"] = parts[0] if len(rows) else []
-    rows["norm"] = parts[1] if len(rows) else []
-    return rows
 
 
 def check_monotone(rows: pd.DataFrame) -> list[dict]:
@@ -91,9 +83,8 @@ def _flag(key: tuple, check: str, passed: bool, detail: str) -> dict:
             "perturbation": perturbation, "target": target, "passed": bool(passed), "detail": detail}
 
 
-def sanity_checks(frame: pd.DataFrame, facts: dict[str, DatasetFacts]) -> pd.DataFrame:
-    """All checks as a frame (empty when the results hold no adversarial rows)."""
-    rows = _adversarial_accuracy(frame)
+def sanity_checks(rows: pd.DataFrame, facts: dict[str, DatasetFacts]) -> pd.DataFrame:
+    """All checks of attack accuracy ``rows`` as a frame (empty when there are none)."""
     flags = check_monotone(rows) + check_large_eps(rows, facts) + check_gradient_masking(rows)
     columns = ["dataset", "model", "recipe", "seed", "check", "perturbation", "target", "passed", "detail"]
     return pd.DataFrame(flags, columns=columns)

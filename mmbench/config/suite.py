@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.perturb.clean import CLEAN
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Suite:
     datasets: tuple[Component, ...]
     models: tuple[Component, ...]
     recipes: tuple[Component, ...] = (Component("standard"),)
-    perturbations: tuple[Component, ...] = (Component("clean"),)
+    perturbations: tuple[Component, ...] = (Component(CLEAN),)
     metrics: tuple[str, ...] = ("accuracy", "macro_f1")
     seeds: tuple[int, ...] = (0,)
     eval: EvalConfig = EvalConfig()
@@ -143,7 +144,7 @@ def parse_suite(raw: dict[str, Any], source: str = "suite") -> Suite:
         datasets=components(raw["datasets"], "datasets", source),
         models=components(raw["models"], "models", source),
         recipes=components(raw.get("recipes", ["standard"]), "recipes", source),
-        perturbations=components(raw.get("perturbations", ["clean"]), "perturbations", source),
+        perturbations=components(raw.get("perturbations", [CLEAN]), "perturbations", source),
         metrics=tuple(_str_list(raw.get("metrics", list(defaults.metrics)), "metrics", source)),
         seeds=_seeds(raw.get("seeds", list(defaults.seeds)), source),
         eval=_eval_config(raw.get("eval", {}), source),

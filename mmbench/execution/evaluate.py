@@ -11,6 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmbench.data.base import Split
+from mmbench.hashing import derive_seed
 from mmbench.metrics.outcomes import Collector
 from mmbench.perturb.base import Perturbation
 
@@ -47,11 +48,13 @@ def evaluate(model: nn.Module, split: Split, perturbation: Perturbation, setting
         index = slice(start, start + size) if rows is None else rows[start:start + size]
         # a slice is a view, not a copy; cached so that a sweep's cells share the batch dict
         batch, labels = batch_cache.get("rows", lambda ix=index: split.rows(ix))
-        logits = perturbation.logits(model, batch, labels, settings.seed + i, batch_cache).float()
-        if not bool(torch.isfinite(logits).all()):
-            raise NonFiniteLogits(f"the model gave NaN/Inf logits on rows {start}-{start + len(labels) - 1}"
-                                  f" under {perturbation.name}/{perturbation.target}")
-        collector.update(logits, labels)
+        for draw in range(perturbation.draws):
+            seed = settings.seed + i if draw == 0 else derive_seed(settings.seed + i, "draw", draw)
+            logits = perturbation.logits(model, batch, labels, seed, batch_cache).float()
+            if not bool(torch.isfinite(logits).all()):
+                raise NonFiniteLogits(f"the model gave NaN/Inf logits on rows {start}-{start + len(labels) - 1}"
+                                      f" under {perturbation.name}/{perturbation.target}")
+            collector.update(logits, labels, draw)
     return collector
 
 

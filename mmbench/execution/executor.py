@@ -24,7 +24,7 @@ from mmbench.config.options import RunOptions
 from mmbench.data.base import MultimodalDataset
 from mmbench.execution.evaluate import EvalSettings, evaluate
 from mmbench.hashing import derive_seed
-from mmbench.metrics.outcomes import Samples
+from mmbench.metrics.outcomes import Samples, SampleSet
 from mmbench.plan.cells import EvalCell, Plan, TrainCell, keeps_full_probs
 from mmbench.plan.sources import changed_modules
 from mmbench.registry import RECIPES
@@ -138,24 +138,26 @@ def evaluate_cell(model: nn.Module, ev: EvalCell, plan: Plan, ctx: RunContext,
     suite, data = plan.suite, ctx.datasets[ev.train.dataset]
     group = ev.perturbation.group
     split = data.groups[group] if group else getattr(data, suite.eval.split)
-    amp = ctx.options.amp and ev.perturbation.family == "clean"  # attacks and the rest in float32
+    amp = ctx.options.amp and ev.perturbation.amp_safe  # attacks and the rest in float32
     settings = EvalSettings(suite.eval.batch_size, derive_seed(ev.inputs_key, "eval"),
                             ctx.options.verbose, keeps_full_probs(suite))
     with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
         collector = evaluate(model, split, ev.perturbation, settings, cache=shared)
-    return cell_facts(ev, suite.name), collector.samples(sample_set(ev, suite.eval.split))
+    rows = sample_set(ev, suite.eval.split)
+    return cell_facts(ev, suite.name, rows), collector.samples(rows)
 
 
-def cell_facts(ev: EvalCell, suite: str) -> CellFacts:
+def cell_facts(ev: EvalCell, suite: str, rows: SampleSet) -> CellFacts:
     tc, p = ev.train, ev.perturbation
     return CellFacts(suite=suite, dataset=tc.dataset, model=tc.model, recipe=tc.recipe, seed=tc.seed,
-                     family=p.family, perturbation=p.name, target=p.target, severity=float(p.severity))
+                     family=p.family, perturbation=p.name, target=p.target, severity=float(p.severity),
+                     split=rows.split, rows=rows.rows or 0, facts=p.facts())
 
 
-def sample_set(ev: EvalCell, split: str) -> str:
-    """Which rows a cell evaluated: cells with the same name are paired in the bootstrap."""
+def sample_set(ev: EvalCell, split: str) -> SampleSet:
+    """Which rows a cell evaluated: cells of the same sample set are paired in the bootstrap."""
     p = ev.perturbation
-    return f"{ev.train.dataset}|{p.group or split}|{p.max_rows or 'all'}"
+    return SampleSet(ev.train.dataset, p.group or split, p.max_rows)
 
 
 def train_info(cell: TrainCell) -> dict:

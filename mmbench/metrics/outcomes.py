@@ -18,52 +18,75 @@ from mmbench.metrics.base import Outcomes
 
 
 @dataclass(frozen=True)
-class Samples:
-    """Per-row outcomes of one evaluation cell on sample set ``sample_set``."""
+class SampleSet:
+    """Which rows a cell evaluated: a dataset's split or held-out group, all rows or a fixed
+    seeded subset of ``rows``. Cells of one sample set are resampled with the same bootstrap
+    weights (paired), seeded by :attr:`key`."""
 
-    sample_set: str
-    preds: np.ndarray   # int16 [n]
-    labels: np.ndarray  # int16 [n]
-    probs: np.ndarray   # float32 [n], softmax probability of the true class
-    full: np.ndarray | None = None  # float32 [n, C], every class's probability (if kept)
+    dataset: str
+    split: str
+    rows: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}|{self.split}|{self.rows or 'all'}"
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Per-row outcomes of one evaluation cell on ``sample_set``; with ``draws`` > 1 (repeated
+    random perturbations) the arrays hold ``draws`` blocks of the set's rows, draw after draw."""
+
+    sample_set: SampleSet
+    preds: np.ndarray   # int16 [n * draws]
+    labels: np.ndarray  # int16 [n * draws]
+    probs: np.ndarray   # float32 [n * draws], softmax probability of the true class
+    full: np.ndarray | None = None  # float32 [n * draws, C], every class's probability (if kept)
+    draws: int = 1
+
+    @property
+    def rows(self) -> int:
+        """How many rows of the sample set (each evaluated ``draws`` times)."""
+        return len(self.preds) // self.draws
 
     def to_blobs(self) -> tuple[bytes, bytes, bytes, bytes | None]:
         full = None if self.full is None else self.full.astype(np.float32).tobytes()
         return self.preds.tobytes(), self.labels.tobytes(), self.probs.tobytes(), full
 
     @classmethod
-    def from_blobs(cls, sample_set: str, preds: bytes, labels: bytes, probs: bytes,
-                   full: bytes | None = None) -> Samples:
+    def from_blobs(cls, sample_set: SampleSet, preds: bytes, labels: bytes, probs: bytes,
+                   full: bytes | None = None, draws: int = 1) -> Samples:
         p = np.frombuffer(preds, np.int16)
         f = None if full is None else np.frombuffer(full, np.float32).reshape(len(p), -1)
-        return cls(sample_set, p, np.frombuffer(labels, np.int16), np.frombuffer(probs, np.float32), f)
+        return cls(sample_set, p, np.frombuffer(labels, np.int16), np.frombuffer(probs, np.float32), f, draws)
 
 
 class Collector:
-    """Accumulates a cell's per-row outcomes batch by batch (``full``: keep every class's
-    probability too)."""
+    """Accumulates a cell's per-row outcomes batch by batch, per draw (``full``: keep every
+    class's probability too); :meth:`samples` lays the draws out one after another."""
 
     def __init__(self, full: bool = False) -> None:
         self.keep_full = full
-        self.preds: list[Tensor] = []
-        self.labels: list[Tensor] = []
-        self.probs: list[Tensor] = []
-        self.full: list[Tensor] = []
+        self.parts: dict[int, dict[str, list[Tensor]]] = {}
 
-    def update(self, logits: Tensor, labels: Tensor) -> None:
+    def update(self, logits: Tensor, labels: Tensor, draw: int = 0) -> None:
+        part = self.parts.setdefault(draw, {"preds": [], "labels": [], "probs": [], "full": []})
         logits = logits.detach().float()
         log_norm = logits.logsumexp(dim=1, keepdim=True)
         true = logits.gather(1, labels.long().view(-1, 1))
-        self.probs.append((true - log_norm).exp().view(-1).cpu())  # softmax of the label
-        self.preds.append(logits.argmax(dim=1).to(torch.int16).cpu())
-        self.labels.append(labels.to(torch.int16).cpu())
+        part["probs"].append((true - log_norm).exp().view(-1).cpu())  # softmax of the label
+        part["preds"].append(logits.argmax(dim=1).to(torch.int16).cpu())
+        part["labels"].append(labels.to(torch.int16).cpu())
         if self.keep_full:
-            self.full.append((logits - log_norm).exp().cpu())
+            part["full"].append((logits - log_norm).exp().cpu())
 
-    def samples(self, sample_set: str) -> Samples:
-        full = torch.cat(self.full).numpy() if self.keep_full else None
-        return Samples(sample_set, torch.cat(self.preds).numpy(), torch.cat(self.labels).numpy(),
-                       torch.cat(self.probs).numpy(), full)
+    def _cat(self, name: str) -> np.ndarray:
+        return torch.cat([t for d in sorted(self.parts) for t in self.parts[d][name]]).numpy()
+
+    def samples(self, sample_set: SampleSet) -> Samples:
+        full = self._cat("full") if self.keep_full else None
+        return Samples(sample_set, self._cat("preds"), self._cat("labels"), self._cat("probs"), full,
+                       max(len(self.parts), 1))
 
 
 def stack(cells: list[Samples], n_classes: int, full: bool) -> Outcomes:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -24,7 +24,13 @@ ALL = "all"
 
 @dataclass(frozen=True)
 class Perturbation(abc.ABC):
-    """One concrete perturbation: its family, name, target modality set and strength."""
+    """One concrete perturbation: its family, name, target modality set and strength.
+
+    Capabilities the engine reads instead of testing names: ``amp_safe`` (may run under
+    ``--amp`` mixed precision), :attr:`needs_native_missing` (the model must handle missing
+    modalities itself), ``draws`` (how many independent random draws are averaged). What a
+    row measured beyond the common columns comes from :meth:`facts` (e.g. ``attack``, ``norm``,
+    ``imputation``, ``kept``, ``corruption``), stored as columns, never parsed from names."""
 
     family: str
     name: str
@@ -34,6 +40,20 @@ class Perturbation(abc.ABC):
     max_rows: int | None = None
     #: evaluate on this held-out group of the dataset instead of the suite's evaluation split
     group: str | None = None
+    #: independent random draws of the perturbation per row, averaged (1: one draw)
+    draws: int = 1
+
+    #: whether mixed precision (``--amp``) may be used for this perturbation's forward passes
+    amp_safe: ClassVar[bool] = False
+
+    @property
+    def needs_native_missing(self) -> bool:
+        """Whether the model must handle missing modalities natively (a presence mask)."""
+        return False
+
+    def facts(self) -> dict[str, Any]:
+        """What this case measured beyond family, name, target and severity (row columns)."""
+        return {}
 
     @abc.abstractmethod
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:

@@ -14,11 +14,17 @@ from mmbench.registry import PERTURBATIONS
 
 @dataclass(frozen=True)
 class Clean(Perturbation):
+    amp_safe = True  # nothing is attacked: bfloat16 autocast is safe
+
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
         return dict(batch)
 
 
-@PERTURBATIONS.register("clean", family="clean", kinds=("image", "sequence", "vector", "tokens"))
+#: the clean perturbation and its family: the reference every robustness score is read against
+CLEAN = "clean"
+
+
+@PERTURBATIONS.register(CLEAN, family=CLEAN, kinds=("image", "sequence", "vector", "tokens"))
 def clean(modalities: Sequence[ModalitySpec], n_classes: int) -> list[Perturbation]:
     """No perturbation: the clean test split."""
-    return [Clean(family="clean", name="clean")]
+    return [Clean(family=CLEAN, name=CLEAN)]

@@ -43,6 +43,8 @@ class Corruption:
     unit: str
     #: extra applicability rule beyond the kind: returns why ``spec`` is unsupported, or None
     requires: Callable[[ModalitySpec], str | None] | None = None
+    #: whether it draws anything at random (the ``shift`` family then averages several draws)
+    random: bool = True
 
     def unsupported(self, spec: ModalitySpec) -> str | None:
         """Why this corruption cannot run on ``spec`` (None when it can)."""
@@ -73,12 +75,13 @@ class Corruption:
 
 def corruption(name: str, kinds: tuple[str, ...], levels: tuple[float, float, float, float, float],
                unit: str, requires: Callable[[ModalitySpec], str | None] | None = None,
-               ) -> Callable[[CorruptFn], CorruptFn]:
-    """Register ``fn`` as corruption ``name`` (decorator)."""
+               random: bool = True) -> Callable[[CorruptFn], CorruptFn]:
+    """Register ``fn`` as corruption ``name`` (decorator); ``random=False`` for one that draws
+    nothing at random (evaluated once instead of averaged over draws)."""
 
     def decorate(fn: CorruptFn) -> CorruptFn:
         doc = (fn.__doc__ or "").strip().splitlines()
-        CORRUPTIONS.register(name, Corruption(name, fn, kinds, levels, unit, requires),
+        CORRUPTIONS.register(name, Corruption(name, fn, kinds, levels, unit, requires, random),
                              kinds=kinds, description=f"{doc[0] if doc else name} "
                              f"[{', '.join(kinds)}; {unit}: {', '.join(f'{v:g}' for v in levels)}]")
         return fn
@@ -166,7 +169,7 @@ def impulse_noise(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpe
     return torch.where(u < level, (u >= level / 2).to(x.dtype), x)
 
 
-@corruption("gaussian_blur", IMAGE, (0.5, 0.75, 1.0, 1.25, 1.5), "sigma in pixels")
+@corruption("gaussian_blur", IMAGE, (0.5, 0.75, 1.0, 1.25, 1.5), "sigma in pixels", random=False)
 def gaussian_blur(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpec) -> Tensor:
     """Separable Gaussian blur of each channel (replicate padding)."""
     radius = math.ceil(3 * level)
@@ -176,7 +179,7 @@ def gaussian_blur(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpe
     return _depthwise(_depthwise(x, k[None, :]), k[:, None])
 
 
-@corruption("defocus_blur", IMAGE, (1.0, 1.5, 2.0, 2.5, 3.0), "disk radius in pixels")
+@corruption("defocus_blur", IMAGE, (1.0, 1.5, 2.0, 2.5, 3.0), "disk radius in pixels", random=False)
 def defocus_blur(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpec) -> Tensor:
     """Defocus blur: each channel averaged over a disk of the given radius."""
     taps = torch.arange(-math.floor(level), math.floor(level) + 1, device=x.device, dtype=x.dtype)
@@ -202,20 +205,20 @@ def motion_blur(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpec)
     return F.conv2d(padded, kernel[:, None], groups=n * c).reshape(n, c, h, w)
 
 
-@corruption("contrast", IMAGE, (0.4, 0.3, 0.2, 0.1, 0.05), "contrast factor")
+@corruption("contrast", IMAGE, (0.4, 0.3, 0.2, 0.1, 0.05), "contrast factor", random=False)
 def contrast(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpec) -> Tensor:
     """Reduced contrast: each image pulled towards its mean by the given factor."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return (x - mean) * level + mean
 
 
-@corruption("brightness", IMAGE, (0.1, 0.2, 0.3, 0.4, 0.5), "offset in the unit")
+@corruption("brightness", IMAGE, (0.1, 0.2, 0.3, 0.4, 0.5), "offset in the unit", random=False)
 def brightness(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpec) -> Tensor:
     """Increased brightness: a constant added to every value."""
     return x + level
 
 
-@corruption("pixelate", IMAGE, (0.75, 0.625, 0.5, 0.375, 0.25), "downsampled size / size")
+@corruption("pixelate", IMAGE, (0.75, 0.625, 0.5, 0.375, 0.25), "downsampled size / size", random=False)
 def pixelate(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpec) -> Tensor:
     """Pixelation: area-downsampled to a fraction of the size, then nearest-upsampled back."""
     h, w = x.shape[-2:]

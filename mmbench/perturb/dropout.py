@@ -34,8 +34,11 @@ from mmbench.models.base import PRESENT, FusionModel
 from mmbench.perturb.base import ALL, Perturbation
 from mmbench.registry import PERTURBATIONS
 
-IMPUTATIONS = ("zeros", "mean", "noise", "native")
+ZEROS, NATIVE = "zeros", "native"
+IMPUTATIONS = (ZEROS, "mean", "noise", NATIVE)
 NONE = "none"
+#: the two families: a fixed kept subset per case, and random per-row dropout at a rate
+MISSING, RANDOM_DROPOUT = "missing", "random_dropout"
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class Fill:
 
     def impute(self, spec: ModalitySpec, x: Tensor, how: str, labels: Tensor) -> Tensor:
         """Values for modality ``spec`` in place of ``x`` (same shape, dtype and device)."""
-        if how in ("zeros", "native") or (how == "mean" and not spec.is_continuous):
+        if how in ("zeros", NATIVE) or (how == "mean" and not spec.is_continuous):
             return torch.full_like(x, spec.lo if spec.is_continuous else 0)
         if how == "mean":
             return self.mean[spec.name].to(x.device).expand_as(x).clone()
@@ -84,7 +87,7 @@ def fill_missing(batch: Batch, specs: Sequence[ModalitySpec], present: Tensor, h
             continue
         mask = keep.view(-1, *([1] * (batch[spec.name].dim() - 1)))
         out[spec.name] = torch.where(mask, batch[spec.name], fill.impute(spec, batch[spec.name], how, labels))
-    if how == "native":
+    if how == NATIVE:
         out[PRESENT] = present
     return out
 
@@ -99,6 +102,13 @@ class Imputing(Perturbation):
     fill_id: str = ""
     fill: Fill | None = field(default=None, repr=False, compare=False)
 
+    @property
+    def needs_native_missing(self) -> bool:
+        return self.imputation == NATIVE
+
+    def facts(self) -> dict[str, Any]:
+        return {"imputation": self.imputation}
+
     def fill_rows(self, batch: Batch, present: Tensor, labels: Tensor) -> dict[str, Tensor]:
         assert self.fill is not None
         return fill_missing(batch, self.specs, present, self.imputation, self.fill, labels)
@@ -109,6 +119,10 @@ class Missing(Imputing):
     """Keep ``keep``, impute every other modality."""
 
     keep: tuple[str, ...] = ()
+
+    def facts(self) -> dict[str, Any]:
+        """``kept``: the present modalities joined by ``+`` (``none`` when nothing is kept)."""
+        return {**super().facts(), "kept": "+".join(self.keep) or NONE}
 
     def present(self, n: int, device: torch.device) -> Tensor:
         row = torch.tensor([s.name in self.keep for s in self.specs], device=device)
@@ -129,7 +143,7 @@ class Missing(Imputing):
                 kept = spec.name in self.keep
                 tag = ("encoded", spec.name, "clean" if kept else self.imputation, self.fill_id)
                 features[spec.name] = cache.get(tag, lambda s=spec, k=kept: self._encode(model, s, k, batch, labels))
-            if self.imputation == "native":
+            if self.imputation == NATIVE:
                 features[PRESENT] = self.present(len(labels), labels.device)
             return model.fuse_and_classify(features)
 
@@ -194,7 +208,7 @@ def _imputations(imputation: list[str]) -> list[str]:
     return list(imputation)
 
 
-@PERTURBATIONS.register("missing", family="dropout", kinds=("image", "sequence", "vector", "tokens"),
+@PERTURBATIONS.register("missing", family=MISSING, kinds=("image", "sequence", "vector", "tokens"),
                         example={"subsets": "all", "imputation": ["zeros", "mean", "noise"]})
 def missing(modalities: Sequence[ModalitySpec], n_classes: int, train: Split,
             subsets: str | list[str] = "all", imputation: list[str] | None = None) -> list[Perturbation]:
@@ -206,13 +220,13 @@ def missing(modalities: Sequence[ModalitySpec], n_classes: int, train: Split,
         for keep in _subsets(names, subsets):
             gone = [n for n in names if n not in keep]
             target = NONE if not gone else ALL if not keep else "+".join(gone)
-            cases.append(Missing(family="dropout", name=f"missing-{how}", target=target,
+            cases.append(Missing(family=MISSING, name=f"missing-{how}", target=target,
                                  severity=float(len(gone)), keep=keep, imputation=how,
                                  specs=tuple(modalities), fill_id=fill.fingerprint, fill=fill))
     return cases
 
 
-@PERTURBATIONS.register("random_dropout", family="dropout",
+@PERTURBATIONS.register("random_dropout", family=RANDOM_DROPOUT,
                         kinds=("image", "sequence", "vector", "tokens"),
                         example={"rates": [0.0, 0.5, 0.9], "imputation": ["zeros", "noise"]})
 def random_dropout(modalities: Sequence[ModalitySpec], n_classes: int, train: Split,
@@ -224,7 +238,7 @@ def random_dropout(modalities: Sequence[ModalitySpec], n_classes: int, train: Sp
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1:
             raise MMBenchError(f"random_dropout: rates must lie in [0, 1), got {r!r}")
     fill = Fill.from_split(modalities, train)
-    return [RandomDropout(family="dropout", name=f"random-{how}", severity=float(r), imputation=how,
+    return [RandomDropout(family=RANDOM_DROPOUT, name=f"random-{how}", severity=float(r), imputation=how,
                           specs=tuple(modalities), fill_id=fill.fingerprint, fill=fill)
             for how in _imputations(imputation or ["zeros"]) for r in rates]
 

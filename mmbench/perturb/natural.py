@@ -19,6 +19,7 @@ from mmbench.perturb.base import Perturbation
 from mmbench.registry import PERTURBATIONS
 
 ID = "id"
+NATURAL_SHIFT = "natural_shift"
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,12 @@ class Natural(Perturbation):
         return dict(batch)
 
 
-@PERTURBATIONS.register("natural_shift", family="shift", kinds=("image", "sequence", "vector", "tokens"))
+@PERTURBATIONS.register("natural_shift", family=NATURAL_SHIFT, kinds=("image", "sequence", "vector", "tokens"))
 def natural_shift(modalities: Sequence[ModalitySpec], n_classes: int,
                   groups: Sequence[str]) -> list[Perturbation]:
     """In-distribution test rows and each held-out group of the dataset (ID/OOD/worst group)."""
     if not groups:
         raise MMBenchError("natural_shift needs a dataset with held-out groups: use mfeat with "
                            "ood_attribute (e.g. 'mor:5') or digits_cross")
-    return [Natural(family="shift", name="natural", target=ID),
-            *(Natural(family="shift", name="natural", target=g, group=g) for g in groups)]
+    return [Natural(family=NATURAL_SHIFT, name="natural", target=ID),
+            *(Natural(family=NATURAL_SHIFT, name="natural", target=g, group=g) for g in groups)]

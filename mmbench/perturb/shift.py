@@ -2,15 +2,19 @@
 
 Each case applies one registered corruption (``mmbench ls corruptions``) at one severity to one
 modality (``target``: its name) or to every modality it supports (``target: all``). Rows:
-``family: shift``, ``perturbation`` = the corruption, ``severity`` = 0-5. The noise of a case
-depends on the evaluation seed and the modality, not on the model, so all models of a suite see
-the same corrupted inputs (paired comparisons, corruption errors against a baseline).
+``family: shift``, ``perturbation`` and ``corruption`` = the corruption, ``severity`` = 0-5,
+``draws``. A random corruption is drawn ``draws`` times per row (default 3) and the metrics
+average over the draws (the bootstrap resamples rows, keeping each row's draws together); a
+deterministic one runs once. The noise depends on the evaluation seed, the draw and the
+modality, not on the model, so all models of a suite see the same corrupted inputs (paired
+comparisons, corruption errors against a baseline).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -22,6 +26,7 @@ from mmbench.perturb.corruptions import SEVERITIES, Corruption
 from mmbench.registry import CORRUPTIONS, PERTURBATIONS
 
 EACH = "each"
+SHIFT = "shift"
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,9 @@ class Shift(Perturbation):
     """Corruption ``name`` at ``severity`` on the modalities ``specs`` (the targets)."""
 
     specs: tuple[ModalitySpec, ...] = ()
+
+    def facts(self) -> dict[str, Any]:
+        return {"corruption": self.name, "draws": self.draws}
 
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
         corruption: Corruption = CORRUPTIONS.get(self.name)
@@ -82,12 +90,16 @@ def _targets(corruption: Corruption, specs: Sequence[ModalitySpec], targets: lis
     return out
 
 
-@PERTURBATIONS.register("shift", family="shift", kinds=("image", "sequence", "vector", "tokens"),
-                        example={"severities": [0, 1, 5]})
+@PERTURBATIONS.register("shift", family=SHIFT, kinds=("image", "sequence", "vector", "tokens"),
+                        example={"severities": [0, 1, 5], "draws": 2})
 def shift(modalities: Sequence[ModalitySpec], n_classes: int, corruptions: str | list[str] = "all",
-          severities: list[int] | None = None, targets: list[str] | None = None) -> list[Perturbation]:
-    """Corruptions by modality kind at severities 1-5, per modality and on all modalities."""
+          severities: list[int] | None = None, targets: list[str] | None = None,
+          draws: int = 3) -> list[Perturbation]:
+    """Corruptions by modality kind at severities 1-5, per modality and on all modalities;
+    random ones averaged over ``draws`` draws."""
     levels = _severities([1, 2, 3, 4, 5] if severities is None else severities)
+    if isinstance(draws, bool) or not isinstance(draws, int) or not 1 <= draws <= 100:
+        raise MMBenchError(f"shift: draws must be an integer from 1 to 100, got {draws!r}")
     chosen, cases = _corruptions(corruptions), []
     for name in chosen:
         corruption = CORRUPTIONS.get(name)
@@ -96,6 +108,7 @@ def shift(modalities: Sequence[ModalitySpec], n_classes: int, corruptions: str |
             kinds = sorted({m.kind.value for m in modalities})
             raise MMBenchError(f"shift: corruption '{name}' applies to {'/'.join(corruption.kinds)} "
                                f"modalities; this dataset has {', '.join(kinds)}")
-        cases += [Shift(family="shift", name=name, target=t, severity=float(s), specs=specs)
-                  for t, specs in pairs for s in levels]
+        times = draws if corruption.random else 1
+        cases += [Shift(family=SHIFT, name=name, target=t, severity=float(s), specs=specs,
+                        draws=times if s > 0 else 1) for t, specs in pairs for s in levels]
     return cases

@@ -140,6 +140,8 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
     train_cells: list[TrainCell] = []
     eval_cells: list[EvalCell] = []
     codes: dict[type, dict[str, str]] = {}  # perturbation type -> its code versions
+    recipes = [(r, RECIPES.get(r.name), build_config(RECIPES.get(r.name).config_type, r.params,
+                                                     f"recipe '{label_of(r)}'")) for r in suite.recipes]
     for ds_comp in suite.datasets:
         data = datasets[label_of(ds_comp)]
         fingerprint = data.fingerprint()
@@ -148,11 +150,8 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
         for model in expand_models(suite, data):
             perturbations = [p for comp, ps in expanded if applies_to(comp, model) for p in ps]
             check_model_fits(model, data, label_of(ds_comp))
-            check_model_supports(model, perturbations, suite.recipes)
-            for recipe in suite.recipes:
-                recipe_cls = RECIPES.get(recipe.name)
-                config = build_config(recipe_cls.config_type, recipe.params,
-                                      f"recipe '{label_of(recipe)}'")
+            check_model_supports(model, perturbations, recipes)
+            for recipe, recipe_cls, config in recipes:
                 recipe_cls().check(config, data)
                 for seed in suite.seeds:
                     key, seed_key, code = train_keys(ds_comp, fingerprint, model, recipe, config, seed, amp)
@@ -209,11 +208,11 @@ def check_model_fits(model: Component, data: MultimodalDataset, dataset: str) ->
 
 
 def check_model_supports(model: Component, perturbations: list[Perturbation],
-                         recipes: tuple[Component, ...]) -> None:
-    """``native`` imputation, in a perturbation or a recipe, needs a model that handles missing
-    inputs itself (registered ``handles_missing=True``)."""
-    wants = [p.name for p in perturbations if getattr(p, "imputation", None) == "native"]
-    wants += [f"recipe {label_of(r)}" for r in recipes if r.params.get("imputation") == "native"]
+                         recipes: list[tuple[Component, Any, Any]]) -> None:
+    """A perturbation or recipe that needs native missing-modality handling needs a model that
+    handles missing inputs itself (registered ``handles_missing=True``)."""
+    wants = [p.name for p in perturbations if p.needs_native_missing]
+    wants += [f"recipe {label_of(r)}" for r, cls, config in recipes if cls().needs_native_missing(config)]
     if wants and not MODELS.entry(model.name).meta.get("handles_missing"):
         able = [e.name for e in MODELS.entries() if e.meta.get("handles_missing")]
         raise MMBenchError(
@@ -242,7 +241,7 @@ def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite
         semantic = {"train": cell.seed_key, "perturbation": repr(p),
                     "outcomes": "full" if keeps_full_probs(suite) else "true_class",
                     "eval": dataclasses.asdict(suite.eval),
-                    **({"amp": True} if amp and p.family == "clean" else {})}
+                    **({"amp": True} if amp and p.amp_safe else {})}
         key = content_hash({**semantic, "train": cell.key, "code": code})
         inputs = {"data": fingerprint, "perturbation": repr(p), "eval": dataclasses.asdict(suite.eval)}
         cells.append(EvalCell(cell, p, key, content_hash(semantic), content_hash(inputs)))

@@ -1,74 +1,100 @@
 """``mmbench compare DIR_A DIR_B``: paired differences of every score between two runs.
 
-Both folders must have evaluated the same test rows (same datasets and splits): their cells'
-bootstrap replicates then use the same resampling weights, so the difference of a score has
-its own paired interval. Rows are (dataset, model, recipe, score) present in both runs.
+Both folders must have evaluated the same test rows (same datasets and splits) and read the
+same score metric: their cells' bootstrap replicates then use the same resampling weights, so
+the difference of a score has its own paired interval. Rows are (dataset, model, recipe,
+score) present in both runs. What else differs is said, not hidden: with different training
+seeds the intervals cover test-row resampling only, so no difference is starred; with
+different baselines the scores measured against the baseline (mCE, relative mCE, effective
+robustness) are not compared.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mmbench.analysis.scores import KEY, compute_scores, score_replicates
+from mmbench.analysis.curves import KEY
 from mmbench.errors import MMBenchError
-from mmbench.report.publish import DatasetInfo, Reading, stored_frame
-from mmbench.store.database import open_existing
+from mmbench.render.tables import github
+from mmbench.report.publish import StoredRun, load_run
 
 LEVEL = 0.95
+#: scores read against the suite's baseline model
+AGAINST_BASELINE = frozenset({"mce", "relative_mce", "effective_robustness"})
 
 
-def _load(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray], str]:
-    """Point scores, replicate scores and label arrays per sample set of one results folder."""
-    store = open_existing(folder)
-    try:
-        config = store.config() or {}
-        datasets = {k: DatasetInfo.from_dict(v) for k, v in (store.meta("datasets") or {}).items()}
-        keys = [c.key for c in store.statuses() if c.kind == "eval"]
-        reading = Reading.from_config(config)
-        frame, reps = stored_frame(store, keys, datasets, reading.metrics, reading.score_metric)
-        labels = {s.sample_set: s.labels for s in store.samples(keys).values()}
-    finally:
-        store.close()
-    baseline, scorer = reading.baseline, reading.scorer
-    return (compute_scores(frame, baseline, scorer), score_replicates(frame, reps, baseline, scorer),
-            labels, scorer.name)
+@dataclass(frozen=True)
+class Comparison:
+    """The paired differences, whether stars may be shown, and notes on what differs."""
+
+    table: pd.DataFrame
+    starred: bool
+    notes: tuple[str, ...]
 
 
-def compare(a: Path, b: Path) -> pd.DataFrame:
+def compare(a: Path, b: Path) -> Comparison:
     """Per shared (dataset, model, recipe, score): value in A, in B, A - B and its interval."""
-    (point_a, reps_a, labels_a, metric_a), (point_b, reps_b, labels_b, metric_b) = _load(a), _load(b)
-    if metric_a != metric_b:
-        raise MMBenchError(f"{a} scores {metric_a} and {b} scores {metric_b}; compare runs with the "
-                           "same score_metric")
-    for name in set(labels_a) & set(labels_b):
-        if not np.array_equal(labels_a[name], labels_b[name]):
-            raise MMBenchError(f"{a} and {b} evaluated different rows of {name.split('|')[0]}; "
-                               "compare runs on the same datasets and splits")
-    both = point_a.merge(point_b, on=KEY + ["score"], suffixes=("_a", "_b"))
+    run_a, run_b = load_run(a), load_run(b)
+    _check_comparable(a, b, run_a, run_b)
+    notes, excluded = _differences(run_a, run_b)
+    analysis_a, analysis_b = run_a.analysis(), run_b.analysis()
+    both = analysis_a.scores.merge(analysis_b.scores, on=KEY + ["score"], suffixes=("_a", "_b"))
+    both = both[~both["score"].isin(excluded)]
     if both.empty:
         raise MMBenchError(f"{a} and {b} share no (dataset, model, recipe, score); compare runs "
                            "of the same models")
-    diffs = reps_a.merge(reps_b, on=KEY + ["score", "b"], suffixes=("_a", "_b"))
+    diffs = analysis_a.runs.merge(analysis_b.runs, on=KEY + ["score", "b"], suffixes=("_a", "_b"))
     diffs["diff"] = diffs["value_a"] - diffs["value_b"]
     bounds = diffs.groupby(KEY + ["score"])["diff"].quantile([(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     bounds = bounds.unstack().set_axis(["ci_low", "ci_high"], axis=1).reset_index()
     out = both.assign(diff=both["value_a"] - both["value_b"]).merge(bounds, on=KEY + ["score"], how="left")
-    return out.sort_values(KEY + ["score"], kind="stable").reset_index(drop=True)
+    table = out.sort_values(KEY + ["score"], kind="stable").reset_index(drop=True)
+    return Comparison(table, run_a.reading.seeds == run_b.reading.seeds, tuple(notes))
 
 
-def render(table: pd.DataFrame, a: Path, b: Path) -> str:
-    """Markdown: each difference with its 95% interval; * where the interval excludes 0."""
-    from tabulate import tabulate
+def _check_comparable(a: Path, b: Path, run_a: StoredRun, run_b: StoredRun) -> None:
+    metric_a, metric_b = run_a.reading.score_metric, run_b.reading.score_metric
+    if metric_a != metric_b:
+        raise MMBenchError(f"{a} scores {metric_a} and {b} scores {metric_b}; compare runs with the "
+                           "same score_metric")
+    for name in set(run_a.labels) & set(run_b.labels):
+        if not np.array_equal(run_a.labels[name], run_b.labels[name]):
+            raise MMBenchError(f"{a} and {b} evaluated different rows ({name}); "
+                               "compare runs on the same datasets and splits")
 
+
+def _differences(run_a: StoredRun, run_b: StoredRun) -> tuple[list[str], frozenset[str]]:
+    """Notes on what differs between the runs, and the scores that cannot be compared."""
+    notes, excluded = [], frozenset()
+    seeds_a, seeds_b = list(run_a.reading.seeds), list(run_b.reading.seeds)
+    if seeds_a != seeds_b:
+        notes.append(f"Training seeds differ (A: {seeds_a}, B: {seeds_b}): the intervals resample test "
+                     "rows only and do not cover the variation across training seeds, so no "
+                     "difference is starred.")
+    base_a, base_b = run_a.reading.baseline, run_b.reading.baseline
+    if base_a != base_b:
+        excluded = AGAINST_BASELINE
+        notes.append(f"Baselines differ (A: {base_a or 'none'}, B: {base_b or 'none'}): "
+                     f"{', '.join(sorted(AGAINST_BASELINE))} are measured against different models "
+                     "and are not compared.")
+    return notes, excluded
+
+
+def render(comparison: Comparison, a: Path, b: Path) -> str:
+    """Markdown: each difference with its 95% interval; * where the interval excludes 0 (when
+    the runs share their training seeds)."""
     lines = []
-    for r in table.itertuples():
-        sure = not (np.isnan(r.ci_low) or r.ci_low <= 0 <= r.ci_high)
+    for r in comparison.table.itertuples():
+        sure = comparison.starred and not (np.isnan(r.ci_low) or r.ci_low <= 0 <= r.ci_high)
         interval = "-" if np.isnan(r.ci_low) else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]"
         lines.append([r.dataset, r.model, r.recipe, r.score, f"{r.value_a:.4f}", f"{r.value_b:.4f}",
                       f"{r.diff:+.4f}{' *' if sure else ''}", interval])
-    head = f"# {a} (A) vs {b} (B): paired differences, 95% bootstrap intervals (* excludes 0)\n\n"
-    return head + tabulate(lines, headers=["dataset", "model", "recipe", "score", "A", "B", "A - B", "interval"],
-                           tablefmt="github", disable_numparse=True) + "\n"
+    stars = " (* excludes 0)" if comparison.starred else ""
+    head = f"# {a} (A) vs {b} (B): paired differences, 95% bootstrap intervals{stars}\n\n"
+    notes = "".join(f"{note}\n\n" for note in comparison.notes)
+    table = github(lines, ["dataset", "model", "recipe", "score", "A", "B", "A - B", "interval"])
+    return head + notes + table + "\n"

@@ -14,8 +14,10 @@ Tables::
           info TEXT (a train cell's seed key and code versions, JSON))
     plan(key PRIMARY KEY, kind, name, position)      -- the latest run's cells, in order
     meta(name PRIMARY KEY, value TEXT)               -- suite config of the latest run (JSON)
-    samples(key PRIMARY KEY, sample_set, preds, labels, probs, full)  -- per-row outcomes of an
-        evaluation cell (int16 / int16 / float32 arrays; full: float32 [n, classes] or NULL)
+    samples(key PRIMARY KEY, sample_set, preds, labels, probs, full, dataset, split, subset,
+        draws)  -- per-row outcomes of an evaluation cell (int16 / int16 / float32 arrays;
+        full: float32 [n, classes] or NULL) and the rows it evaluated (dataset, split or group,
+        subset size or NULL for all; draws: how many times each row was drawn)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mmbench.errors import MMBenchError
-from mmbench.metrics.outcomes import Samples
+from mmbench.metrics.outcomes import Samples, SampleSet
 from mmbench.store.rows import CellFacts
 
 FILENAME = "store.sqlite"
@@ -40,10 +42,11 @@ CREATE TABLE IF NOT EXISTS plan (key TEXT PRIMARY KEY, kind TEXT NOT NULL, name 
     position INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS samples (key TEXT PRIMARY KEY, sample_set TEXT NOT NULL, preds BLOB,
-    labels BLOB, probs BLOB, full BLOB);
+    labels BLOB, probs BLOB, full BLOB, dataset TEXT, split TEXT, subset INTEGER, draws INTEGER);
 """
 #: columns added since the first schema: (table, column) of stores written before them
-ADDED_COLUMNS = (("cells", "info"), ("samples", "full"))
+ADDED_COLUMNS = (("cells", "info"), ("samples", "full"), ("samples", "dataset"), ("samples", "split"),
+                 ("samples", "subset"), ("samples", "draws"))
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,10 @@ class Store:
                              (cell.key, cell.kind, cell.name, "failed" if error else "done", error,
                               seconds, time.time(), payload, json.dumps(info) if info else None))
             if samples is not None:
-                self._db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?)",
-                                 (cell.key, samples.sample_set, *samples.to_blobs()))
+                rows = samples.sample_set
+                self._db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 (cell.key, rows.key, *samples.to_blobs(), rows.dataset, rows.split,
+                                  rows.rows, samples.draws))
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop stored cells (``--force``)."""
@@ -132,10 +137,16 @@ class Store:
         return out
 
     def samples(self, keys: Sequence[str]) -> dict[str, Samples]:
-        """Per-row outcomes of the given cells (those that have them)."""
-        wanted = set(keys)
-        query = "SELECT key, sample_set, preds, labels, probs, full FROM samples"
-        return {k: Samples.from_blobs(*rest) for k, *rest in self._db.execute(query) if k in wanted}
+        """Per-row outcomes of the given cells (those that have them; cells stored by an older
+        mmbench without the sample-set columns are left out)."""
+        wanted, out = set(keys), {}
+        query = ("SELECT key, preds, labels, probs, full, dataset, split, subset, draws FROM samples "
+                 "WHERE dataset IS NOT NULL")
+        for key, preds, labels, probs, full, dataset, split, subset, draws in self._db.execute(query):
+            if key in wanted:
+                out[key] = Samples.from_blobs(SampleSet(dataset, split, subset), preds, labels, probs,
+                                              full, int(draws or 1))
+        return out
 
     def train_info(self) -> dict[str, dict[str, Any]]:
         """Key -> the ``info`` of every finished training cell that recorded one."""

@@ -1,6 +1,7 @@
 """Result files: ``results.csv`` (tidy rows) and ``results.json`` (rows + provenance).
 
-``results.json`` schema (version 1)::
+``results.json`` schema (version 2: rows carry ``split``, ``rows`` and their perturbation's
+fact columns such as ``attack``, ``norm``, ``imputation``, ``kept``, ``corruption``, ``draws``)::
 
     {"schema_version": 1, "suite": str, "config": <suite as a mapping>,
      "rows": [<tidy row>, ...], "versions": {package: version}, "git": str | null,
@@ -21,9 +22,9 @@ from typing import Any
 
 import pandas as pd
 
-from mmbench.store.rows import COLUMNS, frame_records
+from mmbench.store.rows import columns_of, frame_records
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 PACKAGES = ("mmbench", "torch", "torchattacks", "numpy", "pandas", "scikit-learn", "tabulate")
 
 
@@ -50,7 +51,7 @@ def write_results(out_dir: Path, frame: pd.DataFrame, provenance: dict[str, Any]
     """Write the CSV and JSON files; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
-    frame = frame[list(COLUMNS)]  # tidy columns only (no store keys)
+    frame = frame[columns_of(frame)]  # tidy columns only (no store keys)
     frame.to_csv(csv_path, index=False)
     doc = {"schema_version": SCHEMA_VERSION, **provenance, "rows": frame_records(frame)}
     json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import pandas as pd
@@ -11,8 +11,11 @@ import pandas as pd
 
 @dataclass(frozen=True)
 class CellFacts:
-    """What one evaluation cell measured (stored with its per-row outcomes); its tidy rows are
-    these facts times every metric of the suite."""
+    """What one evaluation cell measured (stored with its per-row outcomes): the common columns,
+    the rows it evaluated (``split``: the split or held-out group; ``rows``: the size of a fixed
+    row subset, 0 for all), and ``facts``, the perturbation's own columns (``attack``, ``norm``,
+    ``imputation``, ``kept``, ``corruption``, ...). Its tidy rows are these facts times every
+    metric of the suite."""
 
     suite: str
     dataset: str
@@ -23,6 +26,9 @@ class CellFacts:
     perturbation: str
     target: str
     severity: float
+    split: str = "test"
+    rows: int = 0
+    facts: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def row(self, metric: str, value: float, n: int, ci_low: float = math.nan,
             ci_high: float = math.nan) -> TidyRow:
@@ -33,22 +39,34 @@ class CellFacts:
 class TidyRow(CellFacts):
     """One measurement: a cell's facts, one metric and its value with its interval."""
 
-    metric: str
-    value: float
-    n: int
+    metric: str = ""
+    value: float = math.nan
+    n: int = 0
     ci_low: float = math.nan
     ci_high: float = math.nan
 
 
-COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TidyRow))
+#: the common columns, in results.csv order; perturbation facts go between ``rows`` and ``metric``
+BASE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CellFacts) if f.name != "facts")
+MEASURE_COLUMNS: tuple[str, ...] = ("metric", "value", "n", "ci_low", "ci_high")
 SORT_KEYS = ["dataset", "model", "recipe", "seed", "family", "perturbation", "target",
-             "severity", "metric"]
+             "severity", "split", "rows", "metric"]
+
+
+def columns_of(frame: pd.DataFrame) -> list[str]:
+    """The tidy columns of ``frame`` in results.csv order (fact columns sorted by name)."""
+    known = set(BASE_COLUMNS) | set(MEASURE_COLUMNS) | {"cell"}
+    return [*BASE_COLUMNS, *sorted(c for c in frame.columns if c not in known), *MEASURE_COLUMNS]
 
 
 def rows_to_frame(rows: list[TidyRow], cells: list[str] | None = None) -> pd.DataFrame:
-    """A frame with the tidy columns, sorted so equal runs give identical tables; with
-    ``cells`` (one store key per row) also a ``cell`` column (not written to results.csv)."""
-    frame = pd.DataFrame([asdict(r) for r in rows], columns=list(COLUMNS))
+    """A frame with the tidy columns (one per fact any row has; empty where a row lacks it),
+    sorted so equal runs give identical tables; with ``cells`` (one store key per row) also a
+    ``cell`` column (not written to results.csv)."""
+    records = [{**{k: v for k, v in asdict(r).items() if k != "facts"}, **r.facts} for r in rows]
+    frame = pd.DataFrame(records)
+    frame = frame.reindex(columns=columns_of(frame)) if len(frame) else pd.DataFrame(
+        columns=[*BASE_COLUMNS, *MEASURE_COLUMNS])
     if cells is not None:
         frame["cell"] = cells
     return frame.sort_values(SORT_KEYS, kind="stable").reset_index(drop=True)

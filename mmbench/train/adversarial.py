@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from mmbench.data.base import Batch, MultimodalDataset
 from mmbench.errors import MMBenchError
-from mmbench.perturb.adversarial import Attack, resolve_targets
+from mmbench.perturb.adversarial import ADVERSARIAL, Attack, resolve_targets
 from mmbench.registry import RECIPES
 from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe
 
@@ -51,7 +51,7 @@ class AdversarialRecipe(StandardRecipe):
         options = {"steps": config.steps, "random_start": True}
         if config.alpha is not None:
             options["alpha"] = config.alpha
-        return Attack(family="adversarial", name="pgd-Linf", target=label, severity=config.eps,
+        return Attack(family=ADVERSARIAL, name="pgd-Linf", target=label, severity=config.eps,
                       attack="pgd", norm="Linf", specs=specs, options=tuple(sorted(options.items())))
 
     def loss_fn(self, config: AdversarialConfig, data: MultimodalDataset) -> LossFn:

@@ -40,6 +40,10 @@ class Recipe(abc.ABC):
     def check(self, config: Any, data: MultimodalDataset) -> None:  # noqa: B027 (optional hook)
         """Reject a configuration that does not fit ``data`` (before anything is trained)."""
 
+    def needs_native_missing(self, config: Any) -> bool:
+        """Whether training with ``config`` needs a model that handles missing modalities."""
+        return False
+
     @abc.abstractmethod
     def fit(self, model: nn.Module, data: MultimodalDataset, config: Any, seed: int,
             progress: bool = False) -> TrainReport:

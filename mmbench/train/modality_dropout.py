@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from mmbench.data.base import Batch, MultimodalDataset
-from mmbench.perturb.dropout import IMPUTATIONS, Fill, fill_missing, random_presence
+from mmbench.perturb.dropout import IMPUTATIONS, NATIVE, ZEROS, Fill, fill_missing, random_presence
 from mmbench.registry import RECIPES
 from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe
 
@@ -20,7 +20,7 @@ class ModalityDropoutConfig(StandardConfig):
     """Suite parameters of ``modality_dropout`` (plus those of ``standard``)."""
 
     rate: float = 0.3
-    imputation: str = "zeros"
+    imputation: str = ZEROS
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -33,6 +33,9 @@ class ModalityDropoutConfig(StandardConfig):
 @RECIPES.register("modality_dropout", description="random modality dropout during training")
 class ModalityDropoutRecipe(StandardRecipe):
     config_type = ModalityDropoutConfig
+
+    def needs_native_missing(self, config: ModalityDropoutConfig) -> bool:
+        return config.imputation == NATIVE
 
     def loss_fn(self, config: ModalityDropoutConfig, data: MultimodalDataset) -> LossFn:
         fill = Fill.from_split(data.modalities, data.train)

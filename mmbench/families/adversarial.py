@@ -1,0 +1,137 @@
+"""``adversarial``: attacks per modality, per subset and jointly, over an eps grid.
+
+Scores (docs/metrics.md): the worst attack's value per (target, eps), averaged
+(``adv_robust_accuracy``, the composite part), and the area under it against eps
+(``adv_relative_robustness``). With ``ensemble: true`` the per-row worst case over the attacks of
+a (target, eps) is derived from the attacks' stored outcomes: a row counts as robust only if
+every reported attack failed on it, so it is never above any of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mmbench.analysis.curves import KEY, curve_score, seed_mean
+from mmbench.analysis.sanity import DatasetFacts, sanity_checks
+from mmbench.families.base import Context, Family, ScoreSpec
+from mmbench.hashing import content_hash
+from mmbench.metrics.outcomes import Samples
+from mmbench.registry import FAMILIES
+from mmbench.render.plots import curves
+from mmbench.render.tables import github, half_width, pm
+from mmbench.store.rows import CellFacts
+
+NAME = "adversarial"
+WORST = "worst"
+#: cells of one ensemble: same model, seed, rows, target, eps, norm and attack list
+ENSEMBLE_KEY = ("suite", "dataset", "model", "recipe", "seed", "target", "severity", "split", "rows")
+
+
+@FAMILIES.register(NAME)
+class Adversarial(Family):
+    name = NAME
+    title = "adversarial attacks"
+    order = 10
+    scores = (
+        ScoreSpec("adv_robust_accuracy", "mean over (target, eps) of the worst attack's value",
+                  "adversarial", main=True),
+        ScoreSpec("adv_relative_robustness", "area under the worst attack's value vs eps (real "
+                  "spacing, clean value at eps 0) / eps span", "adversarial"),
+    )
+    composite = "adv_robust_accuracy"
+
+    def compute(self, ctx: Context) -> dict[str, pd.Series]:
+        rows = seed_mean(ctx.rows(NAME), ["perturbation", "target", "severity"])
+        if rows.empty:
+            return {}
+        worst = ctx.scorer.worst(rows.groupby(KEY + ["target", "severity"], as_index=False)["value"])
+        clean = seed_mean(ctx.clean_rows(), []).assign(severity=0.0)
+        with_clean = pd.concat([worst, clean.merge(worst[KEY + ["target"]].drop_duplicates(), on=KEY)])
+        return {"adv_robust_accuracy": worst.groupby(KEY)["value"].mean(),
+                "adv_relative_robustness": curve_score(with_clean, lambda r: r["severity"])}
+
+    def derive(self, facts: Mapping[str, CellFacts],
+               samples: Mapping[str, Samples]) -> dict[str, tuple[CellFacts, Samples]]:
+        groups: dict[tuple, list[str]] = {}
+        for key, f in facts.items():
+            if f.family == NAME and f.facts.get("ensemble") and key in samples:
+                group = tuple(getattr(f, k) for k in ENSEMBLE_KEY) + (f.facts["norm"], f.facts["ensemble"])
+                groups.setdefault(group, []).append(key)
+        out = {}
+        for members in groups.values():
+            order = facts[members[0]].facts["ensemble"].split(",")
+            members = sorted(members, key=lambda k: order.index(facts[k].facts["attack"]))
+            if len(members) == len(order):
+                out["worst:" + content_hash(members)] = worst_case(members, facts, samples)
+        return out
+
+    def checks(self, ctx: Context) -> pd.DataFrame | None:
+        rows = ctx.rows(NAME, "accuracy")
+        if rows.empty:
+            return None
+        info = {d: DatasetFacts(ctx.n_classes.get(d, 2), ctx.continuous.get(d, True)) for d in ctx.datasets()}
+        return sanity_checks(rows, info)
+
+    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+        rows = ctx.rows(NAME)
+        board = robust_board(rows[rows["dataset"] == dataset], ctx)
+        return [(f"{dataset}: robust {ctx.scorer.name} (worst attack per target@eps)", board)] if board else []
+
+    def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
+        rows = ctx.rows(NAME)
+        if rows.empty:
+            return []
+        per_seed = ["dataset", "model", "recipe", "seed", "target", "severity"]
+        worst = ctx.scorer.worst(rows.groupby(per_seed, as_index=False)["value"])
+        targets = worst[["dataset", "model", "recipe", "seed", "target"]].drop_duplicates()
+        clean = ctx.clean_rows().drop(columns=["target"]).merge(targets)
+        points = pd.concat([worst, clean[per_seed + ["value"]]]).rename(columns={"severity": "level"})
+        return [curves(g, out_dir, [NAME, dataset, "worst_attack", target], "eps (normalised units)",
+                       ctx.scorer.name, f"worst attack on {target}, {dataset}")
+                for (dataset, target), g in points.groupby(["dataset", "target"], sort=True)]
+
+
+def worst_case(members: list[str], facts: Mapping[str, CellFacts],
+               samples: Mapping[str, Samples]) -> tuple[CellFacts, Samples]:
+    """The per-row worst case of attack cells over the same rows: for each row, the outcome of
+    an attack that fooled it (the one with the lowest true-class probability), else the lowest
+    true-class probability among them."""
+    cells = [samples[k] for k in members]
+    preds = np.stack([c.preds for c in cells], axis=1)
+    probs = np.stack([c.probs for c in cells], axis=1)
+    correct = preds == np.stack([c.labels for c in cells], axis=1)
+    pick = np.argmin(probs + 2.0 * correct, axis=1)
+    rows = np.arange(len(pick))
+    first = cells[0]
+    full = None if first.full is None else np.stack([c.full for c in cells], axis=1)[rows, pick]
+    combined = Samples(first.sample_set, preds[rows, pick], first.labels, probs[rows, pick], full, first.draws)
+    lead = facts[members[0]]
+    names = lead.facts["ensemble"]
+    derived = replace(lead, perturbation=f"{WORST}[{names}]-{lead.facts['norm']}",
+                      facts={**lead.facts, "attack": WORST})
+    return derived, combined
+
+
+def robust_board(rows: pd.DataFrame, ctx: Context) -> str | None:
+    """For each target@eps, the worst attack's value (mean over seeds) ± its interval's
+    half-width; models ranked by their mean over the columns."""
+    if rows.empty:
+        return None
+    rows = rows.assign(hw=half_width(rows))
+    per_attack = rows.groupby(["model", "recipe", "target", "severity", "perturbation"])[["value", "hw"]].mean()
+    by_case = per_attack.groupby(level=["model", "recipe", "target", "severity"])["value"]
+    worst = per_attack.loc[by_case.idxmin() if ctx.scorer.higher_is_better else by_case.idxmax()].reset_index()
+    worst["column"] = worst["target"] + "@" + worst["severity"].map(lambda e: f"{e:g}")
+    table = worst.pivot_table(index=["model", "recipe"], columns="column", values="value", aggfunc="first", sort=False)
+    half = worst.pivot_table(index=["model", "recipe"], columns="column", values="hw", aggfunc="first",
+                             sort=False, dropna=False)
+    order = table.mean(axis=1).sort_values(ascending=ctx.scorer.ascending, kind="stable").index
+    lines = [[rank, model, recipe, *(pm(table.loc[(model, recipe), c], half.loc[(model, recipe)].get(c))
+                                     for c in table.columns)]
+             for rank, (model, recipe) in enumerate(order, start=1)]
+    return github(lines, ["rank", "model", "recipe", *table.columns])

@@ -1,0 +1,128 @@
+"""The family contract: what a perturbation family owns in the analysis of a run.
+
+A family is registered in :data:`mmbench.registry.FAMILIES` (entry-point group
+``mmbench.families``) under the name its perturbations put in the ``family`` column. It owns:
+
+- which rows are its own (by default ``family == name``);
+- its scores (:class:`ScoreSpec`: name, formula anchor in docs/metrics.md, direction), computed
+  from the score metric's rows by :meth:`Family.compute`, and which of them joins the composite;
+- rows derived from stored per-row outcomes (:meth:`Family.derive`, e.g. a per-row worst case);
+- its tables (CSV files), boards (Markdown) and plots;
+- sanity checks of its rows.
+
+Everything is read from a :class:`Context` built once per run, so no family recomputes what
+another already computed, and nothing outside a family's module names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from mmbench.analysis.curves import KEY, seed_mean
+from mmbench.analysis.direction import ScoreMetric
+from mmbench.metrics.outcomes import Samples
+from mmbench.perturb.clean import CLEAN as CLEAN_PERTURBATION
+from mmbench.store.rows import CellFacts
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """One leaderboard score: ``anchor`` is its section in docs/metrics.md; ``follows_metric``:
+    better in the score metric's direction (an accuracy-like score), else lower is better (an
+    error ratio such as mCE); ``main``: shown on the main board."""
+
+    name: str
+    description: str
+    anchor: str
+    follows_metric: bool = True
+    main: bool = False
+
+    def higher_is_better(self, scorer: ScoreMetric) -> bool:
+        return scorer.higher_is_better if self.follows_metric else False
+
+
+@dataclass
+class Context:
+    """A run's rows and what families need to read them, with a cache so that each derived
+    table is computed once (:meth:`once`)."""
+
+    frame: pd.DataFrame
+    scorer: ScoreMetric = field(default_factory=ScoreMetric)
+    baseline: str = ""
+    metrics: tuple[str, ...] = ("accuracy",)
+    #: dataset -> its modality names, class count and whether every modality is continuous
+    players: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    n_classes: Mapping[str, int] = field(default_factory=dict)
+    continuous: Mapping[str, bool] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    def once(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
+
+    def rows(self, family: str, metric: str | None = None) -> pd.DataFrame:
+        """A family's rows of ``metric`` (default: the score metric)."""
+        frame = self.frame
+        return frame[(frame["family"] == family) & (frame["metric"] == (metric or self.scorer.name))]
+
+    def clean_rows(self, metric: str | None = None) -> pd.DataFrame:
+        """The clean family's rows of ``metric`` (default: the score metric)."""
+        return self.rows(CLEAN, metric)
+
+    def clean(self) -> pd.Series:
+        """The clean value of the score metric per (dataset, model, recipe), mean over seeds."""
+        return seed_mean(self.clean_rows(), []).set_index(KEY)["value"]
+
+    def datasets(self) -> list[str]:
+        return sorted(self.frame["dataset"].unique())
+
+
+#: the clean family: the reference every robustness score is read against
+CLEAN = CLEAN_PERTURBATION
+
+
+class Family:
+    """A perturbation family's part of the analysis (see the module docstring). Subclasses set
+    ``name`` (the ``family`` column of its rows), ``title`` and ``order`` (where its boards go
+    on the leaderboard), ``scores`` and ``composite`` (the score that joins the composite)."""
+
+    name: ClassVar[str]
+    title: ClassVar[str] = ""
+    order: ClassVar[int] = 100
+    scores: ClassVar[tuple[ScoreSpec, ...]] = ()
+    composite: ClassVar[str | None] = None
+
+    def compute(self, ctx: Context) -> dict[str, pd.Series]:
+        """Score name -> value per (dataset, model, recipe), from ``ctx.frame`` (which may be a
+        stack of bootstrap replicates: compute from the rows, never cache across calls)."""
+        return {}
+
+    def derive(self, facts: Mapping[str, CellFacts],
+               samples: Mapping[str, Samples]) -> dict[str, tuple[CellFacts, Samples]]:
+        """Cells derived from stored outcomes (new key -> facts and outcomes); none by default."""
+        return {}
+
+    def tables(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        """Tables written as ``<name>.csv`` in the results folder."""
+        return {}
+
+    def checks(self, ctx: Context) -> pd.DataFrame | None:
+        """Sanity checks of its rows (columns as in :mod:`mmbench.analysis.sanity`)."""
+        return None
+
+    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+        """(heading, Markdown) of its boards for one dataset."""
+        return []
+
+    def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
+        """PNG files it draws under ``out_dir/plots``."""
+        return []
+
+    def present(self, ctx: Context) -> bool:
+        return bool((ctx.frame["family"] == self.name).any())

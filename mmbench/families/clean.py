@@ -1,0 +1,53 @@
+"""``clean``: the unperturbed evaluation split; its board lists every metric of the suite."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mmbench.analysis.curves import KEY
+from mmbench.families.base import CLEAN, Context, Family, ScoreSpec
+from mmbench.registry import FAMILIES, METRICS
+from mmbench.render.tables import github, half_width, pm
+
+
+@FAMILIES.register(CLEAN)
+class Clean(Family):
+    name = CLEAN
+    title = "clean"
+    order = 0
+    scores = (ScoreSpec("clean_accuracy", "the score metric on the clean evaluation split",
+                        "clean-accuracy", main=True),)
+
+    def compute(self, ctx: Context) -> dict[str, pd.Series]:
+        rows = ctx.rows(CLEAN)
+        return {"clean_accuracy": rows.groupby(KEY)["value"].mean()} if len(rows) else {}
+
+    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+        rows = ctx.frame[(ctx.frame["family"] == CLEAN) & (ctx.frame["dataset"] == dataset)]
+        if rows.empty:
+            return []
+        present = set(rows["metric"])
+        metrics = [m for m in dict.fromkeys((*ctx.metrics, *sorted(present))) if m in present]
+        board = metric_board(rows, metrics)
+        note = ("± is the half-width of the 95% bootstrap interval over test samples; sd the standard "
+                "deviation across training seeds.")
+        return [(f"{dataset} (clean, test split)", f"{board}\n\n{note}")]
+
+
+def metric_board(rows: pd.DataFrame, metrics: list[str]) -> str:
+    """Models ranked by the first of ``metrics`` (its declared direction); each cell the mean over
+    seeds ± the mean half-width of the cells' intervals, and the sd across seeds."""
+    summary = rows.assign(hw=half_width(rows)).groupby(["model", "recipe", "metric"]).agg(
+        mean=("value", "mean"), std=("value", "std"), seeds=("value", "count"), hw=("hw", "mean"))
+    first = metrics[0]
+    order = summary.xs(first, level="metric")["mean"].sort_values(
+        ascending=not METRICS.get(first).higher_is_better, kind="stable")
+    lines = []
+    for rank, (model, recipe) in enumerate(order.index, start=1):
+        cells = []
+        for m in metrics:
+            s = summary.loc[(model, recipe, m)] if (model, recipe, m) in summary.index else None
+            text = "-" if s is None else pm(s["mean"], s["hw"])
+            cells.append(text if s is None or s["seeds"] < 2 else f"{text} (sd {s['std']:.4f})")
+        lines.append([rank, model, recipe, *cells, int(summary.loc[(model, recipe, first), "seeds"])])
+    return github(lines, ["rank", "model", "recipe", *metrics, "seeds"])

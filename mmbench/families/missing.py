@@ -1,0 +1,103 @@
+"""``missing``: every kept subset of modalities (the rest imputed), with Shapley values.
+
+Rows carry ``kept`` (the present modalities, ``none`` when nothing is) and ``imputation``.
+Score: the worst value over the non-empty kept subsets and imputations
+(``missing_worst_subset``, the composite part). A full sweep also gives exact Shapley values per
+modality (``shapley.csv``, bar plots) and the leave-one-out / only-one views
+(``single_modality.csv``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mmbench.analysis.curves import KEY, seed_mean
+from mmbench.analysis.shapley import NONE, modality_shapley, single_modality_views, worst_single_missing
+from mmbench.families.base import Context, Family, ScoreSpec
+from mmbench.registry import FAMILIES
+from mmbench.render.plots import grouped_bars
+from mmbench.render.tables import github
+
+NAME = "missing"
+SWEEP = ["model", "recipe", "imputation"]
+
+
+@FAMILIES.register(NAME)
+class Missing(Family):
+    name = NAME
+    title = "missing modalities"
+    order = 20
+    scores = (ScoreSpec("missing_worst_subset", "worst value over the non-empty kept subsets and "
+                        "imputations", "missing-modalities", main=True),)
+    composite = "missing_worst_subset"
+
+    def compute(self, ctx: Context) -> dict[str, pd.Series]:
+        rows = ctx.rows(NAME)
+        subsets = seed_mean(rows[rows["kept"] != NONE], ["imputation", "kept"])
+        return {"missing_worst_subset": ctx.scorer.worst(subsets.groupby(KEY)["value"])} if len(subsets) else {}
+
+    def _all_rows(self, ctx: Context) -> pd.DataFrame:
+        return ctx.frame[ctx.frame["family"] == NAME]
+
+    def shapley(self, ctx: Context) -> pd.DataFrame:
+        return ctx.once((NAME, "shapley"), lambda: modality_shapley(self._all_rows(ctx), ctx.players))
+
+    def views(self, ctx: Context) -> pd.DataFrame:
+        return ctx.once((NAME, "views"), lambda: single_modality_views(self._all_rows(ctx), ctx.players))
+
+    def tables(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        tables = {"shapley": self.shapley(ctx), "single_modality": self.views(ctx)}
+        return {name: t for name, t in tables.items() if not t.empty}
+
+    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+        metric = ctx.scorer.name
+        out = []
+        board = reliance_board(self.shapley(ctx), ctx, dataset)
+        if board:
+            out.append((f"{dataset}: modality reliance (Shapley values of {metric})", board))
+        board = views_board(self.views(ctx), metric, dataset)
+        if board:
+            out.append((f"{dataset}: {metric} with one modality left out (-m) or alone (only m)", board))
+        return out
+
+    def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
+        part = self.shapley(ctx)
+        part = part[part["metric"] == ctx.scorer.name]
+        return [grouped_bars(g.pivot_table(index="modality", columns="imputation", values="shapley",
+                                           aggfunc="mean", sort=False),
+                             out_dir, ["shapley", dataset, model, recipe], "modality",
+                             f"Shapley value ({ctx.scorer.name})", f"{model} ({recipe}) on {dataset}", "imputation")
+                for (dataset, model, recipe), g in part.groupby(["dataset", "model", "recipe"], sort=True)]
+
+
+def reliance_board(shapley: pd.DataFrame, ctx: Context, dataset: str) -> str | None:
+    """Shapley value of each modality (mean over seeds), per model and imputation, and the value
+    with the single most harmful modality missing."""
+    metric = ctx.scorer.name
+    part = shapley[(shapley["dataset"] == dataset) & (shapley["metric"] == metric)]
+    if part.empty:
+        return None
+    table = part.pivot_table(index=SWEEP, columns="modality", values="shapley", aggfunc="mean", sort=False)
+    rows = ctx.frame[(ctx.frame["family"] == NAME) & (ctx.frame["dataset"] == dataset)
+                     & (ctx.frame["metric"] == metric)]
+    worst = worst_single_missing(rows, ctx.players, ctx.scorer.higher_is_better)
+    value = worst.groupby(SWEEP)["value"].mean()
+    modality = worst.groupby(SWEEP)["modality"].agg(lambda m: m.mode().iloc[0])
+    lines = [[*key, *(f"{v:+.4f}" for v in table.loc[key]),
+              f"{value[key]:.4f} ({modality[key]})" if key in value.index else "-"] for key in table.index]
+    return github(lines, [*SWEEP, *table.columns, "worst single missing"])
+
+
+def views_board(views: pd.DataFrame, metric: str, dataset: str) -> str | None:
+    """The value with each modality left out (``-m``) and with it alone (``only m``), mean over
+    seeds, per model, recipe and imputation."""
+    part = views[(views["dataset"] == dataset) & (views["metric"] == metric)]
+    if part.empty:
+        return None
+    part = part.assign(column=part["view"].map({"leave_one_out": "-", "only_one": "only "}) + part["modality"])
+    table = part.pivot_table(index=SWEEP, columns="column", values="value", aggfunc="mean", sort=False)
+    modalities = list(dict.fromkeys(part["modality"]))
+    order = [c for prefix in ("-", "only ") for m in modalities if (c := prefix + m) in table.columns]
+    lines = [[*key, *(f"{v:.4f}" for v in table.loc[key, order])] for key in table.index]
+    return github(lines, [*SWEEP, *order])

@@ -1,0 +1,97 @@
+"""Scores of every registered family, the composite, effective robustness, and their paired
+bootstrap intervals (formulas: docs/metrics.md).
+
+Each family computes its scores from the score metric's rows of one (dataset, model, recipe);
+the ``composite`` is the mean of the composite parts of the families present (each family
+declares one), and ``effective_robustness`` compares it with the suite's baseline. Intervals
+recompute everything on paired bootstrap replicates of every cell's score-metric value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from mmbench.analysis.curves import KEY
+from mmbench.families.base import Context, Family, ScoreSpec
+from mmbench.registry import FAMILIES
+
+COMPOSITE = ScoreSpec("composite", "mean of the composite parts of the families present", "composite",
+                      main=True)
+EFFECTIVE = ScoreSpec("effective_robustness", "composite minus the baseline's composite, minus the "
+                      "clean difference", "effective-robustness", main=True)
+LEVEL = 0.95
+
+
+def families() -> list[Family]:
+    """Every registered family, in board order."""
+    found = [entry.obj() for entry in FAMILIES.entries()]
+    return sorted(found, key=lambda f: (f.order, f.name))
+
+
+def score_specs(found: list[Family] | None = None) -> list[ScoreSpec]:
+    """Every score (families' in board order, then the composite and effective robustness)."""
+    return [s for f in (found or families()) for s in f.scores] + [COMPOSITE, EFFECTIVE]
+
+
+def composite_parts(found: list[Family], present: set[str]) -> list[str]:
+    """The families' composite scores among ``present`` scores, in board order."""
+    return [f.composite for f in found if f.composite and f.composite in present]
+
+
+def compute_scores(ctx: Context, found: list[Family] | None = None) -> pd.DataFrame:
+    """One row per (dataset, model, recipe, score) with its value (absent scores left out)."""
+    found = [f for f in (found or families()) if f.present(ctx)]
+    parts: dict[str, pd.Series] = {}
+    for family in found:
+        parts.update(family.compute(ctx))
+    table = pd.DataFrame(parts)
+    present = composite_parts(found, set(table.columns))
+    if present and len(table):
+        table[COMPOSITE.name] = table[present].mean(axis=1)
+        if ctx.baseline and "clean_accuracy" in table:
+            table[EFFECTIVE.name] = _effective(table, ctx.baseline)
+    if table.empty:
+        return pd.DataFrame(columns=KEY + ["score", "value"])
+    long = table.rename_axis(KEY).reset_index().melt(id_vars=KEY, var_name="score", value_name="value")
+    return long.dropna(subset=["value"]).reset_index(drop=True)
+
+
+def _effective(table: pd.DataFrame, reference: str) -> pd.Series:
+    """(composite - reference composite) - (clean - reference clean), same dataset and recipe."""
+    if reference not in table.index.get_level_values("model"):
+        return pd.Series(np.nan, index=table.index)
+    ref = table.xs(reference, level="model")[[COMPOSITE.name, "clean_accuracy"]]
+    aligned = ref.reindex(pd.MultiIndex.from_arrays([table.index.get_level_values("dataset"),
+                                                     table.index.get_level_values("recipe")]))
+    return ((table[COMPOSITE.name].to_numpy() - aligned[COMPOSITE.name].to_numpy())
+            - (table["clean_accuracy"].to_numpy() - aligned["clean_accuracy"].to_numpy()))
+
+
+def score_replicates(ctx: Context, reps: dict[str, np.ndarray], found: list[Family] | None = None) -> pd.DataFrame:
+    """Every score on every paired bootstrap replicate: the columns of :func:`compute_scores`
+    plus ``b`` (``reps``: cell key -> replicates of the score metric; the frame needs its
+    ``cell`` column). Rows without replicates keep their value; empty without replicates."""
+    rows = ctx.frame[ctx.frame["metric"] == ctx.scorer.name].reset_index(drop=True)
+    n = len(next(iter(reps.values()))) if reps else 0
+    if not n or "cell" not in rows:
+        return pd.DataFrame(columns=KEY + ["score", "value", "b"])
+    matrix = np.stack([reps.get(c, np.full(n, np.nan)) for c in rows["cell"]])
+    values = np.where(np.isnan(matrix), rows["value"].to_numpy()[:, None], matrix)  # [rows, n]
+    # all replicates in one pass: replicate b is folded into the recipe ("r#b"), so every
+    # grouping, and the pairing with the reference model (same dataset and recipe), holds per b
+    stacked = pd.concat([rows.assign(value=values[:, b], recipe=rows["recipe"] + f"#{b}") for b in range(n)])
+    runs = compute_scores(dataclasses.replace(ctx, frame=stacked, cache={}), found)
+    split = runs["recipe"].str.rsplit("#", n=1)
+    return runs.assign(recipe=split.str[0], b=split.str[1].astype(int))
+
+
+def with_intervals(point: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """``point`` scores with ``ci_low``/``ci_high``: percentiles over the replicates ``runs``."""
+    if runs.empty:
+        return point.assign(ci_low=np.nan, ci_high=np.nan)
+    bounds = runs.groupby(KEY + ["score"])["value"].quantile([(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    bounds = bounds.unstack().set_axis(["ci_low", "ci_high"], axis=1).reset_index()
+    return point.merge(bounds, on=KEY + ["score"], how="left")

@@ -1,0 +1,107 @@
+"""``shift``: corruptions from the library at severities 1-5 (0 is the clean reference), per
+modality and on all modalities, random ones averaged over draws.
+
+Scores (docs/metrics.md): the mean value over conditions and the severities that ran
+(``shift_mean_accuracy``, the composite part), the area under value vs severity/5 with the
+clean value at 0 (``shift_relative_robustness``), and mCE / relative mCE against the suite's
+``baseline`` model. ``corruptions.csv`` holds every condition's RA, CE and relative CE."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mmbench.analysis.corruption import corruption_errors, severity_means, shift_summary
+from mmbench.analysis.curves import KEY, curve_score
+from mmbench.families.base import Context, Family, ScoreSpec
+from mmbench.registry import FAMILIES
+from mmbench.render.plots import curves
+from mmbench.render.tables import github, level_table, pm
+
+NAME = "shift"
+
+
+@FAMILIES.register(NAME)
+class Shift(Family):
+    name = NAME
+    title = "corruptions"
+    order = 40
+    scores = (
+        ScoreSpec("shift_mean_accuracy", "mean value over corruption conditions and the severities "
+                  "above 0 that ran", "corruptions", main=True),
+        ScoreSpec("shift_relative_robustness", "area under the mean value vs severity/5, clean value "
+                  "at 0", "corruptions"),
+        ScoreSpec("mce", "mean corruption error against the suite baseline", "corruptions",
+                  follows_metric=False, main=True),
+        ScoreSpec("relative_mce", "relative mCE against the suite baseline", "corruptions",
+                  follows_metric=False),
+    )
+    composite = "shift_mean_accuracy"
+
+    def corrupted(self, ctx: Context) -> pd.DataFrame:
+        rows = ctx.rows(NAME)
+        return rows[rows["severity"] > 0]
+
+    def compute(self, ctx: Context) -> dict[str, pd.Series]:
+        errors = corruption_errors(self.corrupted(ctx), ctx.clean(), ctx.baseline, ctx.scorer)
+        if errors.empty:
+            return {}
+        by_model = errors.groupby(KEY)
+        out = {"shift_mean_accuracy": by_model["mean_acc"].mean()}
+        if ctx.baseline:
+            out["mce"], out["relative_mce"] = by_model["ce"].mean(), by_model["rel_ce"].mean()
+        points = severity_means(self.corrupted(ctx), ctx.clean())
+        out["shift_relative_robustness"] = curve_score(points, lambda r: r["severity"] / 5)
+        return out
+
+    def errors(self, ctx: Context) -> pd.DataFrame:
+        return ctx.once((NAME, "errors"),
+                        lambda: corruption_errors(self.corrupted(ctx), ctx.clean(), ctx.baseline, ctx.scorer))
+
+    def tables(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        errors = self.errors(ctx)
+        return {"corruptions": errors} if not errors.empty else {}
+
+    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+        rows = self.corrupted(ctx)
+        rows = rows[rows["dataset"] == dataset]
+        if rows.empty:
+            return []
+        levels = ", ".join(f"{s:g}" for s in sorted(rows["severity"].unique()))
+        out = [(f"{dataset}: corruptions (severities {levels}, all conditions)",
+                corruption_board(shift_summary(self.errors(ctx)), dataset, ctx))]
+        means = severity_means(rows, ctx.clean())
+        curve = level_table(means, ["model", "recipe"], ctx.scorer.ascending, zero_is_reference=True)
+        if curve:
+            out.append((f"{dataset}: {ctx.scorer.name} vs corruption severity (mean over conditions; "
+                        "0 is clean, not in the mean)", curve))
+        return out
+
+    def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
+        rows = self.corrupted(ctx)
+        if rows.empty:
+            return []
+        per_seed = ["dataset", "model", "recipe", "seed", "target", "severity"]
+        mean = rows.groupby(per_seed, as_index=False)["value"].mean()  # over corruptions
+        targets = mean[["dataset", "model", "recipe", "seed", "target"]].drop_duplicates()
+        clean = ctx.clean_rows().drop(columns=["target"]).merge(targets).assign(severity=0.0)
+        points = pd.concat([mean, clean[per_seed + ["value"]]]).rename(columns={"severity": "level"})
+        return [curves(g, out_dir, [NAME, dataset, "mean", target], "corruption severity (0: clean)",
+                       ctx.scorer.name, f"mean over corruptions on {target}, {dataset}", integer_levels=True)
+                for (dataset, target), g in points.groupby(["dataset", "target"], sort=True)]
+
+
+def corruption_board(summary: pd.DataFrame, dataset: str, ctx: Context) -> str:
+    """Clean and mean corrupted value, mean RA, and mCE / relative mCE against the baseline
+    (ranked by mCE when there is a baseline, else by the mean corrupted value)."""
+    part = summary[summary["dataset"] == dataset]
+    by, ascending = ("mce", True) if ctx.baseline else ("mean_acc", ctx.scorer.ascending)
+    part = part.sort_values([by, "model"], ascending=[ascending, True], kind="stable")
+    cols = ["clean", "mean_acc", "mean_ra"] + (["mce", "rel_mce"] if ctx.baseline else [])
+    lines = [[rank, r.model, r.recipe, *(pm(getattr(r, c)) for c in cols), int(r.conditions)]
+             for rank, r in enumerate(part.itertuples(), start=1)]
+    metric = ctx.scorer.name
+    names = {"clean": f"clean {metric}", "mean_acc": f"corrupted {metric}", "mean_ra": "mean RA",
+             "mce": f"mCE (vs {ctx.baseline})", "rel_mce": "relative mCE"}
+    return github(lines, ["rank", "model", "recipe", *(names[c] for c in cols), "conditions"])
