@@ -15,7 +15,7 @@ from mmbench.errors import MMBenchError
 from mmbench.version import __version__
 
 log = logging.getLogger("mmbench")
-KINDS = ("models", "datasets", "perturbations", "corruptions", "metrics", "recipes", "attacks")
+KINDS = ("models", "datasets", "perturbations", "corruptions", "metrics", "recipes", "families", "attacks")
 
 
 def _common() -> argparse.ArgumentParser:
@@ -226,6 +226,9 @@ def _params(kind: str, obj: object) -> str:
         return "higher is better" if getattr(obj, "higher_is_better", True) else "lower is better"
     if kind == "corruptions":
         return "severity 0-5 (0: identity)"
+    if kind == "families":
+        parts = [f"{s.name}{' (composite)' if s.name == obj.composite else ''}" for s in obj.scores]
+        return "scores: " + (", ".join(parts) or "none")
     target = getattr(obj, "config_type", obj) if kind == "recipes" else obj
     reserved = DATASET_HARNESS_ARGS if kind == "datasets" else HARNESS_ARGS
     defaults = param_defaults(target, reserved)  # type: ignore[arg-type]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +47,17 @@ def tiny_suite(models: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
     }
     suite.update(extra)
     return suite
+
+
+def install_package(source: Path, site: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (relative path -> text, ``pyproject.toml`` among them) under ``source``
+    and pip-install that package into the folder ``site`` (offline, no build isolation), as a
+    plugin author would install theirs; returns ``site`` (put it on PYTHONPATH)."""
+    for relative, text in files.items():
+        path = source / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(site), str(source)], check=True, capture_output=True, timeout=300)
+    assert list(site.glob("*.dist-info"))
+    return site

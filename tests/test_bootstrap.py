@@ -102,3 +102,18 @@ def test_results_carry_intervals(tmp_path: Path) -> None:
     assert ((frame["ci_low"] <= frame["value"]) & (frame["value"] <= frame["ci_high"])).all()
     assert (frame["ci_high"] - frame["ci_low"] > 0).all()
     assert " ± " in result.leaderboard
+
+
+def test_main_and_clean_boards_give_one_number_one_interval(tmp_path: Path) -> None:
+    """Regression: the main board's clean accuracy (a score, from replicates) and the clean
+    board's accuracy (a cell) used 200 and 1000 replicates; with one seed they are the same
+    number and now have the same interval."""
+    from mmbench.runner import RunOptions, run_suite
+
+    adv = {"name": "adversarial", "params": {"attacks": ["fgsm"], "eps": [0.1], "targets": ["all"]}}
+    result = run_suite(write_suite(tmp_path, tiny_suite(perturbations=["clean", adv])),
+                       RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c", progress=False))
+    cells = result.frame.query("family == 'clean' and metric == 'accuracy'").set_index("model")
+    scores = result.scores.query("score == 'clean_accuracy'").set_index("model")
+    for column in ("value", "ci_low", "ci_high"):
+        pd.testing.assert_series_equal(cells[column], scores.loc[cells.index, column], check_names=False)

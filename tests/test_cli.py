@@ -19,12 +19,12 @@ def mmbench(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> 
                           text=True, timeout=300, env={**os.environ, **(env or {})})
 
 
-@pytest.mark.parametrize("kind", ["models", "datasets", "perturbations", "corruptions", "metrics", "recipes"])
+@pytest.mark.parametrize("kind", ["models", "datasets", "perturbations", "corruptions", "metrics", "recipes", "families"])
 def test_ls_lists_each_registry(kind: str) -> None:
     out = mmbench("ls", kind)
     assert out.returncode == 0, out.stderr
     assert {"models": "late_fusion", "datasets": "mfeat", "perturbations": "clean", "corruptions": "motion_blur",
-            "metrics": "macro_f1", "recipes": "standard"}[kind] in out.stdout
+            "metrics": "macro_f1", "recipes": "standard", "families": "adv_robust_accuracy (composite)"}[kind] in out.stdout
     if kind == "perturbations":  # which modality kinds each shift corruption applies to
         assert re.search(r"time_mask\s+sequence", out.stdout)
 

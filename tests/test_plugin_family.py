@@ -8,12 +8,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import tiny_suite, write_suite
+from conftest import install_package, tiny_suite, write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,12 +93,8 @@ misalignment = "demo_family:Misalignment"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
-    src = tmp_path_factory.mktemp("family_src")
-    (src / "pyproject.toml").write_text(textwrap.dedent(PYPROJECT))
-    (src / "demo_family.py").write_text(textwrap.dedent(CODE))
-    site = tmp_path_factory.mktemp("family_site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--target", str(site), str(src)], check=True, capture_output=True, timeout=300)
+    site = install_package(tmp_path_factory.mktemp("family_src"), tmp_path_factory.mktemp("family_site"),
+                           {"pyproject.toml": PYPROJECT, "demo_family.py": CODE})
     folder = tmp_path_factory.mktemp("family_run")
     adversarial = {"name": "adversarial", "params": {"attacks": ["fgsm"], "eps": [0.1], "targets": ["all"]}}
     misaligned = {"name": "misalignment", "params": {"rates": [0.25, 0.75]}}

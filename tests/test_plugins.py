@@ -10,13 +10,13 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import install_package
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,20 +99,9 @@ error_rate = "demo_plugin.metrics:ErrorRate"
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory) -> Path:
-    src = tmp_path_factory.mktemp("plugin_src")
-    (src / "pyproject.toml").write_text(textwrap.dedent(PYPROJECT))
-    package = src / "demo_plugin"
-    package.mkdir()
-    for name, code in (("__init__", ""), ("helpers", HELPERS), ("models", MODELS), ("metrics", METRICS)):
-        (package / f"{name}.py").write_text(textwrap.dedent(code))
-    site = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(site), str(src)],
-        check=True, capture_output=True, timeout=300,
-    )
-    assert list(site.glob("mmbench_demo_plugin-*.dist-info"))
-    return site
+    files = {"pyproject.toml": PYPROJECT, "demo_plugin/__init__.py": "", "demo_plugin/helpers.py": HELPERS,
+             "demo_plugin/models.py": MODELS, "demo_plugin/metrics.py": METRICS}
+    return install_package(tmp_path_factory.mktemp("plugin_src"), tmp_path_factory.mktemp("site"), files)
 
 
 def run(site: Path, *args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess:

@@ -56,7 +56,7 @@ class MetricValues:
 
 def metric_values(samples: dict[str, Samples], metrics: dict[str, Callable[[int], Metric]],
                   n_classes: dict[str, int], score_metric: str = "accuracy",
-                  score_replicates: int = 200) -> MetricValues:
+                  score_replicates: int = B) -> MetricValues:
     """Values and intervals of every metric for every cell (``n_classes`` by dataset;
     ``metrics``: name -> metric class). A cell with several draws per row is weighted row by
     row: every draw of a row carries that row's weight, so the value averages over draws and

@@ -34,6 +34,8 @@ ENSEMBLE_KEY = ("suite", "dataset", "model", "recipe", "seed", "target", "severi
 
 @FAMILIES.register(NAME)
 class Adversarial(Family):
+    """Attacks per modality, subset and jointly over eps; the per-row worst case derived."""
+
     name = NAME
     title = "adversarial attacks"
     order = 10

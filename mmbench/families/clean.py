@@ -12,6 +12,8 @@ from mmbench.render.tables import github, half_width, pm
 
 @FAMILIES.register(CLEAN)
 class Clean(Family):
+    """The unperturbed evaluation split; its board lists every metric of the suite."""
+
     name = CLEAN
     title = "clean"
     order = 0

@@ -25,6 +25,8 @@ SWEEP = ["model", "recipe", "imputation"]
 
 @FAMILIES.register(NAME)
 class Missing(Family):
+    """Every kept subset of modalities, imputed; Shapley values per modality."""
+
     name = NAME
     title = "missing modalities"
     order = 20

@@ -17,6 +17,8 @@ IN_DISTRIBUTION = "id"
 
 @FAMILIES.register(NAME)
 class NaturalShift(Family):
+    """Held-out groups of real shift: out-of-distribution and worst-group values."""
+
     name = NAME
     title = "natural shift"
     order = 50

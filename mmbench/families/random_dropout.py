@@ -20,6 +20,8 @@ NAME = "random_dropout"
 
 @FAMILIES.register(NAME)
 class RandomDropout(Family):
+    """Per-row random modality dropout at rates; value vs rate curves."""
+
     name = NAME
     title = "random modality dropout"
     order = 30

@@ -24,6 +24,8 @@ NAME = "shift"
 
 @FAMILIES.register(NAME)
 class Shift(Family):
+    """Corruptions at severities, averaged over draws; mCE against the baseline."""
+
     name = NAME
     title = "corruptions"
     order = 40
