@@ -98,3 +98,36 @@ def test_there_is_no_import_cycle() -> None:
 def test_each_folder_says_what_lives_there(folder: str) -> None:
     doc = importlib.import_module(f"mmbench.{folder}").__doc__
     assert doc and len(doc.split()) >= 8, f"mmbench/{folder}/__init__.py needs a docstring"
+
+
+def _literals(path: Path) -> set[str]:
+    """String constants of a module's code (docstrings left out)."""
+    tree = ast.parse(path.read_text())
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return {n.value for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs}
+
+
+def test_no_family_or_perturbation_is_named_outside_its_own_module() -> None:
+    """Family and perturbation names (and the native imputation) appear as strings only in the
+    modules that define them (a registered component of that name); everything else reads
+    facts, capabilities and registries."""
+    from mmbench.registry import REGISTRIES
+
+    owners: dict[str, set[str]] = {"native": {"mmbench.perturb.dropout"}}
+    for kind in ("families", "perturbations", "recipes", "corruptions"):
+        for entry in REGISTRIES[kind].entries():
+            module = getattr(entry.obj, "__module__", None) or type(entry.obj).__module__
+            if kind == "corruptions":
+                module = entry.obj.fn.__module__
+            owners.setdefault(entry.name, set()).add(module)
+    watched = {n for n in owners if n in {e.name for k in ("families", "perturbations")
+                                          for e in REGISTRIES[k].entries()} or n == "native"}
+    offenders = []
+    for module, path in MODULES.items():
+        if module.startswith("mmbench.testing") or module == "mmbench":
+            continue
+        offenders += [f"{module}: '{name}'" for name in _literals(path) & watched if module not in owners[name]]
+    assert not offenders, offenders

@@ -257,3 +257,31 @@ def test_perturbations_restricted_to_datasets(tmp_path) -> None:
     bad = load_suite(write_suite(tmp_path, suite))
     with pytest.raises(MMBenchError, match="unknown dataset 'othr'.*did you mean 'other'"):
         make_plan(bad, load_datasets(bad))
+
+
+def test_random_corruptions_are_drawn_several_times_deterministic_ones_once(synth: MultimodalDataset) -> None:
+    cases = _shift_cases(synth, corruptions=["gaussian_noise", "contrast"], severities=[0, 2], targets=["img"])
+    draws = {(c.name, c.severity): c.draws for c in cases}
+    assert draws == {("gaussian_noise", 0.0): 1, ("gaussian_noise", 2.0): 3, ("contrast", 0.0): 1, ("contrast", 2.0): 1}
+    assert {c.draws for c in _shift_cases(synth, corruptions=["gaussian_noise"], severities=[1], draws=5)} == {5}
+    assert all(c.facts()["draws"] == c.draws for c in cases)
+    with pytest.raises(MMBenchError, match="draws must be an integer from 1 to 100"):
+        _shift_cases(synth, draws=0)
+
+
+def test_severity_plots_start_at_the_clean_value_with_whole_ticks(monkeypatch, tmp_path) -> None:
+    """Regression: the per-target severity plots lacked the severity-0 (clean) point and showed
+    1.5 / 2.5 ticks."""
+    from mmbench.families import shift as family
+    from mmbench.families.base import Context
+
+    drawn = []
+    monkeypatch.setattr(family, "curves", lambda rows, *args, **kw: drawn.append((rows, kw)) or tmp_path)
+    frame = _hand_frame().assign(split="test", rows=0)
+    family.Shift().plots(Context(frame), tmp_path)
+    assert drawn and all(kw["integer_levels"] for _, kw in drawn)
+    for rows, _ in drawn:
+        levels = sorted(rows["level"].unique())
+        assert levels[0] == 0.0 and levels[1:] == [1.0, 2.0]
+        zero = rows[rows["level"] == 0.0].set_index("model")["value"]
+        assert zero["A"] == 0.9 and zero["B"] == 0.8

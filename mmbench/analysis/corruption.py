@@ -35,14 +35,14 @@ def corruption_errors(rows: pd.DataFrame, clean: pd.Series, baseline: str = "",
     """One row per condition: clean and mean corrupted value, RA, the error sum and, with a
     ``baseline``, CE and relative CE. ``rows``: corruption rows (column ``corruption``) at
     severities > 0; ``clean``: clean value per (dataset, model, recipe)."""
-    columns = CONDITION + ["clean", "mean_acc", "ra", "errors", "levels", "ce", "rel_ce"]
+    columns = CONDITION + ["clean_value", "mean_acc", "ra", "errors", "levels", "ce", "rel_ce"]
     per_level = rows.groupby(CONDITION + ["severity"])["value"].mean()
     if per_level.empty:
         return pd.DataFrame(columns=columns)
     table = per_level.groupby(CONDITION).agg(mean_acc="mean", levels="count").reset_index()
     table["errors"] = metric.error(per_level).groupby(CONDITION).sum().to_numpy()
-    table["clean"] = [clean.get(tuple(k), np.nan) for k in table[KEY].itertuples(index=False)]
-    table["ra"] = table["mean_acc"] / table["clean"]
+    table["clean_value"] = [clean.get(tuple(k), np.nan) for k in table[KEY].itertuples(index=False)]
+    table["ra"] = table["mean_acc"] / table["clean_value"]
     table["ce"], table["rel_ce"] = np.nan, np.nan
     if baseline:
         _against(table, baseline, metric)
@@ -55,8 +55,8 @@ def _against(table: pd.DataFrame, baseline: str, metric: ScoreMetric) -> None:
     base = table[table["model"] == baseline].set_index(index)
     ref = base.reindex(pd.MultiIndex.from_frame(table[index]))
     errors = ref["errors"].to_numpy()
-    own = (table["errors"] - table["levels"] * metric.error(table["clean"])).to_numpy()
-    theirs = errors - ref["levels"].to_numpy() * metric.error(ref["clean"].to_numpy())
+    own = (table["errors"] - table["levels"] * metric.error(table["clean_value"])).to_numpy()
+    theirs = errors - ref["levels"].to_numpy() * metric.error(ref["clean_value"].to_numpy())
     wrong, hurt = errors > UNHURT, theirs > UNHURT  # a flawless baseline gives no ratio
     table["ce"] = np.where(wrong, table["errors"].to_numpy() / np.where(wrong, errors, 1.0), np.nan)
     table["rel_ce"] = np.where(hurt, own / np.where(hurt, theirs, 1.0), np.nan)
@@ -65,7 +65,7 @@ def _against(table: pd.DataFrame, baseline: str, metric: ScoreMetric) -> None:
 def shift_summary(errors: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, model, recipe): clean value, mean corrupted value, mean RA, and with a
     baseline mCE and relative mCE (means over conditions), from :func:`corruption_errors`."""
-    out = errors.groupby(KEY).agg(clean=("clean", "first"), mean_acc=("mean_acc", "mean"),
+    out = errors.groupby(KEY).agg(clean_value=("clean_value", "first"), mean_acc=("mean_acc", "mean"),
                                   mean_ra=("ra", "mean"), mce=("ce", "mean"), rel_mce=("rel_ce", "mean"),
                                   conditions=("ce", "size"))
     return out.reset_index()

@@ -100,10 +100,10 @@ def corruption_board(summary: pd.DataFrame, dataset: str, ctx: Context) -> str:
     part = summary[summary["dataset"] == dataset]
     by, ascending = ("mce", True) if ctx.baseline else ("mean_acc", ctx.scorer.ascending)
     part = part.sort_values([by, "model"], ascending=[ascending, True], kind="stable")
-    cols = ["clean", "mean_acc", "mean_ra"] + (["mce", "rel_mce"] if ctx.baseline else [])
+    cols = ["clean_value", "mean_acc", "mean_ra"] + (["mce", "rel_mce"] if ctx.baseline else [])
     lines = [[rank, r.model, r.recipe, *(pm(getattr(r, c)) for c in cols), int(r.conditions)]
              for rank, r in enumerate(part.itertuples(), start=1)]
     metric = ctx.scorer.name
-    names = {"clean": f"clean {metric}", "mean_acc": f"corrupted {metric}", "mean_ra": "mean RA",
+    names = {"clean_value": f"clean {metric}", "mean_acc": f"corrupted {metric}", "mean_ra": "mean RA",
              "mce": f"mCE (vs {ctx.baseline})", "rel_mce": "relative mCE"}
     return github(lines, ["rank", "model", "recipe", *(names[c] for c in cols), "conditions"])

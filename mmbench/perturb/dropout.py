@@ -141,7 +141,7 @@ class Missing(Imputing):
                 if spec.name not in encoders:
                     continue
                 kept = spec.name in self.keep
-                tag = ("encoded", spec.name, "clean" if kept else self.imputation, self.fill_id)
+                tag = ("encoded", spec.name, "present" if kept else self.imputation, self.fill_id)
                 features[spec.name] = cache.get(tag, lambda s=spec, k=kept: self._encode(model, s, k, batch, labels))
             if self.imputation == NATIVE:
                 features[PRESENT] = self.present(len(labels), labels.device)
