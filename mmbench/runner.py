@@ -26,7 +26,7 @@ from mmbench.execution.executor import (
 )
 from mmbench.execution.probe import probe_plan
 from mmbench.plan.cells import Plan, check_suite, make_plan
-from mmbench.report.analysis import Reading, infos
+from mmbench.report.analysis import Analysis, Reading, infos
 from mmbench.report.leaderboard import split_boards
 from mmbench.report.publish import publish, stored_frame
 from mmbench.store.database import CellStatus, Store
@@ -94,7 +94,7 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
         "training": ctx.training,
         "failed_cells": [{"cell": f.name, "error": f.error} for f in failed],
     }
-    out = publish(out_dir, suite.name, frame, infos(datasets), provenance, reading, reps)
+    out = publish(out_dir, suite.name, Analysis.build(frame, reps, infos(datasets), reading), provenance)
     return RunResult(suite, frame, out.leaderboard, out_dir, out.files, ctx.trained, ctx.cached, seconds,
                      timings, tuple(failed), out.scores, tuple(ctx.training))
 

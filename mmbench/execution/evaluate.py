@@ -28,13 +28,13 @@ class EvalSettings:
 
 
 def evaluate(model: nn.Module, split: Split, perturbation: Perturbation, settings: EvalSettings,
-             cache: dict | None = None) -> Collector:
+             shared: dict | None = None) -> Collector:
     """Perturb each batch, predict, and collect each row's outcome (the harness, not the
     perturbation, scores the result; metrics are computed from the outcomes).
 
-    ``cache`` is shared by the evaluations of one trained model on one split, so that
+    ``shared`` is shared by the evaluations of one trained model on one split, so that
     perturbations can reuse work across cells (encoder outputs in missing-modality sweeps)."""
-    store = {} if cache is None else cache
+    store = {} if shared is None else shared
     if model.training:
         model.eval()
     collector = Collector(full=settings.full_probs)

@@ -142,7 +142,7 @@ def evaluate_cell(model: nn.Module, ev: EvalCell, plan: Plan, ctx: RunContext,
     settings = EvalSettings(suite.eval.batch_size, derive_seed(ev.inputs_key, "eval"),
                             ctx.options.verbose, keeps_full_probs(suite))
     with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
-        collector = evaluate(model, split, ev.perturbation, settings, cache=shared)
+        collector = evaluate(model, split, ev.perturbation, settings, shared)
     rows = sample_set(ev, suite.eval.split)
     return cell_facts(ev, suite.name, rows), collector.samples(rows)
 
@@ -165,20 +165,40 @@ def train_info(cell: TrainCell) -> dict:
     return {"seed_key": cell.seed_key, "code": cell.code}
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What running one cell's work gave: its value, or the failure (a one-line message and
+    the exception), and how long it took. Both executors run cells through :func:`guarded`."""
+
+    value: object = None
+    error: str | None = None
+    seconds: float = 0.0
+    exception: BaseException | None = field(default=None, compare=False)
+
+
+def guarded(work: Callable[[], object]) -> Outcome:
+    """Run ``work``; a failure is caught (a failing cell must not stop the others)."""
+    start = time.perf_counter()
+    try:
+        value = work()
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return Outcome(None, message, time.perf_counter() - start, exc)
+    return Outcome(value, None, time.perf_counter() - start)
+
+
 def attempt(work: Callable[[], object], cell: PlannedCell, store: Store, ctx: RunContext) -> object:
     """Run ``work``; record a failure in the store (re-raised under ``fail_fast``) and return
     None, else return its result. Recording success is the caller's job."""
-    start = time.perf_counter()
-    try:
-        return work()
-    except Exception as exc:  # a failing cell must not stop the others
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        store.record(cell, error=message, seconds=time.perf_counter() - start)
-        ctx.failed += 1
-        log.warning("cell failed: %s: %s", cell.name, message)
-        if ctx.options.fail_fast:
-            raise
-        return None
+    outcome = guarded(work)
+    if outcome.error is None:
+        return outcome.value
+    store.record(cell, error=outcome.error, seconds=outcome.seconds)
+    ctx.failed += 1
+    log.warning("cell failed: %s: %s", cell.name, outcome.error)
+    if ctx.options.fail_fast and outcome.exception is not None:
+        raise outcome.exception
+    return None
 
 
 class LocalExecutor:

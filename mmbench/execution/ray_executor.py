@@ -12,7 +12,6 @@ instance always does). The driver records each finished cell in the store as res
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +26,7 @@ from mmbench.execution.executor import (
     cell_name,
     eval_name,
     evaluate_cell,
+    guarded,
     train_info,
     train_or_load,
 )
@@ -82,19 +82,13 @@ def worker_context(settings: WorkerSettings) -> RunContext:
     return ctx
 
 
-def _failure(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
 def train_task(settings: WorkerSettings, cell: TrainCell) -> CellResult:
     """Train (or load) one model; the checkpoint goes to the shared cache."""
-    start = time.perf_counter()
-    try:
-        ctx = worker_context(settings)
-        train_or_load(cell, ctx)
-    except Exception as exc:  # reported to the driver, recorded in the store
-        return CellResult(cell.key, error=_failure(exc), seconds=time.perf_counter() - start)
-    return CellResult(cell.key, seconds=time.perf_counter() - start,
+    ctx = worker_context(settings)
+    outcome = guarded(lambda: train_or_load(cell, ctx))  # a failure is reported to the driver
+    if outcome.error is not None:
+        return CellResult(cell.key, error=outcome.error, seconds=outcome.seconds)
+    return CellResult(cell.key, seconds=outcome.seconds,
                       trained=ctx.trained, cached=ctx.cached)
 
 
@@ -105,13 +99,13 @@ def eval_task(settings: WorkerSettings, plan: Plan, cell: TrainCell, evs: list[E
         return [CellResult(ev.key, error="its model failed to train (see the training cell)") for ev in evs]
     ctx = worker_context(settings)
     model, shared, out = train_or_load(cell, ctx), {}, []
-    for ev in evs:
-        start = time.perf_counter()
-        try:
-            facts, samples = evaluate_cell(model, ev, plan, ctx, shared)
-            out.append(CellResult(ev.key, facts=facts, seconds=time.perf_counter() - start, samples=samples))
-        except Exception as exc:  # one failing cell does not stop the others
-            out.append(CellResult(ev.key, error=_failure(exc), seconds=time.perf_counter() - start))
+    for ev in evs:  # one failing cell does not stop the others
+        outcome = guarded(lambda ev=ev: evaluate_cell(model, ev, plan, ctx, shared))
+        if outcome.error is not None:
+            out.append(CellResult(ev.key, error=outcome.error, seconds=outcome.seconds))
+        else:
+            facts, samples = outcome.value  # type: ignore[misc]
+            out.append(CellResult(ev.key, facts=facts, seconds=outcome.seconds, samples=samples))
     return out
 
 

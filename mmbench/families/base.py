@@ -48,7 +48,7 @@ class ScoreSpec:
 
 @dataclass
 class Context:
-    """A run's rows and what families need to read them, with a cache so that each derived
+    """A run's rows and what families need to read them, with a memo so that each derived
     table is computed once (:meth:`once`)."""
 
     frame: pd.DataFrame
@@ -59,12 +59,13 @@ class Context:
     players: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     n_classes: Mapping[str, int] = field(default_factory=dict)
     continuous: Mapping[str, bool] = field(default_factory=dict)
-    cache: dict[Any, Any] = field(default_factory=dict)
+    memo: dict[Any, Any] = field(default_factory=dict)
 
     def once(self, key: Any, compute: Callable[[], Any]) -> Any:
-        if key not in self.cache:
-            self.cache[key] = compute()
-        return self.cache[key]
+        """``compute()``, once per context (later calls return the first result)."""
+        if key not in self.memo:
+            self.memo[key] = compute()
+        return self.memo[key]
 
     def rows(self, family: str, metric: str | None = None) -> pd.DataFrame:
         """A family's rows of ``metric`` (default: the score metric)."""

@@ -83,7 +83,7 @@ def score_replicates(ctx: Context, reps: dict[str, np.ndarray], found: list[Fami
     # all replicates in one pass: replicate b is folded into the recipe ("r#b"), so every
     # grouping, and the pairing with the reference model (same dataset and recipe), holds per b
     stacked = pd.concat([rows.assign(value=values[:, b], recipe=rows["recipe"] + f"#{b}") for b in range(n)])
-    runs = compute_scores(dataclasses.replace(ctx, frame=stacked, cache={}), found)
+    runs = compute_scores(dataclasses.replace(ctx, frame=stacked, memo={}), found)
     split = runs["recipe"].str.rsplit("#", n=1)
     return runs.assign(recipe=split.str[0], b=split.str[1].astype(int))
 

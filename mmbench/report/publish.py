@@ -77,12 +77,11 @@ class Published:
         return self.analysis.scores
 
 
-def publish(out_dir: Path, title: str, frame: pd.DataFrame, datasets: Mapping[str, DatasetInfo],
-            provenance: dict, reading: Reading, reps: dict[str, np.ndarray] | None = None) -> Published:
-    """Build the analysis once, then write every file from it."""
-    analysis = Analysis.build(frame, reps or {}, datasets, reading)
+def publish(out_dir: Path, title: str, analysis: Analysis, provenance: dict) -> Published:
+    """Write every file of a results folder from the run's one analysis."""
     _log_sanity(analysis.sanity)
-    files = write_results(out_dir, frame, {**provenance, "sanity": analysis.sanity.to_dict(orient="records")})
+    files = write_results(out_dir, analysis.frame,
+                          {**provenance, "sanity": analysis.sanity.to_dict(orient="records")})
     for name, table in analysis.tables().items():
         files[name] = out_dir / f"{name}.csv"
         table.to_csv(files[name], index=False)
@@ -145,5 +144,4 @@ def republish(folder: Path) -> Published:
     provenance = json.loads(old.read_text()) if old.is_file() else {"suite": config.get("name"), "config": config}
     for generated in ("schema_version", "rows", "sanity"):
         provenance.pop(generated, None)
-    return publish(folder, config.get("name", folder.name), run.frame, run.datasets, provenance,
-                   run.reading, run.reps)
+    return publish(folder, config.get("name", folder.name), run.analysis(), provenance)
