@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                     True, cmd_compare),
         "status": ("done / pending / failed cells of a results folder",
                    {"results": "a results folder, e.g. results/smoke"}, False, cmd_status),
+        "repair": ("copy every readable cell of a damaged store into a fresh one (the rerun "
+                   "computes only what was lost)",
+                   {"results": "a results folder, e.g. results/smoke"}, False, cmd_repair),
     }
     for name, (text, arguments, summary, func) in folders.items():
         command = sub.add_parser(name, parents=[common], help=text)
@@ -103,6 +107,9 @@ def _run_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--address", help="Ray cluster address (default: start a local instance)")
     run.add_argument("--workers", type=int,
                      help="CPUs of the local Ray instance (default: all cores)")
+    run.add_argument("--wait", action="store_true",
+                     help="when another run is writing the same results folder, wait for it "
+                          "(default: refuse)")
     _trust_option(run)
 
 
@@ -116,6 +123,7 @@ def _trust_option(parser: argparse.ArgumentParser) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mmbench.runner import RunOptions, run_suite
+    from mmbench.store.folders import writable_file
 
     options = RunOptions(out_dir=args.out, cache_dir=args.cache_dir, device=args.device,
                          seeds=tuple(args.seeds) if args.seeds else None,
@@ -123,7 +131,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                          verbose=args.verbose and not args.quiet,
                          threads=args.threads, amp=args.amp, force=args.force,
                          fail_fast=args.fail_fast, executor=args.executor, address=args.address,
-                         workers=args.workers, trust_pickle=args.trust_pickle, data_root=args.data_dir)
+                         workers=args.workers, trust_pickle=args.trust_pickle, data_root=args.data_dir,
+                         wait=args.wait)
+    if args.summary is not None:
+        writable_file(args.summary, "--summary")
     result = run_suite(args.suite, options)
     log.info("%d models trained, %d loaded from the checkpoint cache; %.1fs",
              result.models_trained, result.models_from_cache, result.seconds)
@@ -141,7 +152,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render results files, plots and boards from the stored rows (nothing recomputed)."""
     from mmbench.report.publish import republish
+    from mmbench.store.folders import writable_file
 
+    if args.summary is not None:
+        writable_file(args.summary, "--summary")
     out = republish(args.results)
     log.info("wrote %s", ", ".join(str(p) for p in out.files.values()))
     print(out.leaderboard, end="")
@@ -152,7 +166,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """Score differences A - B with paired bootstrap intervals."""
     from mmbench.report.compare import compare, render
+    from mmbench.store.folders import writable_file
 
+    if args.summary is not None:
+        writable_file(args.summary, "--summary")
     text = render(compare(args.a, args.b), args.a, args.b)
     print(text, end="")
     _append_summary(args.summary, text)
@@ -166,14 +183,37 @@ def cmd_status(args: argparse.Namespace) -> int:
     store = open_existing(args.results)
     try:
         cells, config = store.statuses(), store.config() or {}
+    except sqlite3.DatabaseError:
+        return _damaged(args.results)
     finally:
         store.close()
-    counts = {k: sum(c.status == k for c in cells) for k in ("done", "pending", "failed")}
+    counts = {k: sum(c.status == k for c in cells) for k in ("done", "pending", "failed", "damaged")}
+    if not counts["damaged"]:
+        counts.pop("damaged")
     print(f"{args.results}: suite {config.get('name', '?')}, {len(cells)} cells: "
           + ", ".join(f"{v} {k}" for k, v in counts.items()))
     for c in cells:
-        if c.status == "failed" or (args.verbose and c.status == "pending"):
+        if c.status in ("failed", "damaged") or (args.verbose and c.status == "pending"):
             print(f"  {c.status:7s} {c.kind:5s} {c.name}" + (f": {c.error}" if c.error else ""))
+    return 0
+
+
+def _damaged(folder: Path) -> int:
+    from mmbench.store.repair import inspect_store
+
+    found = inspect_store(folder)
+    print(f"{folder}: the store is damaged; readable: {found.summary()}")
+    return _fail(f"{folder}'s store is damaged; 'mmbench repair {folder}' copies the readable cells into a "
+                 "fresh store (the damaged file is kept) and a rerun computes only what was lost", 1)
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    """Salvage every readable row of a damaged store."""
+    from mmbench.store.repair import repair
+
+    found = repair(args.results)
+    print(f"{args.results}: kept {found.summary()}; the damaged store is {found.damaged}. Rerun the "
+          "suite with the same --out to compute what was lost.")
     return 0
 
 
@@ -275,14 +315,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MMBenchError as exc:
         if args.debug:
             raise
-        print(f"mmbench: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        print("mmbench: interrupted", file=sys.stderr)
-        return 130
+        return _fail("interrupted; finished cells are kept, rerun to resume", 130, prefix="")
+    except BrokenPipeError:
+        _silence_stdout()
+        return _fail("the output was closed early (a pipe such as '| head'); nothing is lost", PIPE_CLOSED)
+    except (OSError, sqlite3.Error, MemoryError, RecursionError) as exc:
+        if args.debug:
+            raise
+        return _fail(environment_message(exc), 1)
     except Exception as exc:  # an unexpected failure: one line, the traceback under --debug
         if args.debug:
             raise
-        print(f"mmbench: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
-              "the traceback)", file=sys.stderr)
-        return 1
+        return _fail(f"internal error: {type(exc).__name__}: {str(exc)[:300]} (rerun with --debug for the "
+                     "traceback)", 1, prefix="")
+
+
+#: exit status when stdout was closed early (128 + SIGPIPE, as shells report it)
+PIPE_CLOSED = 141
+
+
+def _fail(message: str, code: int, prefix: str = "error: ") -> int:
+    try:
+        print(f"mmbench: {prefix}{message}", file=sys.stderr)
+    except (BrokenPipeError, OSError):
+        pass
+    return code
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def environment_message(exc: BaseException) -> str:
+    """One line for a failure of the machine rather than of the input: disk full, a read-only
+    or vanished folder, a damaged store, memory."""
+    import errno
+
+    text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+    if isinstance(exc, MemoryError):
+        return "out of memory; use smaller data, fewer rows (max_rows) or a smaller eval batch_size"
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply; flatten it"
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "disk is full" in text:
+        return f"disk full{where}; free space and rerun: finished cells are kept"
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"cannot write{where}: {text}; use a writable --out / --cache-dir or fix the permissions"
+    if isinstance(exc, sqlite3.DatabaseError):
+        return (f"the results store is damaged or unreadable ({text}); 'mmbench status DIR' shows what is "
+                "readable and 'mmbench repair DIR' keeps it")
+    return f"{type(exc).__name__}: {text}{where}"

@@ -31,6 +31,7 @@ from mmbench.report.leaderboard import split_boards
 from mmbench.report.publish import publish, stored_frame
 from mmbench.store.database import CellStatus, Store
 from mmbench.store.exports import git_hash, package_versions
+from mmbench.store.folders import FolderLock, results_folder, writable_folder
 from mmbench.train.cache import CheckpointCache
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,20 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     datasets = load_datasets(suite, options.trust_pickle, options.data_root)
     plan = make_plan(suite, datasets, options.amp)
     probe_plan(plan, datasets)
-    out_dir = Path(options.out_dir or DEFAULT_RESULTS / suite.name)  # str or Path
+    out_dir = writable_folder(Path(options.out_dir) if options.out_dir else
+                              results_folder(DEFAULT_RESULTS, suite.name), "results folder")
+    writable_folder(cache_folder(options), "checkpoint cache (--cache-dir)")
+    with FolderLock(out_dir, options.wait):
+        return _run_locked(suite, plan, executor, datasets, device, options, out_dir, start)
+
+
+def cache_folder(options: RunOptions) -> Path:
+    return Path(options.cache_dir or DEFAULT_RESULTS / ".cache" / "checkpoints")
+
+
+def _run_locked(suite: Suite, plan: Plan, executor: Executor, datasets: dict[str, MultimodalDataset],
+                device: torch.device, options: RunOptions, out_dir: Path, start: float) -> RunResult:
+    """Execute, store and publish while holding the results folder's lock."""
     store = Store(out_dir)
     try:
         ctx, failed = _execute(plan, executor, store, datasets, device, options)
@@ -112,7 +126,7 @@ def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, M
     log.info("suite %s: %d models, %d evaluations, %d cells to run (%d already done), device %s",
              plan.suite.name, len(plan.train_cells), len(plan.eval_cells), len(pending),
              len(cells) - len(pending), device)
-    cache = CheckpointCache(Path(options.cache_dir or DEFAULT_RESULTS / ".cache" / "checkpoints"))
+    cache = CheckpointCache(cache_folder(options))
     ctx = RunContext({k: v.to(device) for k, v in datasets.items()}, cache, device, options)
     ctx.reasons = training_reasons(plan, cache, store.train_info(), options.force)
     previous = torch.get_num_threads()

@@ -211,7 +211,7 @@ def test_worst_case_is_the_per_row_minimum_of_the_reported_attacks(tmp_path) -> 
 
 @pytest.mark.parametrize("params,match", [
     ({"attacks": ["pgdd"], "eps": [0.1]}, r"unknown attack 'pgdd' \(did you mean 'pgd'\?\)"),
-    ({"attacks": ["pgd"], "eps": [-0.1]}, "eps must be numbers >= 0"),
+    ({"attacks": ["pgd"], "eps": [-0.1]}, "eps must be finite numbers >= 0"),
     ({"attacks": ["pgd"], "eps": [0.1], "targets": ["imgg"]}, r"unknown target modality 'imgg' \(did you mean 'img'\?\)"),
     ({"attacks": ["pgd"], "eps": [0.1], "targets": ["txt"]}, "holds token ids"),
     ({"attacks": ["pgd"]}, "attack 'pgd' needs 'eps'"),

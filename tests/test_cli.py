@@ -56,7 +56,7 @@ def _assert_one_line_error(out: subprocess.CompletedProcess, *needles: str) -> N
     ({**tiny_suite(), "perturbations": [{"name": "adversarial", "params": {"attacks": ["pdg"], "eps": [0.1]}}]},
      ["unknown attack 'pdg'", "did you mean 'pgd'"]),
     ({**tiny_suite(), "perturbations": [{"name": "adversarial", "params": {"attacks": ["pgd"], "eps": [-0.1]}}]},
-     ["eps must be numbers >= 0"]),
+     ["eps must be finite numbers >= 0"]),
     ({**tiny_suite(), "perturbations": [{"name": "adversarial", "params": {"attacks": ["pgd"], "eps": [0.1], "targets": ["imag"]}}]},
      ["unknown target modality 'imag'", "did you mean 'img'"]),
     ({**tiny_suite(), "perturbations": [{"name": "adversarial", "params": {"attacks": ["apgd"]}}]},

@@ -246,7 +246,8 @@ def test_perturbations_restricted_to_datasets(tmp_path) -> None:
     from mmbench.plan.cells import make_plan
 
     suite = tiny_suite(models=["late_fusion"])
-    suite["datasets"].append({**suite["datasets"][0], "label": "other"})
+    first = suite["datasets"][0]
+    suite["datasets"].append({**first, "params": {**first["params"], "seed": 2}, "label": "other"})
     suite["perturbations"] = ["clean", {"name": "shift", "datasets": ["other"],
                                         "params": {"corruptions": ["gaussian_noise"], "severities": [1]}}]
     loaded = load_suite(write_suite(tmp_path, suite))

@@ -55,7 +55,7 @@ BAD_SUITES = [
     ({**tiny_suite(), "metrics": ["acuracy"]}, r"unknown metric 'acuracy' \(did you mean 'accuracy'\?\)"),
     ({**tiny_suite(), "recipes": [{"name": "standard", "params": {"lr": -1.0}}]}, "lr > 0"),
     ({**tiny_suite(), "perturbations": ["clen"]}, r"unknown perturbation 'clen' \(did you mean 'clean'\?\)"),
-    ({**tiny_suite(), "models": ["late_fusion", "late_fusion"]}, "appear twice; give each a distinct 'label'"),
+    ({**tiny_suite(), "models": ["late_fusion", "late_fusion"]}, "appears twice; give each a distinct 'label'"),
     ({**tiny_suite(), "eval": {"split": "train"}}, "split 'val' or 'test'"),
     ({**tiny_suite(), "models": [42]}, "must be a name or a mapping"),
 ]

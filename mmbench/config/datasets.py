@@ -49,7 +49,13 @@ def _load(loader: Any, comp: Component, extra: dict[str, Any]) -> MultimodalData
 
 
 def check_finite(data: MultimodalDataset, label: str) -> None:
+    """NaN/Inf in the inputs, or labels outside ``[0, n_classes)``: one line naming where."""
     for part, split in data.splits():
+        labels = split.labels
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= data.n_classes):
+            raise MMBenchError(f"dataset '{label}': labels of the {part} split lie in [{int(labels.min())}, "
+                               f"{int(labels.max())}] but the dataset declares {data.n_classes} classes "
+                               f"(0 to {data.n_classes - 1}); fix the labels or n_classes")
         for name, x in split.inputs.items():
             bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
             if bad:

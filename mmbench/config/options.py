@@ -30,3 +30,5 @@ class RunOptions:
     workers: int | None = None
     trust_pickle: bool = False
     data_root: str | None = None
+    #: another run holds the results folder: wait for it (else refuse)
+    wait: bool = False

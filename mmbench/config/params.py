@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable
 from typing import Any
 
+from mmbench.bounds import Range
 from mmbench.errors import MMBenchError, did_you_mean
 
 #: Parameters that the harness passes to model and perturbation factories itself (``train``:
@@ -35,9 +37,10 @@ def declared_params(
 
 
 def _hints(target: Any) -> dict[str, Any]:
-    """Type hints, or none when a (plugin's) annotation cannot be resolved."""
+    """Type hints (with their ``Annotated`` ranges), or none when a (plugin's) annotation
+    cannot be resolved."""
     try:
-        return typing.get_type_hints(target)
+        return typing.get_type_hints(target, include_extras=True)
     except Exception:  # e.g. a forward reference to a name the plugin never imports
         return {}
 
@@ -50,6 +53,7 @@ def accepted_params(target: Callable[..., Any]) -> set[str]:
 
 def _accepted_types(hint: Any) -> tuple[type, ...] | None:
     """Python types a YAML value may have for ``hint``; None when anything goes."""
+    hint = _strip(hint)
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         accepted: list[type] = []
@@ -67,25 +71,91 @@ def _accepted_types(hint: Any) -> tuple[type, ...] | None:
     return table.get(base)
 
 
+def _strip(hint: Any) -> Any:
+    """``Annotated[T, ...]`` -> ``T``."""
+    return typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+
+
+def _ranges(hint: Any) -> list[Range]:
+    return [m for m in typing.get_args(hint)[1:] if isinstance(m, Range)] \
+        if typing.get_origin(hint) is typing.Annotated else []
+
+
+def excerpt(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters (never echo a whole huge value)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_value(value: Any, hint: Any, where: str) -> None:
+    """``value`` against ``hint``: its type (and the element types of ``list[X]``, ``tuple``,
+    ``dict[K, V]``, unions), declared ranges, and no NaN/inf anywhere; ``where`` names it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise MMBenchError(f"{where} must be a finite number, got {value!r}")
+    accepted = _accepted_types(hint)
+    is_bool_for_number = isinstance(value, bool) and bool not in (accepted or ())
+    if accepted is not None and (not isinstance(value, accepted) or is_bool_for_number):
+        names = " or ".join(sorted({t.__name__ for t in accepted}))
+        raise MMBenchError(f"{where} must be {names}, got {type(value).__name__} ({excerpt(value)})")
+    for limit in _ranges(hint) + _ranges(_union_member(hint, value)):
+        problem = limit.violation(value) if isinstance(value, (int, float)) else None
+        if problem:
+            raise MMBenchError(f"{where} {problem}, got {excerpt(value)}")
+    _check_items(value, _member_hint(hint, value), where)
+
+
+def _union_member(hint: Any, value: Any) -> Any:
+    """The (still annotated) member of a union hint that ``value`` matches, else ``None``."""
+    if typing.get_origin(_strip(hint)) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(_strip(hint)):
+            accepted = _accepted_types(arg)
+            if accepted is not None and isinstance(value, accepted) and type(None) not in accepted:
+                return arg
+    return None
+
+
+def _member_hint(hint: Any, value: Any) -> Any:
+    """The hint of the union member ``value`` matched (or ``hint`` itself)."""
+    hint = _strip(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            accepted = _accepted_types(arg)
+            if accepted is None or isinstance(value, accepted):
+                return arg
+    return hint
+
+
+def _check_items(value: Any, hint: Any, where: str) -> None:
+    """Elements of lists / tuples / mappings against their declared types; finite numbers in
+    any container (also undeclared ones)."""
+    hint = _strip(hint)
+    args = typing.get_args(hint)
+    if isinstance(value, (list, tuple)):
+        inner = args[0] if args and (typing.get_origin(hint) is list or args[-1:] == (Ellipsis,)) else Any
+        for i, item in enumerate(value):
+            check_value(item, inner, f"{where}[{i}]")
+    elif isinstance(value, dict):
+        key_hint, value_hint = args if len(args) == 2 else (Any, Any)
+        for key, item in value.items():
+            check_value(key, key_hint, f"{where} key")
+            check_value(item, value_hint, f"{where}[{excerpt(key, 30)}]")
+
+
 def check_params(
     target: Callable[..., Any] | type, params: dict[str, Any], what: str,
     reserved: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
-    """Reject unknown names (with did-you-mean) and values of the wrong type."""
+    """Reject unknown names (with did-you-mean), values of the wrong type (elements too),
+    values outside declared ranges and non-finite numbers."""
     declared = declared_params(target, reserved)
     for key, value in params.items():
         if key not in declared:
             allowed = ", ".join(sorted(declared)) or "none"
             raise MMBenchError(
-                f"{what}: unknown parameter '{key}'{did_you_mean(key, declared)}; allowed: {allowed}"
+                f"{what}: unknown parameter '{str(key)[:40]}'{did_you_mean(str(key), declared)}; "
+                f"allowed: {allowed}"
             )
-        accepted = _accepted_types(declared[key])
-        is_bool_for_number = isinstance(value, bool) and bool not in (accepted or ())
-        if accepted is not None and (not isinstance(value, accepted) or is_bool_for_number):
-            names = " or ".join(sorted({t.__name__ for t in accepted}))
-            raise MMBenchError(
-                f"{what}: parameter '{key}' must be {names}, got {type(value).__name__} ({value!r})"
-            )
+        check_value(value, declared[key], f"{what}: parameter '{key}'")
     return params
 
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mmbench.config.yamlfile import read_yaml
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.perturb.clean import CLEAN
 
@@ -75,7 +74,8 @@ class Suite:
         return out
 
     def with_seeds(self, seeds: tuple[int, ...]) -> Suite:
-        return dataclasses.replace(self, seeds=tuple(seeds))
+        """The suite with other training seeds (``--seeds``), checked like the suite's own."""
+        return dataclasses.replace(self, seeds=_seeds(list(seeds), "--seeds"))
 
 
 def label_of(component: Component) -> str:
@@ -98,13 +98,7 @@ def load_suite(path: str | Path) -> Suite:
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise MMBenchError(f"suite file not found: {path}; check the path (suites live in suites/)")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise MMBenchError(f"{path}:{where}: malformed YAML ({problem}); fix the syntax") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise MMBenchError(f"{path}: a suite must be a YAML mapping (key: value lines)")
     return data
@@ -173,7 +167,8 @@ def _seeds(value: Any, source: str) -> tuple[int, ...]:
         isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value
     )
     if not ok or len(set(value)) != len(value):
-        raise MMBenchError(f"{source}: 'seeds' must be a list of distinct non-negative integers")
+        raise MMBenchError(f"{source}: 'seeds' must be a list of distinct non-negative integers, got "
+                           f"{str(value)[:60]}")
     return tuple(value)
 
 

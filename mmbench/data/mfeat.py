@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmbench.bounds import Fraction, NonNegativeInt
 from mmbench.data.base import ModalityKind, ModalitySpec, MultimodalDataset, Split
 from mmbench.data.splits import MinMaxScaler, stratified_split
 from mmbench.errors import MMBenchError
@@ -73,9 +74,9 @@ def read_views(folder: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 @DATASETS.register("mfeat", description="UCI Multiple Features: 2000 digits, 10 classes, 6 views")
 def load_mfeat(
-    split_seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
+    split_seed: NonNegativeInt = 0,
+    val_fraction: Fraction = 0.2,
+    test_fraction: Fraction = 0.2,
     data_dir: str | None = None,
     ood_attribute: str | None = None,
     n_groups: int = 4,

@@ -11,11 +11,12 @@ class-dependent categorical distribution over ``vocab_size`` ids.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 
+from mmbench.bounds import Fraction, NonNegative, NonNegativeInt, PositiveInt, Range
 from mmbench.data.base import ModalityKind, ModalitySpec, MultimodalDataset, Split
 from mmbench.data.splits import stratified_split
 from mmbench.errors import MMBenchError
@@ -58,10 +59,24 @@ class SyntheticModality:
         except ValueError:
             kinds = [k.value for k in ModalityKind]
             raise MMBenchError(f"synthetic modality '{raw['name']}': kind must be one of {kinds}") from None
-        values["shape"] = tuple(int(s) for s in values.get("shape", (8,)))
-        if not 0.0 <= float(values.get("informativeness", 1.0)) <= 1.0:
-            raise MMBenchError(f"synthetic modality '{raw['name']}': informativeness must be in [0, 1]")
-        return cls(**values)
+        name = str(raw["name"])[:40]
+        shape = values.get("shape", (8,))
+        if not isinstance(shape, (list, tuple)) or not shape or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape):
+            raise MMBenchError(f"synthetic modality '{name}': shape must be a list of positive integers")
+        values["shape"] = tuple(shape)
+        info = values.get("informativeness", 1.0)
+        if isinstance(info, bool) or not isinstance(info, (int, float)) or not 0.0 <= info <= 1.0:
+            raise MMBenchError(f"synthetic modality '{name}': informativeness must be in [0, 1]")
+        vocab = values.get("vocab_size", 16)
+        if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab < 2:
+            raise MMBenchError(f"synthetic modality '{name}': vocab_size must be an integer >= 2")
+        try:
+            spec = cls(**values)
+            spec.spec()  # the shape's rank must fit the kind
+        except ValueError as exc:
+            raise MMBenchError(f"synthetic modality '{name}': {exc}") from None
+        return spec
 
     def spec(self) -> ModalitySpec:
         hi = float(self.vocab_size - 1) if self.kind is ModalityKind.TOKENS else 1.0
@@ -89,6 +104,17 @@ def _generate(mod: SyntheticModality, z: np.ndarray, rng: np.random.Generator,
     return values.reshape(len(z), *mod.shape).astype(np.float32), projection
 
 
+#: at most this many generated values in all (1 GiB of float32), checked before allocating
+MAX_VALUES = 1 << 28
+
+
+def _check_size(mods: list[SyntheticModality], n_samples: int) -> None:
+    total = n_samples * sum(int(np.prod(m.shape)) for m in mods) * 5 // 4  # with an ood group
+    if total > MAX_VALUES:
+        raise MMBenchError(f"synthetic: {n_samples} rows of these shapes are {total:.3g} values, more than "
+                           f"{MAX_VALUES:.3g}; use fewer rows or smaller shapes")
+
+
 def _parse_modalities(raw: list[dict[str, Any]] | None) -> list[SyntheticModality]:
     mods = [SyntheticModality.parse(m) for m in (raw or [dict(m) for m in DEFAULT_MODALITIES])]
     names = [m.name for m in mods]
@@ -103,13 +129,13 @@ def _parse_modalities(raw: list[dict[str, Any]] | None) -> list[SyntheticModalit
 @DATASETS.register("synthetic", description="seeded multimodal data with controlled informativeness")
 def make_synthetic(
     modalities: list[dict[str, Any]] | None = None,
-    n_samples: int = 600,
-    n_classes: int = 4,
-    noise: float = 1.2,
-    seed: int = 0,
-    val_fraction: float = 0.2,
-    test_fraction: float = 0.2,
-    ood_shift: float = 0.0,
+    n_samples: PositiveInt = 600,
+    n_classes: Annotated[int, Range(lo=2)] = 4,
+    noise: NonNegative = 1.2,
+    seed: NonNegativeInt = 0,
+    val_fraction: Fraction = 0.2,
+    test_fraction: Fraction = 0.2,
+    ood_shift: NonNegative = 0.0,
 ) -> MultimodalDataset:
     """Generate a dataset; every draw comes from one generator seeded with ``seed``. With
     ``ood_shift`` > 0, ``n_samples // 4`` more rows whose latents are moved by ``ood_shift``
@@ -119,6 +145,7 @@ def make_synthetic(
     if ood_shift < 0:
         raise MMBenchError(f"synthetic: ood_shift must be >= 0, got {ood_shift}")
     mods = _parse_modalities(modalities)
+    _check_size(mods, n_samples)
     rng = np.random.default_rng(seed)
     labels = np.arange(n_samples) % n_classes
     rng.shuffle(labels)

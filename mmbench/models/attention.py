@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from mmbench.bounds import PositiveInt
 from mmbench.data.base import ModalitySpec
 from mmbench.models.base import FusionModel
 from mmbench.registry import MODELS
@@ -35,8 +36,8 @@ class AttentionFusion(FusionModel):
 
 @MODELS.register("attention_fusion", family="attention")
 def attention_fusion(
-    modalities: Sequence[ModalitySpec], n_classes: int, dim: int = 64, hidden: int = 128,
-    heads: int = 4, layers: int = 1,
+    modalities: Sequence[ModalitySpec], n_classes: int, dim: PositiveInt = 64, hidden: PositiveInt = 128,
+    heads: PositiveInt = 4, layers: PositiveInt = 1,
 ) -> FusionModel:
     """One token per modality (+ modality embedding) -> transformer encoder -> class token."""
     return AttentionFusion(modalities, n_classes, dim, hidden, heads, layers)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from mmbench.bounds import PositiveInt
 from mmbench.data.base import Batch, ModalityKind, ModalitySpec
 from mmbench.models.base import FusionModel
 from mmbench.registry import MODELS
@@ -49,7 +50,7 @@ class EarlyFusion(FusionModel):
 
 @MODELS.register("early_fusion", family="early")
 def early_fusion(
-    modalities: Sequence[ModalitySpec], n_classes: int, hidden: int = 256, token_dim: int = 16
+    modalities: Sequence[ModalitySpec], n_classes: int, hidden: PositiveInt = 256, token_dim: PositiveInt = 16
 ) -> FusionModel:
     """Raw inputs concatenated -> 3-layer MLP."""
     return EarlyFusion(modalities, n_classes, hidden, token_dim)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from mmbench.bounds import PositiveInt
 from mmbench.data.base import ModalitySpec
 from mmbench.models.base import FusionModel
 from mmbench.registry import MODELS
@@ -28,7 +29,7 @@ class GatedFusion(FusionModel):
 
 @MODELS.register("gated_fusion", family="gated")
 def gated_fusion(
-    modalities: Sequence[ModalitySpec], n_classes: int, dim: int = 64, hidden: int = 128
+    modalities: Sequence[ModalitySpec], n_classes: int, dim: PositiveInt = 64, hidden: PositiveInt = 128
 ) -> FusionModel:
     """Softmax gate over modalities computed from all features; gated sum -> linear head."""
     return GatedFusion(modalities, n_classes, dim, hidden)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from mmbench.bounds import PositiveInt
 from mmbench.data.base import ModalitySpec
 from mmbench.models.base import PRESENT, FusionModel
 from mmbench.registry import MODELS
@@ -37,7 +38,7 @@ class LateFusion(FusionModel):
 
 @MODELS.register("late_fusion", family="late", handles_missing=True)
 def late_fusion(
-    modalities: Sequence[ModalitySpec], n_classes: int, dim: int = 64, hidden: int = 128
+    modalities: Sequence[ModalitySpec], n_classes: int, dim: PositiveInt = 64, hidden: PositiveInt = 128
 ) -> FusionModel:
     """Per-modality encoder + linear classifier; the logits of present modalities are averaged."""
     return LateFusion(modalities, n_classes, dim, hidden)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from mmbench.bounds import PositiveInt
 from mmbench.data.base import ModalitySpec
 from mmbench.models.base import FusionModel
 from mmbench.registry import MODELS
@@ -30,7 +31,7 @@ class ConcatFusion(FusionModel):
 
 @MODELS.register("seed_concat", family="concat")
 def seed_concat(
-    modalities: Sequence[ModalitySpec], n_classes: int, dim: int = 64, hidden: int = 128
+    modalities: Sequence[ModalitySpec], n_classes: int, dim: PositiveInt = 64, hidden: PositiveInt = 128
 ) -> FusionModel:
     """Encoders -> concatenation -> one linear layer."""
     return ConcatFusion(modalities, n_classes, dim, hidden)

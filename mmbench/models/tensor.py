@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from mmbench.bounds import PositiveInt
 from mmbench.data.base import ModalitySpec
 from mmbench.models.base import FusionModel
 from mmbench.registry import MODELS
@@ -70,8 +71,8 @@ class LowRankFusion(FusionModel):
 
 @MODELS.register("tensor_fusion", family="tensor")
 def tensor_fusion(
-    modalities: Sequence[ModalitySpec], n_classes: int, dim: int | None = None,
-    hidden: int = 128, max_fused: int = 4096,
+    modalities: Sequence[ModalitySpec], n_classes: int, dim: PositiveInt | None = None,
+    hidden: PositiveInt = 128, max_fused: PositiveInt = 4096,
 ) -> FusionModel:
     """TFN: outer product of (features, 1) over all modalities -> MLP."""
     dim = dim or default_tfn_dim(len(modalities), max_fused)
@@ -80,8 +81,8 @@ def tensor_fusion(
 
 @MODELS.register("lowrank_fusion", family="tensor")
 def lowrank_fusion(
-    modalities: Sequence[ModalitySpec], n_classes: int, dim: int = 32, hidden: int = 64,
-    rank: int = 4,
+    modalities: Sequence[ModalitySpec], n_classes: int, dim: PositiveInt = 32, hidden: PositiveInt = 64,
+    rank: PositiveInt = 4,
 ) -> FusionModel:
     """LMF: rank-``rank`` factorisation of the TFN weight tensor."""
     return LowRankFusion(modalities, n_classes, dim, hidden, rank)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from mmbench.bounds import PositiveInt
 from mmbench.data.base import ModalitySpec
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.models.base import FusionModel
@@ -37,7 +38,7 @@ class Unimodal(FusionModel):
 @MODELS.register("unimodal", family="unimodal", per_modality=True)
 def unimodal(
     modalities: Sequence[ModalitySpec], n_classes: int, modality: str | None = None,
-    dim: int = 64, hidden: int = 128,
+    dim: PositiveInt = 64, hidden: PositiveInt = 128,
 ) -> FusionModel:
     """Encoder + linear classifier on ``modality`` alone (default: the first modality)."""
     return Unimodal(modalities, n_classes, modality or modalities[0].name, dim, hidden)

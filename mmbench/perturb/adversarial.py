@@ -11,6 +11,7 @@ test checks their raw output). Accuracy is then computed by the harness on the r
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mmbench.bounds import check_distinct
 from mmbench.data.base import Batch, ModalitySpec
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.perturb.attacks import (
@@ -185,13 +187,34 @@ def _check_options(names: Sequence[str], options: dict[str, Any]) -> dict[str, d
         if not isinstance(opts, dict):
             raise MMBenchError(f"adversarial: options of '{key}' must be a mapping of option: value")
         spec = attack_spec(key)
-        allowed = spec.option_names()
-        for opt in opts:
-            if opt not in allowed:
+        defaults = spec.option_defaults()
+        for opt, value in opts.items():
+            if opt not in defaults:
                 raise MMBenchError(f"adversarial: attack '{key}' has no option '{opt}'"
-                                   f"{did_you_mean(opt, allowed)}; its options: {', '.join(allowed)}")
+                                   f"{did_you_mean(str(opt), defaults)}; its options: {', '.join(defaults)}")
+            _check_option_value(key, opt, value, defaults[opt])
         out[key] = {k: _freeze(v) for k, v in opts.items()}
     return out
+
+
+def _check_option_value(attack: str, option: str, value: Any, default: Any) -> None:
+    """An option's value must have its default's type (an int option takes an integer, a float
+    one a finite number, a bool one true/false); options without a default take anything."""
+    kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(type(default))
+    wrong = kinds is not None and (not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds))
+    if wrong or (isinstance(value, float) and not math.isfinite(value)):
+        expected = type(default).__name__
+        raise MMBenchError(f"adversarial: option '{option}' of attack '{attack}' must be {expected} "
+                           f"(its default is {default!r}), got {str(value)[:40]!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(default, (int, float)) \
+            and default > 0 and value <= 0 and option in POSITIVE_OPTIONS:
+        raise MMBenchError(f"adversarial: option '{option}' of attack '{attack}' must be > 0, got {value}")
+
+
+#: options that count something (steps, queries, restarts, ...) must be positive
+POSITIVE_OPTIONS = frozenset({"steps", "n_queries", "n_restarts", "nb_iter", "nb_sample", "max_batch_size",
+                              "popsize", "restarts", "max_iterations", "binary_search_steps",
+                              "noise_batch_size", "eot_iter", "n_iter", "overshoot_steps"})
 
 
 def _check_budgets(specs: Sequence[AttackSpec], eps: list[float] | None, norm: str) -> list[float]:
@@ -205,13 +228,14 @@ def _check_budgets(specs: Sequence[AttackSpec], eps: list[float] | None, norm: s
         raise MMBenchError(f"adversarial: attack '{specs[0].name}' needs 'eps', a list of budgets "
                            f"in normalised [0, 1] units (e.g. eps: [0.05, 0.1])")
     for e in eps:
-        if isinstance(e, bool) or not isinstance(e, (int, float)) or e < 0:
-            raise MMBenchError(f"adversarial: eps must be numbers >= 0, got {e!r}")
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) or e < 0:
+            raise MMBenchError(f"adversarial: eps must be finite numbers >= 0, got {str(e)[:40]!r}")
         if norm == "Linf" and e >= 0.5 and any(s.mode == "indexed" for s in specs):
             raise MMBenchError(f"adversarial: Linf eps {e} >= 0.5 is beyond the normalised range "
                                "that subset-calling attacks can be run at; use eps < 0.5")
         if norm == "L0" and not 0 < e <= 1:
             raise MMBenchError(f"adversarial: an L0 budget is a fraction of features in (0, 1], got {e}")
+    check_distinct([float(e) for e in eps], "adversarial: eps")
     return [float(e) for e in eps]
 
 
@@ -236,6 +260,7 @@ def adversarial(
         raise MMBenchError(f"adversarial: max_rows must be a positive number of rows, got {max_rows}")
     if not attacks:
         raise MMBenchError("adversarial: 'attacks' must list at least one attack (e.g. [fgsm, pgd])")
+    check_distinct(list(attacks), "adversarial: attacks")
     specs = [attack_spec(a) for a in attacks]
     for spec in specs:
         if n_classes < spec.min_classes:
@@ -246,6 +271,7 @@ def adversarial(
     opts = _check_options([s.name for s in specs], options or {})
     cases: list[Perturbation] = []
     group = tuple(s.name for s in specs) if ensemble and len(specs) > 1 else ()
+    check_distinct(list(targets or []), "adversarial: targets")
     for label, target_specs in resolve_targets(targets or [EACH, ALL], modalities):
         _check_targets(specs, label, target_specs)
         cases += [Attack(family=ADVERSARIAL, name=f"{s.name}-{norm}", target=label, severity=e,

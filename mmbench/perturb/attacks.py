@@ -58,10 +58,16 @@ class AttackSpec:
 
     def option_names(self) -> list[str]:
         """Constructor options a suite may set (``model`` and harness-set ones excluded)."""
+        return list(self.option_defaults())
+
+    def option_defaults(self) -> dict[str, Any]:
+        """Option -> its default value (``None`` when it has none): values a suite gives must
+        have the default's type (an int option takes an int, a float one a number)."""
         if self.name.startswith("autoattack"):
-            return list(AUTOATTACK_OPTIONS)
+            return dict(AUTOATTACK_OPTIONS)
         params = inspect.signature(self.constructor()).parameters
-        return [p for p in params if p not in ("self", "model", "eps", "norm", "n_classes", "seed")]
+        return {n: (p.default if p.default is not p.empty else None) for n, p in params.items()
+                if n not in ("self", "model", "eps", "norm", "n_classes", "seed")}
 
 
 def _single_image(targets: tuple[ModalitySpec, ...]) -> ModalitySpec | None:
@@ -192,7 +198,7 @@ def build_attack(spec: AttackSpec, model: nn.Module, eps: float, norm: str, n_cl
 
 
 #: Options of the two AutoAttack variants: sub-attack budgets (lower them only for tests).
-AUTOATTACK_OPTIONS = ("steps", "n_queries")
+AUTOATTACK_OPTIONS = {"steps": 100, "n_queries": 5000}
 
 
 def build_fast_autoattack(model: nn.Module, eps: float, norm: str, n_classes: int, seed: int,

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from mmbench.bounds import check_distinct
 from mmbench.data.base import Batch, ModalitySpec, Split
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.models.base import PRESENT, FusionModel
@@ -197,10 +198,12 @@ def _subsets(names: Sequence[str], subsets: str | list[str]) -> list[tuple[str, 
                 raise MMBenchError(f"missing: unknown modality '{p}' in subset '{item}'"
                                    f"{did_you_mean(p, names)}; the dataset has {', '.join(names)}")
         out.append(tuple(n for n in names if n in parts))
+    check_distinct(["+".join(keep) or NONE for keep in out], "missing: subsets")
     return out
 
 
 def _imputations(imputation: list[str]) -> list[str]:
+    check_distinct(list(imputation), "dropout: imputation")
     for how in imputation:
         if how not in IMPUTATIONS:
             raise MMBenchError(f"dropout: unknown imputation '{how}'{did_you_mean(how, IMPUTATIONS)}; "
@@ -236,7 +239,8 @@ def random_dropout(modalities: Sequence[ModalitySpec], n_classes: int, train: Sp
     rates = [round(0.1 * i, 1) for i in range(10)] if rates is None else rates
     for r in rates:
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1:
-            raise MMBenchError(f"random_dropout: rates must lie in [0, 1), got {r!r}")
+            raise MMBenchError(f"random_dropout: rates must lie in [0, 1), got {str(r)[:40]!r}")
+    check_distinct([float(r) for r in rates], "random_dropout: rates")
     fill = Fill.from_split(modalities, train)
     return [RandomDropout(family=RANDOM_DROPOUT, name=f"random-{how}", severity=float(r), imputation=how,
                           specs=tuple(modalities), fill_id=fill.fingerprint, fill=fill)

@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from mmbench.bounds import check_distinct
 from mmbench.data.base import Batch, ModalitySpec
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.hashing import derive_seed
@@ -53,12 +54,14 @@ def _corruptions(corruptions: str | list[str]) -> list[str]:
     if not isinstance(corruptions, list):
         raise MMBenchError("shift: 'corruptions' must be 'all' or a list of names "
                            "(see 'mmbench ls corruptions')")
+    check_distinct(list(corruptions), "shift: corruptions")
     for name in corruptions:
         CORRUPTIONS.get(name)  # unknown names: one line with a did-you-mean
     return list(corruptions)
 
 
 def _severities(severities: list[int]) -> list[int]:
+    check_distinct(list(severities), "shift: severities")
     for s in severities:
         if isinstance(s, bool) or not isinstance(s, int) or s not in SEVERITIES:
             raise MMBenchError(f"shift: severities must be integers 0-5, got {s!r}")

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from mmbench.bounds import check_distinct
 from mmbench.config.build import build_model
 from mmbench.config.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, build_config, check_params
 from mmbench.config.suite import Component, Suite, label_of
@@ -81,24 +82,50 @@ def check_suite(suite: Suite) -> None:
         build_config(RECIPES.get(comp.name).config_type, comp.params, f"recipe '{label_of(comp)}'")
     for name in (*suite.metrics, suite.score_metric):
         METRICS.get(name)
-    if len(set(suite.metrics)) != len(suite.metrics):
-        raise MMBenchError(f"{suite.name}: 'metrics' lists a metric twice; list each once")
+    check_distinct(list(suite.metrics), f"{suite.name}: 'metrics'")
     for kind in ("datasets", "models", "recipes", "perturbations"):
-        labels = [label_of(c) for c in getattr(suite, kind)]
-        dupes = sorted({x for x in labels if labels.count(x) > 1})
-        if dupes:
-            raise MMBenchError(f"{suite.name}: {kind} {dupes} appear twice; give each a distinct 'label'")
+        _check_unique(getattr(suite, kind), kind, suite.name)
     _check_restrictions(suite)
 
 
+def _check_unique(components: tuple[Component, ...], kind: str, suite: str) -> None:
+    """Labels are unique, and no component appears twice under two labels (it would be the same
+    cells twice). Linear in the number of components."""
+    labels: dict[str, Component] = {}
+    same: dict[str, str] = {}
+    for comp in components:
+        label = label_of(comp)
+        if label in labels:
+            raise MMBenchError(f"{suite}: {kind} '{label[:40]}' appears twice; give each a distinct 'label'")
+        labels[label] = comp
+        identity = content_hash([comp.name, comp.params, comp.models, comp.datasets])
+        if identity in same:
+            raise MMBenchError(f"{suite}: {kind} '{same[identity][:40]}' and '{label[:40]}' are the same "
+                               f"{comp.name} with the same parameters; keep one")
+        same[identity] = label
+
+
 def _check_restrictions(suite: Suite) -> None:
-    """A perturbation's ``datasets`` must name datasets of the suite (by label)."""
+    """A perturbation's ``datasets`` must name datasets of the suite and its ``models`` models
+    of the suite (by name or label)."""
     labels = [label_of(d) for d in suite.datasets]
+    models = {name for m in suite.models for name in (m.name, label_of(m))}
     for comp in suite.perturbations:
         for name in comp.datasets or ():
             if name not in labels:
-                raise MMBenchError(f"perturbation '{label_of(comp)}': unknown dataset '{name}' in 'datasets'"
+                raise MMBenchError(f"perturbation '{label_of(comp)}': unknown dataset '{name[:40]}' in 'datasets'"
                                    f"{did_you_mean(name, labels)}; the suite's datasets are {', '.join(labels)}")
+        for name in comp.models or ():
+            if name not in models and not _expanded(name, suite):
+                raise MMBenchError(f"perturbation '{label_of(comp)}': unknown model '{name[:40]}' in 'models'"
+                                   f"{did_you_mean(name, sorted(models))}; the suite's models are "
+                                   f"{', '.join(sorted(models))}")
+
+
+def _expanded(name: str, suite: Suite) -> bool:
+    """A per-modality model's expanded label, e.g. ``unimodal[pix]``."""
+    base = name.split("[", 1)[0]
+    return name.endswith("]") and any(label_of(m) == base for m in suite.models)
 
 
 def expand_models(suite: Suite, data: MultimodalDataset) -> list[Component]:
@@ -160,7 +187,8 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
                     train_cells.append(cell)
                     eval_cells.extend(_eval_cells(cell, perturbations, suite, fingerprint, amp, codes))
     _check_baseline(suite, train_cells)
-    return Plan(suite, tuple(train_cells), tuple(eval_cells))
+    unique = {c.key: c for c in reversed(eval_cells)}  # two entries asking for one cell: once
+    return Plan(suite, tuple(train_cells), tuple(c for c in eval_cells if unique.get(c.key) is c))
 
 
 def _check_baseline(suite: Suite, cells: list[TrainCell]) -> None:

@@ -10,9 +10,17 @@ from tabulate import tabulate
 
 
 def github(lines: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
-    """A GitHub Markdown table; cells are shown as given (no number parsing)."""
-    return tabulate([list(line) for line in lines], headers=list(headers), tablefmt="github",
-                    disable_numparse=True)
+    """A GitHub Markdown table; cells are shown as given (no number parsing), with ``|`` and
+    line breaks in text (user labels) escaped so they cannot break the table."""
+    return tabulate([[cell(v) for v in line] for line in lines], headers=[cell(h) for h in headers],
+                    tablefmt="github", disable_numparse=True)
+
+
+def cell(value: Any) -> Any:
+    """A table cell's text: ``|`` escaped as ``\\|``, line breaks as spaces."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
 def pm(value: float | None, hw: float | None = None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from pathlib import Path
 
 STYLE = """
@@ -52,7 +53,12 @@ def _markdown_blocks(text: str) -> list[str]:
 
 
 def _cells(line: str) -> list[str]:
-    return [html.escape(c.strip()) for c in line.strip().strip("|").split("|")]
+    """The cells of a Markdown table row: split on unescaped ``|``, escapes undone, then
+    HTML-escaped."""
+    inner = line.strip()[1:-1] if line.strip().endswith("|") else line.strip()[1:]
+    parts = re.split(r"(?<!\\)((?:\\\\)*)\|", inner)
+    cells = ["".join(parts[i:i + 2]) for i in range(0, len(parts), 2)]
+    return [html.escape(re.sub(r"\\(.)", r"\1", c).strip()) for c in cells]
 
 
 def _table(lines: list[str]) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ from mmbench.report.analysis import Analysis, DatasetInfo, Reading
 from mmbench.report.html import render_html
 from mmbench.report.leaderboard import render_leaderboard
 from mmbench.store.database import Store, open_existing
-from mmbench.store.exports import write_results
+from mmbench.store.exports import write_csv, write_results
 from mmbench.store.rows import CellFacts, rows_to_frame
 
 log = logging.getLogger(__name__)
@@ -83,8 +85,7 @@ def publish(out_dir: Path, title: str, analysis: Analysis, provenance: dict) -> 
     files = write_results(out_dir, analysis.frame,
                           {**provenance, "sanity": analysis.sanity.to_dict(orient="records")})
     for name, table in analysis.tables().items():
-        files[name] = out_dir / f"{name}.csv"
-        table.to_csv(files[name], index=False)
+        files[name] = write_csv(table, out_dir / f"{name}.csv")
     plots = analysis.plots(out_dir)
     board = render_leaderboard(analysis, title)
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
@@ -137,11 +138,19 @@ def load_run(folder: Path) -> StoredRun:
 
 def republish(folder: Path) -> Published:
     """Re-render every file of a results folder from its store, recomputing nothing
-    (``mmbench report``); the provenance of ``results.json`` is kept."""
+    (``mmbench report``); the provenance of ``results.json`` is kept. A read-only folder is
+    read all the same: its boards are rendered in a temporary folder and nothing is written."""
     run = load_run(folder)
     old = folder / "results.json"
     config = run.config
     provenance = json.loads(old.read_text()) if old.is_file() else {"suite": config.get("name"), "config": config}
     for generated in ("schema_version", "rows", "sanity"):
         provenance.pop(generated, None)
-    return publish(folder, config.get("name", folder.name), run.analysis(), provenance)
+    title = config.get("name", folder.name)
+    if os.access(folder, os.W_OK):
+        return publish(folder, title, run.analysis(), provenance)
+    log.warning("%s is read-only: its files were not rewritten (the boards below are rendered from its "
+                "store)", folder)
+    with tempfile.TemporaryDirectory() as scratch:
+        out = publish(Path(scratch), title, run.analysis(), provenance)
+    return Published({}, out.leaderboard, out.analysis)

@@ -23,6 +23,8 @@ Tables::
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -34,6 +36,8 @@ from mmbench.errors import MMBenchError
 from mmbench.metrics.outcomes import Samples, SampleSet
 from mmbench.store.rows import CellFacts
 
+log = logging.getLogger(__name__)
+
 FILENAME = "store.sqlite"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (key TEXT PRIMARY KEY, kind TEXT NOT NULL, name TEXT NOT NULL,
@@ -44,6 +48,11 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS samples (key TEXT PRIMARY KEY, sample_set TEXT NOT NULL, preds BLOB,
     labels BLOB, probs BLOB, full BLOB, dataset TEXT, split TEXT, subset INTEGER, draws INTEGER);
 """
+#: a finished cell's stored data is intact: a training cell, or an evaluation cell whose facts are
+#: valid JSON and whose outcome arrays have consistent lengths (int16 / int16 / float32)
+INTACT = """(cells.kind = 'train' OR (json_valid(cells.rows) AND EXISTS (
+    SELECT 1 FROM samples s WHERE s.key = cells.key AND length(s.preds) > 0
+    AND length(s.labels) = length(s.preds) AND length(s.probs) = 2 * length(s.preds))))"""
 #: columns added since the first schema: (table, column) of stores written before them
 ADDED_COLUMNS = (("cells", "info"), ("samples", "full"), ("samples", "dataset"), ("samples", "split"),
                  ("samples", "subset"), ("samples", "draws"))
@@ -66,23 +75,51 @@ class CellStatus:
 
 
 class Store:
-    """Open (or create) the store of results folder ``folder``."""
+    """Open (or create) the store of results folder ``folder``; ``readonly``: only read an
+    existing store (``status``, ``report``, ``compare``), which also works in a read-only folder."""
 
-    def __init__(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, folder: Path, readonly: bool = False) -> None:
         self.path = folder / FILENAME
+        self.readonly = readonly
         try:
-            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
-            self._migrate()
+            self._db = self._read_only() if readonly else self._writable(folder)
         except sqlite3.DatabaseError as exc:
-            raise MMBenchError(f"{self.path} is not a readable mmbench store ({exc}); move it "
-                               "away to start afresh") from None
+            raise MMBenchError(f"{self.path} cannot be read as an mmbench store ({exc}); 'mmbench status "
+                               f"{folder}' shows what is readable and 'mmbench repair {folder}' keeps it") from None
+
+    def _writable(self, folder: Path) -> sqlite3.Connection:
+        folder.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(SCHEMA)
+        self._db = db
+        self._migrate()
+        return db
+
+    def _read_only(self) -> sqlite3.Connection:
+        """A read-only connection; ``immutable`` where the folder itself cannot be written (no
+        WAL index can be created there), which is safe for a finished run."""
+        writable = os.access(self.path.parent, os.W_OK) and os.access(self.path, os.W_OK)
+        mode = "mode=ro" if writable else "immutable=1"
+        db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True, timeout=30,
+                             isolation_level=None)
+        have = {row[1] for row in db.execute("PRAGMA table_info(samples)")}
+        if "dataset" not in have:
+            db.close()
+            raise MMBenchError(f"{self.path} was written by an older mmbench; rerun its suite once (finished "
+                               "cells are kept) to update it")
+        return db
 
     def close(self) -> None:
         self._db.close()
+
+    def restore(self, table: str, row: tuple) -> None:
+        """Insert a row copied from another store of the same schema (``mmbench repair``)."""
+        if table not in ("cells", "plan", "meta", "samples"):
+            raise ValueError(f"unknown table {table!r}")
+        marks = ", ".join("?" * len(row))
+        self._db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", row)  # noqa: S608
 
     def _migrate(self) -> None:
         """Add the columns a store written by an older mmbench lacks."""
@@ -103,7 +140,10 @@ class Store:
                 self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
 
     def done(self) -> set[str]:
-        return {k for (k,) in self._db.execute("SELECT key FROM cells WHERE status = 'done'")}
+        """Keys of the finished cells whose stored data is intact (a damaged row is not done:
+        the next run recomputes it)."""
+        query = f"SELECT key FROM cells WHERE status = 'done' AND {INTACT}"
+        return {k for (k,) in self._db.execute(query)}
 
     def record(self, cell: PlannedCell, facts: CellFacts | None = None, error: str | None = None,
                seconds: float = 0.0, samples: Samples | None = None,
@@ -130,10 +170,14 @@ class Store:
         """What each given evaluation cell that is done measured (cells stored by an older
         mmbench, which kept rows instead, are left out: rerunning recomputes them)."""
         wanted, out = set(keys), {}
-        for key, payload in self._db.execute("SELECT key, rows FROM cells WHERE status = 'done'"):
-            raw = json.loads(payload) if key in wanted and payload else None
-            if isinstance(raw, dict):
-                out[key] = CellFacts(**raw)
+        query = f"SELECT key, rows FROM cells WHERE status = 'done' AND {INTACT}"
+        for key, payload in self._db.execute(query):
+            try:
+                raw = json.loads(payload) if key in wanted and payload else None
+                if isinstance(raw, dict):
+                    out[key] = CellFacts(**raw)
+            except (ValueError, TypeError):
+                log.warning("cell %s: its stored facts are damaged; the next run recomputes it", key[:12])
         return out
 
     def samples(self, keys: Sequence[str]) -> dict[str, Samples]:
@@ -143,9 +187,13 @@ class Store:
         query = ("SELECT key, preds, labels, probs, full, dataset, split, subset, draws FROM samples "
                  "WHERE dataset IS NOT NULL")
         for key, preds, labels, probs, full, dataset, split, subset, draws in self._db.execute(query):
-            if key in wanted:
+            if key not in wanted:
+                continue
+            try:
                 out[key] = Samples.from_blobs(SampleSet(dataset, split, subset), preds, labels, probs,
                                               full, int(draws or 1))
+            except (ValueError, TypeError):
+                log.warning("cell %s: its stored outcomes are damaged; the next run recomputes it", key[:12])
         return out
 
     def train_info(self) -> dict[str, dict[str, Any]]:
@@ -155,7 +203,11 @@ class Store:
 
     def statuses(self) -> list[CellStatus]:
         """Every cell of the latest run's plan with its state."""
-        query = """SELECT p.key, p.kind, p.name, COALESCE(c.status, 'pending'), c.error
+        query = f"""SELECT p.key, p.kind, p.name,
+                       CASE WHEN c.status = 'done' AND NOT ({INTACT.replace('cells.', 'c.')}) THEN 'damaged'
+                            ELSE COALESCE(c.status, 'pending') END,
+                       CASE WHEN c.status = 'done' AND NOT ({INTACT.replace('cells.', 'c.')})
+                            THEN 'its stored row is damaged; the next run recomputes it' ELSE c.error END
                    FROM plan p LEFT JOIN cells c ON c.key = p.key ORDER BY p.position"""
         return [CellStatus(*row) for row in self._db.execute(query)]
 
@@ -185,8 +237,9 @@ class _Transaction:
 
 
 def open_existing(folder: Path) -> Store:
-    """The store of an existing results folder (``mmbench status``), or a one-line error."""
+    """The store of an existing results folder, read-only (``status``, ``report``,
+    ``compare``), or a one-line error."""
     if not (folder / FILENAME).is_file():
         raise MMBenchError(f"{folder} holds no mmbench store ({FILENAME}); give the folder a "
                            "run wrote to, e.g. results/smoke")
-    return Store(folder)
+    return Store(folder, readonly=True)

@@ -47,12 +47,44 @@ def git_hash(cwd: Path | None = None) -> str | None:
     return out.stdout.strip() or None
 
 
+#: a text cell starting with one of these is a formula to a spreadsheet; it is written with a
+#: leading ``'`` (as is a cell that itself starts with ``'``), which :func:`read_csv` removes
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def neutralise(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell that a spreadsheet would execute prefixed by ``'``."""
+    def escape(value: Any) -> Any:
+        return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+    text = [c for c in frame.columns if _is_text(frame[c])]
+    return frame.assign(**{c: frame[c].map(escape) for c in text}) if text else frame
+
+
+def _is_text(column: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """A CSV export with formula-like text cells neutralised (read it back with :func:`read_csv`)."""
+    neutralise(frame).to_csv(path, index=False)
+    return path
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """A CSV written by :func:`write_csv`, exactly as it was before neutralising."""
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    for column in [c for c in frame.columns if _is_text(frame[c])]:
+        frame[column] = frame[column].map(lambda v: v[1:] if isinstance(v, str) and v.startswith("'") else v)
+    return frame
+
+
 def write_results(out_dir: Path, frame: pd.DataFrame, provenance: dict[str, Any]) -> dict[str, Path]:
     """Write the CSV and JSON files; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = out_dir / "results.csv", out_dir / "results.json"
     frame = frame[columns_of(frame)]  # tidy columns only (no store keys)
-    frame.to_csv(csv_path, index=False)
+    write_csv(frame, csv_path)
     doc = {"schema_version": SCHEMA_VERSION, **provenance, "rows": frame_records(frame)}
     json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
     return {"csv": csv_path, "json": json_path}

@@ -1,0 +1,113 @@
+"""Where a run may write, checked before any work: the results folder (a safe name under the
+results root unless ``--out`` says otherwise), the checkpoint cache, the ``--summary`` file; and
+one run per results folder at a time (a lock the kernel releases when its process dies)."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import re
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from mmbench.errors import MMBenchError
+
+LOCK = ".mmbench.lock"
+
+
+def safe_name(name: str) -> str:
+    """A suite name as one folder name: characters other than letters, digits, ``_``, ``.`` and
+    ``-`` become ``_``, leading dots are dropped; no separator, ``..`` or absolute path can
+    survive. Refused when nothing usable is left."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]", "_", name).lstrip(".")[:100]
+    if not slug.strip("_"):
+        raise MMBenchError(f"suite name {name[:40]!r} cannot be a results folder name; use letters, digits, "
+                           "'_', '.' and '-' (or give --out DIR)")
+    return slug
+
+
+def results_folder(root: Path, name: str) -> Path:
+    """``root/<safe name>``, checked to lie inside ``root``."""
+    folder = root / safe_name(name)
+    if root.resolve() not in (folder.resolve(), *folder.resolve().parents):
+        raise MMBenchError(f"suite name {name[:40]!r} would write outside {root}; rename the suite")
+    return folder
+
+
+def writable_folder(path: Path, what: str) -> Path:
+    """Create ``path`` if needed and check a file can be written in it; one line otherwise."""
+    if path.exists() and not path.is_dir():
+        raise MMBenchError(f"{what} {path} is a file, not a folder; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".mmbench-write-check-"):
+            pass
+    except OSError as exc:
+        raise MMBenchError(f"{what} {path} is not writable ({_reason(exc)}); choose another folder or fix "
+                           "its permissions") from None
+    return path
+
+
+def writable_file(path: Path, what: str) -> Path:
+    """A file that text can be appended to (created if missing); one line otherwise."""
+    if path.is_dir():
+        raise MMBenchError(f"{what} {path} is a folder; give a file")
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise MMBenchError(f"{what} {path} cannot be written ({_reason(exc)}); give a writable file") from None
+    return path
+
+
+def _reason(exc: OSError) -> str:
+    return {errno.EACCES: "permission denied", errno.EROFS: "read-only file system",
+            errno.ENOTDIR: "a parent is a file", errno.ENOSPC: "disk full"}.get(exc.errno or 0, exc.strerror or str(exc))
+
+
+class FolderLock:
+    """An exclusive lock on a results folder (``flock`` on ``.mmbench.lock``): a second run on
+    the same folder is refused, naming the process that holds it, or waits (``wait``). The
+    kernel drops the lock when its process ends, so a run killed with ``kill -9`` leaves none."""
+
+    def __init__(self, folder: Path, wait: bool = False, poll: float = 0.5) -> None:
+        self.path, self.wait, self.poll = folder / LOCK, wait, poll
+        self.handle: IO[str] | None = None
+
+    def __enter__(self) -> FolderLock:
+        self.handle = self.path.open("a+", encoding="utf-8")
+        while True:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not self.wait:
+                    holder = self.holder()
+                    self.handle.close()
+                    raise MMBenchError(f"another mmbench run ({holder}) is writing {self.path.parent}; wait "
+                                       "for it to finish, or rerun with --wait") from None
+                time.sleep(self.poll)
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}))
+        self.handle.flush()
+        return self
+
+    def holder(self) -> str:
+        """Who holds the lock, as recorded in the lock file."""
+        try:
+            info: dict[str, Any] = json.loads(self.path.read_text() or "{}")
+        except (OSError, ValueError):
+            return "process unknown"
+        since = time.strftime("%H:%M:%S", time.localtime(info.get("since", 0)))
+        return f"pid {info.get('pid', '?')} on {info.get('host', '?')}, since {since}"
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
