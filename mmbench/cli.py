@@ -139,7 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("%d models trained, %d loaded from the checkpoint cache; %.1fs",
              result.models_trained, result.models_from_cache, result.seconds)
     log.info("wrote %s", ", ".join(str(p) for p in result.files.values()))
-    print(result.leaderboard, end="")
+    print(result.summary, end="")
     _append_summary(args.summary, result.leaderboard)
     if result.failed:
         print(f"mmbench: error: {len(result.failed)} cells failed, first {result.failed[0].name}: "
@@ -158,7 +158,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         writable_file(args.summary, "--summary")
     out = republish(args.results)
     log.info("wrote %s", ", ".join(str(p) for p in out.files.values()))
-    print(out.leaderboard, end="")
+    print(out.summary, end="")
     _append_summary(args.summary, out.leaderboard)
     return 0
 

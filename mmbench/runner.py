@@ -57,6 +57,8 @@ class RunResult:
     failed: tuple[CellStatus, ...] = ()
     scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     training: tuple[dict[str, str], ...] = ()
+    #: what the command line prints: the main boards with a one-paragraph reading of each
+    summary: str = ""
 
     @property
     def boards(self) -> dict[str, str]:
@@ -110,7 +112,7 @@ def _run_locked(suite: Suite, plan: Plan, executor: Executor, datasets: dict[str
     }
     out = publish(out_dir, suite.name, Analysis.build(frame, reps, infos(datasets), reading), provenance)
     return RunResult(suite, frame, out.leaderboard, out_dir, out.files, ctx.trained, ctx.cached, seconds,
-                     timings, tuple(failed), out.scores, tuple(ctx.training))
+                     timings, tuple(failed), out.scores, tuple(ctx.training), out.summary)
 
 
 def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, MultimodalDataset],

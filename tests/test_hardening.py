@@ -343,6 +343,7 @@ def test_labels_are_escaped_in_boards_and_csv_cells_cannot_run(tmp_path: Path) -
     assert set(raw["model"]) == {"'" + label}  # a spreadsheet shows text, never runs a formula
     assert set(read_csv(tmp_path / "o" / "results.csv")["model"]) == {label}  # read back losslessly
     board = (tmp_path / "o" / "LEADERBOARD.md").read_text()
+    assert "<img" not in board and "&lt;img src=x onerror=alert(1)&gt;" in board  # text, not markup
     header, rule, row = [line for line in board.splitlines() if line.startswith("|")][:3]
     assert header.count("|") == row.count("|") - row.count("\\|")  # the label's pipe cannot split the row
     page = (tmp_path / "o" / "report.html").read_text()

@@ -185,7 +185,8 @@ def test_a_plugin_metric_listed_first_ranks_the_boards_and_has_intervals(first_r
     errors = frame[frame["metric"] == "error_rate"]
     assert len(errors) == len(frame) / 2 and errors[["ci_low", "ci_high"]].notna().all().all()
     assert ((errors["ci_low"] <= errors["value"]) & (errors["value"] <= errors["ci_high"])).all()
-    board = first_run["out"].stdout.split("(clean, test split)")[1].split("##")[0]
+    document = (first_run["folder"] / "out" / "LEADERBOARD.md").read_text()
+    board = document.split("(clean, test split)")[1].split("##")[0]
     header, _, *rows = [line for line in board.splitlines() if line.startswith("|")]
     assert header.split("|")[4].strip() == "error_rate"
     ranked = [float(r.split("|")[4].split("±")[0]) for r in rows]

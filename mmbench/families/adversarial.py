@@ -84,6 +84,19 @@ class Adversarial(Family):
         board = robust_board(rows[rows["dataset"] == dataset], ctx)
         return [(f"{dataset}: robust {ctx.scorer.name} (worst attack per target@eps)", board)] if board else []
 
+    def reading(self, ctx: Context, dataset: str) -> str | None:
+        """The weakest modality: the one whose worst attack alone, at the largest eps, leaves
+        the least (mean over models)."""
+        rows = ctx.rows(NAME)
+        single = rows[(rows["dataset"] == dataset) & rows["target"].isin(ctx.players.get(dataset, ()))]
+        if single.empty:
+            return None
+        top = single[single["severity"] == single["severity"].max()]
+        worst = ctx.scorer.worst(top.groupby(["model", "recipe", "target"])["value"]).groupby("target").mean()
+        target = worst.idxmin() if ctx.scorer.higher_is_better else worst.idxmax()
+        return (f"The weakest modality is {target}: attacking it alone at eps {top['severity'].iloc[0]:g} "
+                f"leaves {worst[target]:.3f} {ctx.scorer.name} on average over the models.")
+
     def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
         rows = ctx.rows(NAME)
         if rows.empty:

@@ -125,5 +125,9 @@ class Family:
         """PNG files it draws under ``out_dir/plots``."""
         return []
 
+    def reading(self, ctx: Context, dataset: str) -> str | None:
+        """One sentence for the reading of the main board (e.g. the weakest modality)."""
+        return None
+
     def present(self, ctx: Context) -> bool:
         return bool((ctx.frame["family"] == self.name).any())

@@ -63,6 +63,19 @@ class Missing(Family):
             out.append((f"{dataset}: {metric} with one modality left out (-m) or alone (only m)", board))
         return out
 
+    def reading(self, ctx: Context, dataset: str) -> str | None:
+        """The modality the models rely on most: the one whose absence alone costs the most
+        (mean over models and imputations)."""
+        views = self.views(ctx)
+        left_out = views[(views["dataset"] == dataset) & (views["metric"] == ctx.scorer.name)
+                         & (views["view"] == "leave_one_out")]
+        if left_out.empty:
+            return None
+        mean = left_out.groupby("modality")["value"].mean()
+        modality = mean.idxmin() if ctx.scorer.higher_is_better else mean.idxmax()
+        return (f"The models rely most on {modality}: without it they keep {mean[modality]:.3f} "
+                f"{ctx.scorer.name} on average.")
+
     def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
         part = self.shapley(ctx)
         part = part[part["metric"] == ctx.scorer.name]

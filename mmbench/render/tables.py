@@ -17,10 +17,12 @@ def github(lines: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 
 def cell(value: Any) -> Any:
-    """A table cell's text: ``|`` escaped as ``\\|``, line breaks as spaces."""
+    """Text for a Markdown table cell or heading: HTML's ``& < >`` as entities (a label is never
+    markup), ``|`` escaped as ``\\|``, line breaks as spaces."""
     if not isinstance(value, str):
         return value
-    return value.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
 def pm(value: float | None, hw: float | None = None) -> str:

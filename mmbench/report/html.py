@@ -46,9 +46,9 @@ def _markdown_blocks(text: str) -> list[str]:
             table = []
         if line.startswith("#"):
             level = min(len(line) - len(line.lstrip("#")), 6)
-            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+            out.append(f"<h{level}>{_text(line.lstrip('#').strip())}</h{level}>")
         elif line.strip():
-            out.append(f"<p>{html.escape(line.lstrip('- ').strip())}</p>")
+            out.append(f"<p>{_text(line.lstrip('- ').strip())}</p>")
     return out
 
 
@@ -58,7 +58,12 @@ def _cells(line: str) -> list[str]:
     inner = line.strip()[1:-1] if line.strip().endswith("|") else line.strip()[1:]
     parts = re.split(r"(?<!\\)((?:\\\\)*)\|", inner)
     cells = ["".join(parts[i:i + 2]) for i in range(0, len(parts), 2)]
-    return [html.escape(re.sub(r"\\(.)", r"\1", c).strip()) for c in cells]
+    return [_text(re.sub(r"\\(.)", r"\1", c).strip()) for c in cells]
+
+
+def _text(markdown: str) -> str:
+    """Markdown text (entities allowed) as escaped HTML text."""
+    return html.escape(html.unescape(markdown))
 
 
 def _table(lines: list[str]) -> str:

@@ -4,11 +4,14 @@ family's boards in the families' order, then the sanity checks; all read from on
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from mmbench.families.scoring import COMPOSITE, EFFECTIVE, composite_parts
-from mmbench.render.tables import github, half_width, pm
+from mmbench.render.tables import cell, github, half_width, pm
 from mmbench.report.analysis import Analysis
+from mmbench.report.reading import reading
 
 
 def main_board(analysis: Analysis, dataset: str) -> str | None:
@@ -46,21 +49,40 @@ def sanity_summary(sanity: pd.DataFrame) -> list[str]:
     failed = sanity[~sanity["passed"].astype(bool)]
     lines = [f"Sanity checks: {len(sanity) - len(failed)} of {len(sanity)} passed.", ""]
     for rec in failed.itertuples():
-        lines.append(f"- {rec.check}: {rec.dataset}/{rec.model}/{rec.recipe}/seed {rec.seed}, "
-                     f"{rec.perturbation} on {rec.target}: {rec.detail}")
+        lines.append(cell(f"- {rec.check}: {rec.dataset}/{rec.model}/{rec.recipe}/seed {rec.seed}, "
+                          f"{rec.perturbation} on {rec.target}: {rec.detail}"))
     return lines + ([""] if len(failed) else [])
 
 
 def render_leaderboard(analysis: Analysis, title: str) -> str:
     """The Markdown document."""
-    parts = [f"# Leaderboard: {title}", ""]
+    parts = [f"# Leaderboard: {cell(title)}", ""]
     for dataset in analysis.ctx.datasets():
         board = main_board(analysis, dataset)
         if board is not None:
-            parts += [f"## {dataset}: main board (scores: docs/metrics.md)", "", board, ""]
+            parts += [f"## {cell(dataset)}: main board (scores: docs/metrics.md)", "", board, ""]
+            text = reading(analysis, dataset)
+            parts += [cell(text), ""] if text else []
         for heading, text in analysis.family_boards(dataset):
-            parts += [f"## {heading}", "", text, ""]
+            parts += [f"## {cell(heading)}", "", text, ""]
     parts += sanity_summary(analysis.sanity)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def render_summary(analysis: Analysis, title: str, folder: Path | None = None) -> str:
+    """What a run prints: per dataset the main board (the clean board when no robustness
+    family ran) and a one-paragraph reading of it, then where the other boards are."""
+    parts = [f"# Leaderboard: {cell(title)}", ""]
+    for dataset in analysis.ctx.datasets():
+        board = main_board(analysis, dataset)
+        if board is not None:
+            parts += [f"## {cell(dataset)}: main board", "", board, ""]
+            text = reading(analysis, dataset)
+            parts += [cell(text), ""] if text else []
+        else:
+            parts += [f"## {cell(h)}\n\n{t}\n" for h, t in analysis.family_boards(dataset)[:1]]
+    if folder is not None:
+        parts.append(f"Every board: {folder / 'LEADERBOARD.md'}; the report with plots: {folder / 'report.html'}")
     return "\n".join(parts).rstrip() + "\n"
 
 

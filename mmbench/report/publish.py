@@ -26,7 +26,7 @@ from mmbench.metrics.outcomes import Samples
 from mmbench.registry import METRICS
 from mmbench.report.analysis import Analysis, DatasetInfo, Reading
 from mmbench.report.html import render_html
-from mmbench.report.leaderboard import render_leaderboard
+from mmbench.report.leaderboard import render_leaderboard, render_summary
 from mmbench.store.database import Store, open_existing
 from mmbench.store.exports import write_csv, write_results
 from mmbench.store.rows import CellFacts, rows_to_frame
@@ -73,6 +73,8 @@ class Published:
     files: dict[str, Path]
     leaderboard: str
     analysis: Analysis
+    #: what a run prints: the main boards with a reading of each (render_summary)
+    summary: str = ""
 
     @property
     def scores(self) -> pd.DataFrame:
@@ -92,7 +94,7 @@ def publish(out_dir: Path, title: str, analysis: Analysis, provenance: dict) -> 
     files["leaderboard"].write_text(board)
     files["html"] = out_dir / "report.html"
     files["html"].write_text(render_html(board, plots, f"mmbench: {title}"))
-    return Published(files, board, analysis)
+    return Published(files, board, analysis, render_summary(analysis, title, out_dir))
 
 
 def _log_sanity(sanity: pd.DataFrame) -> None:
@@ -153,4 +155,4 @@ def republish(folder: Path) -> Published:
                 "store)", folder)
     with tempfile.TemporaryDirectory() as scratch:
         out = publish(Path(scratch), title, run.analysis(), provenance)
-    return Published({}, out.leaderboard, out.analysis)
+    return Published({}, out.leaderboard, out.analysis, render_summary(out.analysis, title))

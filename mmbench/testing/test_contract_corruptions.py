@@ -118,7 +118,7 @@ def test_distance_to_clean_grows_with_severity(name: str, mod: str) -> None:
     x = _natural(spec, x)
     dist = [sum(_distance(x, corruption.apply(x, spec, s, seed=seed), spec) for seed in (0, 1, 2))
             / 3 for s in SEVERITIES]
-    assert all(b >= a - 1e-6 for a, b in zip(dist, dist[1:])), dist
+    assert all(b >= a - 1e-6 for a, b in zip(dist, dist[1:], strict=False)), dist
     assert dist[-1] > dist[0], dist
 
 
@@ -201,7 +201,7 @@ def test_random_dropout_drops_its_probability() -> None:
     """MultiBench's audio_random_dropout swapped the probability and the step."""
     corruption, spec = CORRUPTIONS.get("random_dropout"), INPUTS["spec"][0]
     x = 0.2 + 0.6 * torch.rand(512, *spec.shape, generator=torch.Generator().manual_seed(0))
-    for severity, p in zip(SEVERITIES, corruption.levels):
+    for severity, p in zip(SEVERITIES, corruption.levels, strict=True):
         dropped = float((corruption.apply(x, spec, severity, seed=severity) == 0).float().mean())
         assert abs(dropped - p) < 0.03, (severity, p, dropped)
 
@@ -209,7 +209,7 @@ def test_random_dropout_drops_its_probability() -> None:
 def test_structured_dropout_drops_runs_of_whole_time_steps() -> None:
     corruption, spec, x = _case("structured_dropout", "spec")
     block, fractions = spec.shape[1] // 8, []
-    for severity, p in zip(SEVERITIES, corruption.levels):
+    for severity, p in zip(SEVERITIES, corruption.levels, strict=True):
         zero = corruption.apply(x, spec, severity, seed=severity) == 0
         dropped = zero.all(1)  # [N, T]: time steps with every channel zero
         assert torch.equal(zero.any(1), dropped), "a time step was dropped in some channels only"

@@ -1,0 +1,58 @@
+"""A one-paragraph reading of a run's main board, per dataset: which model is most robust (and
+whether its interval separates it from the runner-up), what each family present has to say
+(the weakest modality under attack, the one the models rely on most), and the largest drop
+from clean to robust."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mmbench.families.scoring import COMPOSITE
+from mmbench.render.tables import half_width
+from mmbench.report.analysis import Analysis
+
+CLEAN, ROBUST = "clean_accuracy", "adv_robust_accuracy"
+
+
+def reading(analysis: Analysis, dataset: str) -> str | None:
+    """The paragraph for ``dataset`` (None without a composite score)."""
+    scores = analysis.scores[analysis.scores["dataset"] == dataset]
+    table = scores.assign(hw=half_width(scores)).pivot_table(
+        index=["model", "recipe"], columns="score", values=["value", "hw"], aggfunc="first")
+    if ("value", COMPOSITE.name) not in table.columns:
+        return None
+    families = [f.reading(analysis.ctx, dataset) for f in analysis.families]
+    sentences = [_most_robust(table, analysis), *families, _largest_drop(table)]
+    return " ".join(s for s in sentences if s)
+
+
+def _name(key: tuple[str, str]) -> str:
+    model, recipe = key
+    return model if recipe == "standard" else f"{model} ({recipe})"
+
+
+def _most_robust(table: pd.DataFrame, analysis: Analysis) -> str:
+    composite = table[("value", COMPOSITE.name)].sort_values(ascending=analysis.ctx.scorer.ascending)
+    best = composite.index[0]
+    text = (f"{_name(best)} is the most robust model here (composite {composite.iloc[0]:.3f} ± "
+            f"{table.loc[best, ('hw', COMPOSITE.name)]:.3f}).")
+    if len(composite) < 2:
+        return text
+    second = composite.index[1]
+    gap = abs(composite.iloc[0] - composite.iloc[1])
+    overlap = gap <= table.loc[best, ("hw", COMPOSITE.name)] + table.loc[second, ("hw", COMPOSITE.name)]
+    verdict = "within the intervals, so the two are not separated" if overlap else "clearly ahead"
+    return text[:-1] + f"; the runner-up {_name(second)} ({composite.iloc[1]:.3f}) is {gap:.3f} behind, {verdict}."
+
+
+def _largest_drop(table: pd.DataFrame) -> str | None:
+    if ("value", CLEAN) not in table.columns:
+        return None
+    robust = ROBUST if ("value", ROBUST) in table.columns else COMPOSITE.name
+    drop = (table[("value", CLEAN)] - table[("value", robust)]).dropna()
+    if drop.empty:
+        return None
+    key = drop.abs().idxmax()
+    what = "under attack" if robust == ROBUST else "on the composite"
+    return (f"The largest drop from clean to robust is {_name(key)}'s: {table.loc[key, ('value', CLEAN)]:.3f} "
+            f"clean vs {table.loc[key, ('value', robust)]:.3f} {what}.")
