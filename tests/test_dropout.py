@@ -182,7 +182,7 @@ def test_single_modality_views(reliance) -> None:
     assert got[("leave_one_out", "junk")] == acc["junk"]          # only junk missing
     assert got[("only_one", "sig")] == acc["twin+junk"]           # only sig present
     assert got[("only_one", "junk")] < got[("only_one", "sig")] - 0.2
-    board = views_board(views, "accuracy", "syn")
+    board = views_board(views, "accuracy", "syn").markdown()
     assert "-sig" in board and "only junk" in board and "late_fusion" in board
 
 
@@ -225,8 +225,9 @@ def test_shapley_bar_plots_are_written(reliance, tmp_path) -> None:
     from mmbench.families.missing import Missing
 
     _, frame = reliance
-    (path,) = Missing().plots(Context(frame, players={"syn": ("sig", "twin", "junk")}), tmp_path)
-    data = path.read_bytes()
+    (plot,) = Missing().plots(Context(frame, players={"syn": ("sig", "twin", "junk")}), tmp_path)
+    path, data = plot.path, plot.path.read_bytes()
+    assert plot.dataset == "syn" and "late_fusion" in plot.caption
     assert path.name == "shapley_syn_late_fusion_standard.png"
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 

@@ -125,7 +125,7 @@ def test_its_board_plot_and_facts_are_published(run: Path) -> None:
     assert "## synthetic: misaligned modalities (accuracy vs share of rows shuffled)" in board
     assert (run / "plots" / "misalignment_synthetic.png").is_file()
     page = (run / "report.html").read_text()
-    assert "misaligned modalities" in page and 'alt="misalignment_synthetic"' in page
+    assert "misaligned modalities" in page and 'alt="misalignment synthetic"' in page
     rows = pd.read_csv(run / "results.csv")
     ours = rows[rows["family"] == "misalignment"]
     assert set(ours["shuffled"]) == {"img", "aud", "tab", "txt"} and ours["ci_low"].notna().all()

@@ -156,7 +156,7 @@ def test_main_board_ranks_a_lower_is_better_composite_ascending() -> None:
     errors = _frame().assign(metric="error_rate", value=lambda f: 1 - f["value"])
     with registered_error_rate():
         analysis = Analysis.build(errors, {}, {}, Reading(("error_rate",), "error_rate", "A"))
-    board = main_board(analysis, "d")
+    board = main_board(analysis, "d").markdown()
     rows = [line.split("|")[2].strip() for line in board.splitlines()[2:4]]
     assert rows == ["A", "B"]  # A has the lower composite error
     assert "Scores read error_rate" in board

@@ -22,8 +22,8 @@ from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.hashing import content_hash
 from mmbench.metrics.outcomes import Samples
 from mmbench.registry import FAMILIES
-from mmbench.render.plots import curves
-from mmbench.render.tables import github, half_width, pm
+from mmbench.render.plots import Plot, curves
+from mmbench.render.tables import Board, Column, Num, Table, half_width
 from mmbench.store.rows import CellFacts
 
 NAME = "adversarial"
@@ -79,10 +79,11 @@ class Adversarial(Family):
         info = {d: DatasetFacts(ctx.n_classes.get(d, 2), ctx.continuous.get(d, True)) for d in ctx.datasets()}
         return sanity_checks(rows, info)
 
-    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+    def boards(self, ctx: Context, dataset: str) -> list[Board]:
         rows = ctx.rows(NAME)
-        board = robust_board(rows[rows["dataset"] == dataset], ctx)
-        return [(f"{dataset}: robust {ctx.scorer.name} (worst attack per target@eps)", board)] if board else []
+        table = robust_board(rows[rows["dataset"] == dataset], ctx)
+        heading = f"{dataset}: robust {ctx.scorer.name} (worst attack per target@eps)"
+        return [Board(heading, table)] if table else []
 
     def reading(self, ctx: Context, dataset: str) -> str | None:
         """The weakest modality: the one whose worst attack alone, at the largest eps, leaves
@@ -97,7 +98,7 @@ class Adversarial(Family):
         return (f"The weakest modality is {target}: attacking it alone at eps {top['severity'].iloc[0]:g} "
                 f"leaves {worst[target]:.3f} {ctx.scorer.name} on average over the models.")
 
-    def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
+    def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
         rows = ctx.rows(NAME)
         if rows.empty:
             return []
@@ -106,8 +107,11 @@ class Adversarial(Family):
         targets = worst[["dataset", "model", "recipe", "seed", "target"]].drop_duplicates()
         clean = ctx.clean_rows().drop(columns=["target"]).merge(targets)
         points = pd.concat([worst, clean[per_seed + ["value"]]]).rename(columns={"severity": "level"})
-        return [curves(g, out_dir, [NAME, dataset, "worst_attack", target], "eps (normalised units)",
-                       ctx.scorer.name, f"worst attack on {target}, {dataset}")
+        metric = ctx.scorer.name
+        return [Plot(curves(g, out_dir, [NAME, dataset, "worst_attack", target], "eps (normalised units)",
+                            metric, f"worst attack on {target}, {dataset}", colours=ctx.palette),
+                     f"{metric} under the strongest attack on {target} as its budget eps grows (eps 0: clean), "
+                     "mean over seeds; one line per model.", dataset)
                 for (dataset, target), g in points.groupby(["dataset", "target"], sort=True)]
 
 
@@ -132,21 +136,24 @@ def worst_case(members: list[str], facts: Mapping[str, CellFacts],
     return derived, combined
 
 
-def robust_board(rows: pd.DataFrame, ctx: Context) -> str | None:
+def robust_board(rows: pd.DataFrame, ctx: Context) -> Table | None:
     """For each target@eps, the worst attack's value (mean over seeds) ± its interval's
-    half-width; models ranked by their mean over the columns."""
+    half-width; models ranked by their mean over the columns. Columns are grouped by eps."""
     if rows.empty:
         return None
     rows = rows.assign(hw=half_width(rows))
     per_attack = rows.groupby(["model", "recipe", "target", "severity", "perturbation"])[["value", "hw"]].mean()
     by_case = per_attack.groupby(level=["model", "recipe", "target", "severity"])["value"]
     worst = per_attack.loc[by_case.idxmin() if ctx.scorer.higher_is_better else by_case.idxmax()].reset_index()
-    worst["column"] = worst["target"] + "@" + worst["severity"].map(lambda e: f"{e:g}")
-    table = worst.pivot_table(index=["model", "recipe"], columns="column", values="value", aggfunc="first", sort=False)
-    half = worst.pivot_table(index=["model", "recipe"], columns="column", values="hw", aggfunc="first",
-                             sort=False, dropna=False)
+    grid = {"index": ["model", "recipe"], "columns": ["target", "severity"], "aggfunc": "first"}
+    table = worst.pivot_table(values="value", **grid)
+    half = worst.pivot_table(values="hw", dropna=False, **grid)
     order = table.mean(axis=1).sort_values(ascending=ctx.scorer.ascending, kind="stable").index
-    lines = [[rank, model, recipe, *(pm(table.loc[(model, recipe), c], half.loc[(model, recipe)].get(c))
-                                     for c in table.columns)]
-             for rank, (model, recipe) in enumerate(order, start=1)]
-    return github(lines, ["rank", "model", "recipe", *table.columns])
+    lines = tuple((rank, model, recipe, *(Num(table.loc[(model, recipe), c], half.loc[(model, recipe)].get(c))
+                                          for c in table.columns))
+                  for rank, (model, recipe) in enumerate(order, start=1))
+    better = ctx.scorer.higher_is_better
+    columns = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
+               *(Column(f"{t}@{e:g}", better, group=f"eps {e:g}", short=t, term="target@eps")
+                 for t, e in table.columns))
+    return Table(columns, lines, "eps")

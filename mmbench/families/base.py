@@ -27,6 +27,8 @@ from mmbench.analysis.curves import KEY, seed_mean
 from mmbench.analysis.direction import ScoreMetric
 from mmbench.metrics.outcomes import Samples
 from mmbench.perturb.clean import CLEAN as CLEAN_PERTURBATION
+from mmbench.render.plots import Plot, model_colours
+from mmbench.render.tables import Board
 from mmbench.store.rows import CellFacts
 
 
@@ -80,6 +82,11 @@ class Context:
         """The clean value of the score metric per (dataset, model, recipe), mean over seeds."""
         return seed_mean(self.clean_rows(), []).set_index(KEY)["value"]
 
+    @property
+    def palette(self) -> dict[str, str]:
+        """Each model's colour (by sorted label), the same in every plot and in the report."""
+        return self.once("palette", lambda: model_colours(sorted(self.frame["model"].unique())))
+
     def datasets(self) -> list[str]:
         return sorted(self.frame["dataset"].unique())
 
@@ -117,12 +124,14 @@ class Family:
         """Sanity checks of its rows (columns as in :mod:`mmbench.analysis.sanity`)."""
         return None
 
-    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
-        """(heading, Markdown) of its boards for one dataset."""
+    def boards(self, ctx: Context, dataset: str) -> list[Board | tuple[str, Any]]:
+        """Its boards for one dataset: :class:`~mmbench.render.tables.Board` (typed cells, so
+        report.html can sort, colour and fold them), or ``(heading, Markdown text)`` pairs."""
         return []
 
-    def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
-        """PNG files it draws under ``out_dir/plots``."""
+    def plots(self, ctx: Context, out_dir: Path) -> list[Plot | Path]:
+        """The figures it draws under ``out_dir/plots``: :class:`~mmbench.render.plots.Plot`
+        (a PNG with its caption and dataset) or bare PNG paths."""
         return []
 
     def reading(self, ctx: Context, dataset: str) -> str | None:

@@ -7,7 +7,7 @@ import pandas as pd
 from mmbench.analysis.curves import KEY
 from mmbench.families.base import CLEAN, Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES, METRICS
-from mmbench.render.tables import github, half_width, pm
+from mmbench.render.tables import Board, Column, Num, Table, half_width
 
 
 @FAMILIES.register(CLEAN)
@@ -24,19 +24,18 @@ class Clean(Family):
         rows = ctx.rows(CLEAN)
         return {"clean_accuracy": rows.groupby(KEY)["value"].mean()} if len(rows) else {}
 
-    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+    def boards(self, ctx: Context, dataset: str) -> list[Board]:
         rows = ctx.frame[(ctx.frame["family"] == CLEAN) & (ctx.frame["dataset"] == dataset)]
         if rows.empty:
             return []
         present = set(rows["metric"])
         metrics = [m for m in dict.fromkeys((*ctx.metrics, *sorted(present))) if m in present]
-        board = metric_board(rows, metrics)
         note = ("± is the half-width of the 95% bootstrap interval over test samples; sd the standard "
                 "deviation across training seeds.")
-        return [(f"{dataset} (clean, test split)", f"{board}\n\n{note}")]
+        return [Board(f"{dataset} (clean, test split)", metric_board(rows, metrics), note)]
 
 
-def metric_board(rows: pd.DataFrame, metrics: list[str]) -> str:
+def metric_board(rows: pd.DataFrame, metrics: list[str]) -> Table:
     """Models ranked by the first of ``metrics`` (its declared direction); each cell the mean over
     seeds ± the mean half-width of the cells' intervals, and the sd across seeds."""
     summary = rows.assign(hw=half_width(rows)).groupby(["model", "recipe", "metric"]).agg(
@@ -49,7 +48,8 @@ def metric_board(rows: pd.DataFrame, metrics: list[str]) -> str:
         cells = []
         for m in metrics:
             s = summary.loc[(model, recipe, m)] if (model, recipe, m) in summary.index else None
-            text = "-" if s is None else pm(s["mean"], s["hw"])
-            cells.append(text if s is None or s["seeds"] < 2 else f"{text} (sd {s['std']:.4f})")
-        lines.append([rank, model, recipe, *cells, int(summary.loc[(model, recipe, first), "seeds"])])
-    return github(lines, ["rank", "model", "recipe", *metrics, "seeds"])
+            cells.append(Num(None) if s is None else Num(s["mean"], s["hw"], s["std"] if s["seeds"] >= 2 else None))
+        lines.append((rank, model, recipe, *cells, int(summary.loc[(model, recipe, first), "seeds"])))
+    columns = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
+               *(Column(m, METRICS.get(m).higher_is_better, term=m) for m in metrics), Column("seeds", term="seeds"))
+    return Table(columns, tuple(lines))

@@ -16,8 +16,8 @@ from mmbench.analysis.curves import KEY, seed_mean
 from mmbench.analysis.shapley import NONE, modality_shapley, single_modality_views, worst_single_missing
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES
-from mmbench.render.plots import grouped_bars
-from mmbench.render.tables import github
+from mmbench.render.plots import Plot, grouped_bars
+from mmbench.render.tables import Board, Column, Num, Table
 
 NAME = "missing"
 SWEEP = ["model", "recipe", "imputation"]
@@ -52,15 +52,15 @@ class Missing(Family):
         tables = {"shapley": self.shapley(ctx), "single_modality": self.views(ctx)}
         return {name: t for name, t in tables.items() if not t.empty}
 
-    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+    def boards(self, ctx: Context, dataset: str) -> list[Board]:
         metric = ctx.scorer.name
         out = []
-        board = reliance_board(self.shapley(ctx), ctx, dataset)
-        if board:
-            out.append((f"{dataset}: modality reliance (Shapley values of {metric})", board))
-        board = views_board(self.views(ctx), metric, dataset)
-        if board:
-            out.append((f"{dataset}: {metric} with one modality left out (-m) or alone (only m)", board))
+        table = reliance_board(self.shapley(ctx), ctx, dataset)
+        if table:
+            out.append(Board(f"{dataset}: modality reliance (Shapley values of {metric})", table))
+        table = views_board(self.views(ctx), metric, dataset, ctx.scorer.higher_is_better)
+        if table:
+            out.append(Board(f"{dataset}: {metric} with one modality left out (-m) or alone (only m)", table))
         return out
 
     def reading(self, ctx: Context, dataset: str) -> str | None:
@@ -76,17 +76,20 @@ class Missing(Family):
         return (f"The models rely most on {modality}: without it they keep {mean[modality]:.3f} "
                 f"{ctx.scorer.name} on average.")
 
-    def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
+    def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
+        metric = ctx.scorer.name
         part = self.shapley(ctx)
-        part = part[part["metric"] == ctx.scorer.name]
-        return [grouped_bars(g.pivot_table(index="modality", columns="imputation", values="shapley",
-                                           aggfunc="mean", sort=False),
-                             out_dir, ["shapley", dataset, model, recipe], "modality",
-                             f"Shapley value ({ctx.scorer.name})", f"{model} ({recipe}) on {dataset}", "imputation")
+        part = part[part["metric"] == metric]
+        return [Plot(grouped_bars(g.pivot_table(index="modality", columns="imputation", values="shapley",
+                                                aggfunc="mean", sort=False),
+                                  out_dir, ["shapley", dataset, model, recipe], "modality",
+                                  f"Shapley value ({metric})", f"{model} ({recipe}) on {dataset}", "imputation"),
+                     f"How much of {model}'s ({recipe}) {metric} each modality contributes (Shapley value over "
+                     "the kept-subset sweep), per imputation of the missing ones.", dataset)
                 for (dataset, model, recipe), g in part.groupby(["dataset", "model", "recipe"], sort=True)]
 
 
-def reliance_board(shapley: pd.DataFrame, ctx: Context, dataset: str) -> str | None:
+def reliance_board(shapley: pd.DataFrame, ctx: Context, dataset: str) -> Table | None:
     """Shapley value of each modality (mean over seeds), per model and imputation, and the value
     with the single most harmful modality missing."""
     metric = ctx.scorer.name
@@ -99,14 +102,16 @@ def reliance_board(shapley: pd.DataFrame, ctx: Context, dataset: str) -> str | N
     worst = worst_single_missing(rows, ctx.players, ctx.scorer.higher_is_better)
     value = worst.groupby(SWEEP)["value"].mean()
     modality = worst.groupby(SWEEP)["modality"].agg(lambda m: m.mode().iloc[0])
-    lines = [[*key, *(f"{v:+.4f}" for v in table.loc[key]),
-              f"{value[key]:.4f} ({modality[key]})" if key in value.index else "-"] for key in table.index]
-    return github(lines, [*SWEEP, *table.columns, "worst single missing"])
+    lines = tuple((*key, *(Num(v, fmt="+.4f") for v in table.loc[key]),
+                   Num(value[key], note=modality[key]) if key in value.index else Num(None)) for key in table.index)
+    columns = (*(Column(c, term=c) for c in SWEEP), *(Column(m, None, term="shapley") for m in table.columns),
+               Column("worst single missing", ctx.scorer.higher_is_better, term="worst single missing"))
+    return Table(columns, lines)
 
 
-def views_board(views: pd.DataFrame, metric: str, dataset: str) -> str | None:
+def views_board(views: pd.DataFrame, metric: str, dataset: str, higher_is_better: bool = True) -> Table | None:
     """The value with each modality left out (``-m``) and with it alone (``only m``), mean over
-    seeds, per model, recipe and imputation."""
+    seeds, per model, recipe and imputation (columns grouped by view)."""
     part = views[(views["dataset"] == dataset) & (views["metric"] == metric)]
     if part.empty:
         return None
@@ -114,5 +119,11 @@ def views_board(views: pd.DataFrame, metric: str, dataset: str) -> str | None:
     table = part.pivot_table(index=SWEEP, columns="column", values="value", aggfunc="mean", sort=False)
     modalities = list(dict.fromkeys(part["modality"]))
     order = [c for prefix in ("-", "only ") for m in modalities if (c := prefix + m) in table.columns]
-    lines = [[*key, *(f"{v:.4f}" for v in table.loc[key, order])] for key in table.index]
-    return github(lines, [*SWEEP, *order])
+    lines = tuple((*key, *(Num(v) for v in table.loc[key, order])) for key in table.index)
+    better = higher_is_better
+    groups = {"-": ("left out", "one modality left out"), "only ": ("alone", "one modality alone")}
+    columns = [Column(c, term=c) for c in SWEEP]
+    for c in order:
+        prefix = "-" if c.startswith("-") else "only "
+        columns.append(Column(c, better, group=groups[prefix][0], short=c[len(prefix):], term=groups[prefix][1]))
+    return Table(tuple(columns), lines, "view")

@@ -9,7 +9,7 @@ import pandas as pd
 from mmbench.analysis.corruption import natural_summary
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES
-from mmbench.render.tables import github, pm
+from mmbench.render.tables import Board, Column, Num, Table
 
 NAME = "natural_shift"
 IN_DISTRIBUTION = "id"
@@ -41,13 +41,17 @@ class NaturalShift(Family):
             out["ood_accuracy"] = indexed[held_out].mean(axis=1)
         return out
 
-    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+    def boards(self, ctx: Context, dataset: str) -> list[Board]:
         summary = natural_summary(ctx.rows(NAME), ctx.scorer)
         part = summary[summary["dataset"] == dataset].sort_values(
             ["worst_group", "model"], ascending=[ctx.scorer.ascending, True], kind="stable")
         if part.empty:
             return []
         cols = [c for c in part.columns if c not in ("dataset", "model", "recipe") and part[c].notna().any()]
-        lines = [[r["model"], r["recipe"], *(pm(r[c]) for c in cols)] for _, r in part.iterrows()]
-        return [(f"{dataset}: natural shift ({ctx.scorer.name} in distribution, per held-out group, "
-                 "worst group)", github(lines, ["model", "recipe", *cols]))]
+        lines = tuple((r["model"], r["recipe"], *(Num(r[c]) for c in cols)) for _, r in part.iterrows())
+        better = ctx.scorer.higher_is_better
+        columns = (Column("model"), Column("recipe", term="recipe"),
+                   *(Column(c, better, term="worst_group_accuracy" if c == "worst_group" else "group")
+                     for c in cols))
+        return [Board(f"{dataset}: natural shift ({ctx.scorer.name} in distribution, per held-out group, "
+                      "worst group)", Table(columns, lines))]

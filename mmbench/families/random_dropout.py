@@ -12,8 +12,8 @@ import pandas as pd
 from mmbench.analysis.curves import KEY, curve_score, seed_mean
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES
-from mmbench.render.plots import curves
-from mmbench.render.tables import level_table
+from mmbench.render.plots import Plot, curves
+from mmbench.render.tables import Board, level_table
 
 NAME = "random_dropout"
 
@@ -43,14 +43,17 @@ class RandomDropout(Family):
                 "missing_relative_robustness": curve_score(rates, lambda r: r["severity"]),
                 "missing_relative_robustness_fixed_step": curve_score(rates, lambda r: r["severity"], 0.1)}
 
-    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+    def boards(self, ctx: Context, dataset: str) -> list[Board]:
         rows = ctx.rows(NAME)
-        board = level_table(rows[rows["dataset"] == dataset], ["model", "recipe", "imputation"],
-                            ascending=ctx.scorer.ascending)
-        return [(f"{dataset}: {ctx.scorer.name} vs random modality-dropout rate", board)] if board else []
+        table = level_table(rows[rows["dataset"] == dataset], ["model", "recipe", "imputation"],
+                            ascending=ctx.scorer.ascending, axis="dropout rate")
+        return [Board(f"{dataset}: {ctx.scorer.name} vs random modality-dropout rate", table)] if table else []
 
-    def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
+    def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
         rows = ctx.rows(NAME).rename(columns={"severity": "level"})
-        return [curves(g, out_dir, [NAME, dataset, how], "dropout rate per modality", ctx.scorer.name,
-                       f"random modality dropout, {how} imputation, {dataset}")
+        metric = ctx.scorer.name
+        return [Plot(curves(g, out_dir, [NAME, dataset, how], "dropout rate per modality", metric,
+                            f"random modality dropout, {how} imputation, {dataset}", colours=ctx.palette),
+                     f"{metric} when each modality is dropped at random with the given rate (dropped ones "
+                     f"imputed by {how}), mean over seeds; one line per model.", dataset)
                 for (dataset, how), g in rows.groupby(["dataset", "imputation"], sort=True)]

@@ -16,8 +16,8 @@ from mmbench.analysis.corruption import corruption_errors, severity_means, shift
 from mmbench.analysis.curves import KEY, curve_score
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES
-from mmbench.render.plots import curves
-from mmbench.render.tables import github, level_table, pm
+from mmbench.render.plots import Plot, curves
+from mmbench.render.tables import Board, Column, Num, Table, level_table
 
 NAME = "shift"
 
@@ -65,22 +65,23 @@ class Shift(Family):
         errors = self.errors(ctx)
         return {"corruptions": errors} if not errors.empty else {}
 
-    def boards(self, ctx: Context, dataset: str) -> list[tuple[str, str]]:
+    def boards(self, ctx: Context, dataset: str) -> list[Board]:
         rows = self.corrupted(ctx)
         rows = rows[rows["dataset"] == dataset]
         if rows.empty:
             return []
         levels = ", ".join(f"{s:g}" for s in sorted(rows["severity"].unique()))
-        out = [(f"{dataset}: corruptions (severities {levels}, all conditions)",
-                corruption_board(shift_summary(self.errors(ctx)), dataset, ctx))]
+        out = [Board(f"{dataset}: corruptions (severities {levels}, all conditions)",
+                     corruption_board(shift_summary(self.errors(ctx)), dataset, ctx))]
         means = severity_means(rows, ctx.clean())
-        curve = level_table(means, ["model", "recipe"], ctx.scorer.ascending, zero_is_reference=True)
+        curve = level_table(means, ["model", "recipe"], ctx.scorer.ascending, zero_is_reference=True,
+                            axis="severity")
         if curve:
-            out.append((f"{dataset}: {ctx.scorer.name} vs corruption severity (mean over conditions; "
-                        "0 is clean, not in the mean)", curve))
+            out.append(Board(f"{dataset}: {ctx.scorer.name} vs corruption severity (mean over conditions; "
+                             "0 is clean, not in the mean)", curve))
         return out
 
-    def plots(self, ctx: Context, out_dir: Path) -> list[Path]:
+    def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
         rows = self.corrupted(ctx)
         if rows.empty:
             return []
@@ -89,21 +90,30 @@ class Shift(Family):
         targets = mean[["dataset", "model", "recipe", "seed", "target"]].drop_duplicates()
         clean = ctx.clean_rows().drop(columns=["target"]).merge(targets).assign(severity=0.0)
         points = pd.concat([mean, clean[per_seed + ["value"]]]).rename(columns={"severity": "level"})
-        return [curves(g, out_dir, [NAME, dataset, "mean", target], "corruption severity (0: clean)",
-                       ctx.scorer.name, f"mean over corruptions on {target}, {dataset}", integer_levels=True)
+        metric = ctx.scorer.name
+        return [Plot(curves(g, out_dir, [NAME, dataset, "mean", target], "corruption severity (0: clean)",
+                            metric, f"mean over corruptions on {target}, {dataset}", integer_levels=True,
+                            colours=ctx.palette),
+                     f"{metric} with {target} corrupted, mean over the corruptions, against severity "
+                     "(0: clean), mean over seeds; one line per model.", dataset)
                 for (dataset, target), g in points.groupby(["dataset", "target"], sort=True)]
 
 
-def corruption_board(summary: pd.DataFrame, dataset: str, ctx: Context) -> str:
+def corruption_board(summary: pd.DataFrame, dataset: str, ctx: Context) -> Table:
     """Clean and mean corrupted value, mean RA, and mCE / relative mCE against the baseline
     (ranked by mCE when there is a baseline, else by the mean corrupted value)."""
     part = summary[summary["dataset"] == dataset]
     by, ascending = ("mce", True) if ctx.baseline else ("mean_acc", ctx.scorer.ascending)
     part = part.sort_values([by, "model"], ascending=[ascending, True], kind="stable")
     cols = ["clean_value", "mean_acc", "mean_ra"] + (["mce", "rel_mce"] if ctx.baseline else [])
-    lines = [[rank, r.model, r.recipe, *(pm(getattr(r, c)) for c in cols), int(r.conditions)]
-             for rank, r in enumerate(part.itertuples(), start=1)]
-    metric = ctx.scorer.name
-    names = {"clean_value": f"clean {metric}", "mean_acc": f"corrupted {metric}", "mean_ra": "mean RA",
-             "mce": f"mCE (vs {ctx.baseline})", "rel_mce": "relative mCE"}
-    return github(lines, ["rank", "model", "recipe", *(names[c] for c in cols), "conditions"])
+    lines = tuple((rank, r.model, r.recipe, *(Num(getattr(r, c)) for c in cols), int(r.conditions))
+                  for rank, r in enumerate(part.itertuples(), start=1))
+    metric, better = ctx.scorer.name, ctx.scorer.higher_is_better
+    names = {"clean_value": (f"clean {metric}", better, "clean_accuracy"),
+             "mean_acc": (f"corrupted {metric}", better, "shift_mean_accuracy"),
+             "mean_ra": ("mean RA", True, "mean RA"), "mce": (f"mCE (vs {ctx.baseline})", False, "mce"),
+             "rel_mce": ("relative mCE", False, "relative_mce")}
+    columns = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
+               *(Column(names[c][0], names[c][1], term=names[c][2]) for c in cols),
+               Column("conditions", term="conditions"))
+    return Table(columns, lines)

@@ -6,7 +6,7 @@ files, ``LEADERBOARD.md``, ``report.html``, ``mmbench report``, ``mmbench compar
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,16 @@ import pandas as pd
 from mmbench.analysis.direction import ScoreMetric
 from mmbench.data.base import MultimodalDataset
 from mmbench.families.base import Context, Family
-from mmbench.families.scoring import compute_scores, families, score_replicates, with_intervals
-from mmbench.render.plots import rank_stability
+from mmbench.families.scoring import (
+    COMPOSITE,
+    composite_parts,
+    compute_scores,
+    families,
+    score_replicates,
+    with_intervals,
+)
+from mmbench.render.plots import Plot, profile, rank_stability
+from mmbench.render.tables import Board
 
 
 @dataclass(frozen=True)
@@ -99,13 +107,54 @@ class Analysis:
             out.update(family.tables(self.ctx))
         return out
 
-    def family_boards(self, dataset: str) -> list[tuple[str, str]]:
-        return [board for family in self.families for board in family.boards(self.ctx, dataset)]
+    def family_boards(self, dataset: str) -> list[Board]:
+        return [board for _, boards in self.sections(dataset) for board in boards]
 
-    def plots(self, out_dir: Path) -> list[Path]:
-        """Every figure: the families' and the rank stability of the ranking score."""
-        files = [p for family in self.families for p in family.plots(self.ctx, out_dir)]
+    def sections(self, dataset: str) -> list[tuple[Family, list[Board]]]:
+        """Each family present with its boards for ``dataset`` (families without one left out)."""
+        found = [(f, [Board.of(b) for b in f.boards(self.ctx, dataset)]) for f in self.families]
+        return [(f, boards) for f, boards in found if boards]
+
+    def plots(self, out_dir: Path) -> list[Plot]:
+        """Every figure: the families' (``section``: the family's name), each dataset's
+        robustness profile (``profile``) and the rank stability of the ranking score."""
+        files = [as_plot(p, family.name) for family in self.families for p in family.plots(self.ctx, out_dir)]
         ranking = next((s for s in ("composite", "clean_accuracy") if (self.scores["score"] == s).any()), None)
         if ranking is not None:
             files += rank_stability(self.runs, out_dir, ranking, ascending=self.ctx.scorer.ascending)
-        return sorted(set(files))
+        files += self.profiles(out_dir)
+        return sorted(set(files), key=lambda p: (p.section, str(p.path)))
+
+    def profile_scores(self, dataset: str) -> list[str]:
+        """The scores of the robustness profile: clean, composite and the composite's parts."""
+        present = set(self.scores.loc[self.scores["dataset"] == dataset, "score"])
+        parts = composite_parts(self.families, present)
+        return [s for s in ("clean_accuracy", COMPOSITE.name, *parts) if s in present] if parts else []
+
+    def profiles(self, out_dir: Path) -> list[Plot]:
+        """Per dataset, every model's profile scores as grouped bars (models in composite order)."""
+        out = []
+        scorer = self.ctx.scorer
+        for dataset in self.ctx.datasets():
+            order = self.profile_scores(dataset)
+            if not order:
+                continue
+            part = self.scores[self.scores["dataset"] == dataset]
+            ranked = part[part["score"] == COMPOSITE.name].sort_values("value", ascending=scorer.ascending,
+                                                                       kind="stable")
+            entries = list(zip(ranked["model"], ranked["recipe"], strict=True))
+            direction = "higher" if scorer.higher_is_better else "lower"
+            path = profile(part, order, entries, out_dir, dataset, self.ctx.palette,
+                           f"score ({scorer.name}, {direction} is better)")
+            out.append(Plot(path, f"Robustness profile on {dataset}: each model's clean score, composite and "
+                                  "the family scores the composite averages, with 95% intervals; models in "
+                                  "composite order, one colour per model throughout the page.", dataset, "profile"))
+        return out
+
+
+def as_plot(plot: Plot | Path, section: str) -> Plot:
+    """A family's figure as a :class:`Plot` of its ``section`` (a bare path gets its file name
+    as caption)."""
+    if isinstance(plot, Plot):
+        return replace(plot, section=plot.section or section)
+    return Plot(Path(plot), Path(plot).stem.replace("_", " "), "", section)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pandas as pd
 
 from mmbench.families.scoring import COMPOSITE, EFFECTIVE, composite_parts
-from mmbench.render.tables import cell, github, half_width, pm
+from mmbench.render.tables import Board, Column, Num, Table, cell, half_width
 from mmbench.report.analysis import Analysis
 from mmbench.report.reading import reading
 
 
-def main_board(analysis: Analysis, dataset: str) -> str | None:
+def main_board(analysis: Analysis, dataset: str) -> Board | None:
     """Models ranked by the composite robustness score (by clean accuracy when no robustness
     family ran), each main score as ``value ± half-width`` of its 95% bootstrap interval; the
     note says which scores the composite averages."""
@@ -24,8 +24,8 @@ def main_board(analysis: Analysis, dataset: str) -> str | None:
     parts = composite_parts(analysis.families, present)
     if not parts:
         return None
-    specs = [s for f in analysis.families for s in f.scores] + [COMPOSITE, EFFECTIVE]
-    main = [s.name for s in specs if s.main and s.name in present]
+    specs = {s.name: s for s in [*(s for f in analysis.families for s in f.scores), COMPOSITE, EFFECTIVE]}
+    main = [name for name, s in specs.items() if s.main and name in present]
     columns = ["clean_accuracy", COMPOSITE.name] + [c for c in main if c not in ("clean_accuracy", COMPOSITE.name)]
     columns = [c for c in columns if c in present]
     value = part.pivot_table(index=["model", "recipe"], columns="score", values="value", aggfunc="first")
@@ -33,13 +33,15 @@ def main_board(analysis: Analysis, dataset: str) -> str | None:
                                                         values="hw", aggfunc="first", dropna=False)
     scorer = analysis.ctx.scorer
     order = value[COMPOSITE.name].sort_values(ascending=scorer.ascending, kind="stable").index
-    lines = [[rank, model, recipe, *(pm(value.loc[(model, recipe)].get(c), half.loc[(model, recipe)].get(c))
-                                     for c in columns)]
-             for rank, (model, recipe) in enumerate(order, start=1)]
+    lines = tuple((rank, model, recipe, *(Num(value.loc[(model, recipe)].get(c), half.loc[(model, recipe)].get(c))
+                                          for c in columns))
+                  for rank, (model, recipe) in enumerate(order, start=1))
     read = "" if scorer.name == "accuracy" else f" Scores read {scorer.name} where they say accuracy."
     note = (f"Ranked by composite = mean of {', '.join(parts)}; ± is the half-width of the 95% "
             f"paired-bootstrap interval.{read}")
-    return f"{github(lines, ['rank', 'model', 'recipe', *columns])}\n\n{note}"
+    heads = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
+             *(Column(c, specs[c].higher_is_better(scorer) if c in specs else None, term=c) for c in columns))
+    return Board(f"{dataset}: main board", Table(heads, lines), note)
 
 
 def sanity_summary(sanity: pd.DataFrame) -> list[str]:
@@ -60,11 +62,11 @@ def render_leaderboard(analysis: Analysis, title: str) -> str:
     for dataset in analysis.ctx.datasets():
         board = main_board(analysis, dataset)
         if board is not None:
-            parts += [f"## {cell(dataset)}: main board (scores: docs/metrics.md)", "", board, ""]
+            parts += [f"## {cell(board.heading)} (scores: docs/metrics.md)", "", board.markdown(), ""]
             text = reading(analysis, dataset)
             parts += [cell(text), ""] if text else []
-        for heading, text in analysis.family_boards(dataset):
-            parts += [f"## {cell(heading)}", "", text, ""]
+        for family_board in analysis.family_boards(dataset):
+            parts += [f"## {cell(family_board.heading)}", "", family_board.markdown(), ""]
     parts += sanity_summary(analysis.sanity)
     return "\n".join(parts).rstrip() + "\n"
 
@@ -76,11 +78,11 @@ def render_summary(analysis: Analysis, title: str, folder: Path | None = None) -
     for dataset in analysis.ctx.datasets():
         board = main_board(analysis, dataset)
         if board is not None:
-            parts += [f"## {cell(dataset)}: main board", "", board, ""]
+            parts += [f"## {cell(board.heading)}", "", board.markdown(), ""]
             text = reading(analysis, dataset)
             parts += [cell(text), ""] if text else []
         else:
-            parts += [f"## {cell(h)}\n\n{t}\n" for h, t in analysis.family_boards(dataset)[:1]]
+            parts += [f"## {cell(b.heading)}\n\n{b.markdown()}\n" for b in analysis.family_boards(dataset)[:1]]
     if folder is not None:
         parts.append(f"Every board: {folder / 'LEADERBOARD.md'}; the report with plots: {folder / 'report.html'}")
     return "\n".join(parts).rstrip() + "\n"

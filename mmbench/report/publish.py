@@ -93,7 +93,8 @@ def publish(out_dir: Path, title: str, analysis: Analysis, provenance: dict) -> 
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
     files["leaderboard"].write_text(board)
     files["html"] = out_dir / "report.html"
-    files["html"].write_text(render_html(board, plots, f"mmbench: {title}"))
+    description = (provenance.get("config") or {}).get("description", "")
+    files["html"].write_text(render_html(analysis, plots, f"mmbench: {title}", description, provenance))
     return Published(files, board, analysis, render_summary(analysis, title, out_dir))
 
 
