@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
-#: distinct model colours: matplotlib's tab10, then ten more that are not shades of those
+#: distinct model colours: matplotlib's tab10, then ten from Kelly's colours of maximum contrast
+#: chosen away from those (black, light blue, reddish brown, salmon, violet, ...)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#393b79", "#e6550d", "#31a354", "#7b4173", "#843c39", "#637939",
-           "#fdae6b", "#3182bd", "#d6616b", "#000000")
+           "#bcbd22", "#17becf", "#000000", "#a1caf1", "#882d17", "#f99379", "#604e97", "#8db600",
+           "#c2b280", "#2b3d26", "#f3c300", "#00a693")
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def profile(scores: pd.DataFrame, order: Sequence[str], entries: Sequence[tuple[
         ax.bar(x, rows["value"].fillna(0), width, yerr=err, capsize=2, color=colours.get(model, "#444444"),
                hatch=("", "//", "..", "xx")[recipes.index(recipe) % 4], edgecolor="white", linewidth=0.5,
                label=label, error_kw={"elinewidth": 0.8, "ecolor": "#333333"})
-    ax.set_xticks(range(len(order)), [s.replace("_", " ") for s in order], fontsize=8)
+    ax.set_xticks(range(len(order)), [textwrap.fill(s.replace("_", " "), 14) for s in order], fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_ylim(bottom=0)
     ax.grid(axis="y", linewidth=0.4, alpha=0.5)

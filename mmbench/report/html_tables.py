@@ -77,7 +77,7 @@ def _head(table: Table, terms: Mapping[str, str], folded: bool) -> str:
         if col.term in terms:
             link = f' <a class="term" href="#{term_id(col.term)}" title="{esc(terms[col.term])}">?</a>'
         cells.append(f'<th scope="col" title="{esc(col.header)}"{attrs}><button class="sort" type="button">'
-                     f"{esc(name)}</button>{link}</th>")
+                     f"{esc(name).replace('_', '_<wbr>')}</button>{link}</th>")
     return f"<thead><tr>{''.join(cells)}</tr></thead>"
 
 
