@@ -181,7 +181,8 @@ RECIPES: Registry[Any] = Registry(
 FAMILIES: Registry[Any] = Registry(
     "family",
     ("mmbench.families.clean", "mmbench.families.adversarial", "mmbench.families.missing",
-     "mmbench.families.random_dropout", "mmbench.families.shift", "mmbench.families.natural"),
+     "mmbench.families.random_dropout", "mmbench.families.shift", "mmbench.families.natural",
+     "mmbench.families.subset_vote"),
     entry_point_group="mmbench.families",
 )
 

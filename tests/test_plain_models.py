@@ -187,7 +187,8 @@ def test_every_family_equals_a_direct_call_of_the_module(registered, tmp_path: P
         "eval": {"batch_size": 1000}})
     result = run_suite(suite_path, RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c", progress=False))
     assert not result.failed
-    assert {"clean", "adversarial", "missing", "random_dropout", "shift", "natural_shift"} == set(result.frame["family"])
+    assert {"clean", "adversarial", "missing", "random_dropout", "shift", "natural_shift",
+            "subset_vote"} == set(result.frame["family"])
     suite = load_suite(suite_path)
     data = load_datasets(suite)["synthetic"]
     plan = make_plan(suite, {"synthetic": data})

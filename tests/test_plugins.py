@@ -172,7 +172,7 @@ def test_a_plain_module_runs_every_family_on_the_users_arrays(first_run: dict) -
     assert out.returncode == 0, out.stderr
     frame = pd.read_csv(first_run["folder"] / "out" / "results.csv")
     mine = frame[frame["model"] == "demo_model"]
-    assert set(mine["family"]) == {"clean", "adversarial", "missing", "random_dropout", "shift"}
+    assert set(mine["family"]) == {"clean", "adversarial", "missing", "random_dropout", "shift", "subset_vote"}
     attacked = set(mine.loc[mine["family"] == "adversarial", "target"])
     assert attacked == {"vision", "audio", "text", "all"}
     assert {"missing-zeros", "missing-mean", "missing-noise", "random-zeros"} <= set(mine["perturbation"])

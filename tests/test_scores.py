@@ -48,6 +48,10 @@ def _frame() -> pd.DataFrame:
         rows += [_row(m, "shift", "noise", "x", s, v, corruption="noise", draws=3)
                  for s, v in zip((1, 2), shift, strict=True)]
         rows += [_row(m, "natural_shift", "natural", g, 0, v) for g, v in natural.items()]
+        certified = {"A": {(1, 0): 0.8, (1, 1): 0.6, (2, 0): 0.85, (2, 1): 0.7},
+                     "B": {(1, 0): 0.7, (1, 1): 0.5, (2, 0): 0.75, (2, 1): 0.3}}[m]
+        rows += [_row(m, "subset_vote", f"subset_vote[s={size}]", f"k={k}", size, v, imputation="zeros")
+                 for (size, k), v in certified.items()]
     return pd.DataFrame(rows)
 
 
@@ -66,6 +70,7 @@ EXPECTED = {  # (A, B), worked out by hand in the comments
     "mce": (1.0, 0.8 / 0.6),
     "relative_mce": (1.0, (0.8 - 2 * 0.2) / (0.6 - 2 * 0.1)),
     "ood_accuracy": (0.7, 0.5),
+    "subset_vote_certified": (0.7, 0.5),                                      # best s at k=1; k=0 is g_s
     "worst_group_accuracy": (0.7, 0.5),
     # every family present contributes its declared part: adversarial, missing (worst subset),
     # random dropout (mean rate), shift (mean) and natural shift (worst group)

@@ -33,6 +33,10 @@ class ScoreMetric:
         """The worst value of a pandas group-by (or frame / series) along its default axis."""
         return grouped.min() if self.higher_is_better else grouped.max()
 
+    def best(self, grouped: Any) -> Any:
+        """The best value of a pandas group-by (or frame / series) along its default axis."""
+        return grouped.max() if self.higher_is_better else grouped.min()
+
     def worst_of(self, values: pd.DataFrame | pd.Series, axis: int = 1) -> Any:
         return values.min(axis=axis) if self.higher_is_better else values.max(axis=axis)
 

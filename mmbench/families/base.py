@@ -105,6 +105,8 @@ class Family:
     order: ClassVar[int] = 100
     scores: ClassVar[tuple[ScoreSpec, ...]] = ()
     composite: ClassVar[str | None] = None
+    #: the family whose stored cells :meth:`derive` reads, when its rows are all derived
+    source: ClassVar[str | None] = None
 
     def compute(self, ctx: Context) -> dict[str, pd.Series]:
         """Score name -> value per (dataset, model, recipe), from ``ctx.frame`` (which may be a

@@ -33,6 +33,9 @@ TERMS = {
     "conditions": "Number of (corruption, severity, target) conditions averaged.",
     "group": "Score on one group of the natural split: id is the in-distribution test rows, the "
              "others are held-out groups.",
+    "subset vote": "g_s: the majority vote of the model's predictions on every kept subset of s modalities "
+                   "(ties to the lower class); k=1, k=2: the share of rows it classifies correctly with a "
+                   "vote margin no change of k whole modalities can overturn; g_s is its plain accuracy.",
     "interval": "± is the half-width of the 95% paired-bootstrap interval over test rows (paired: "
                 "every model is resampled on the same rows).",
 }

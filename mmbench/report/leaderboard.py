@@ -60,11 +60,7 @@ def render_leaderboard(analysis: Analysis, title: str) -> str:
     """The Markdown document."""
     parts = [f"# Leaderboard: {cell(title)}", ""]
     for dataset in analysis.ctx.datasets():
-        board = main_board(analysis, dataset)
-        if board is not None:
-            parts += [f"## {cell(board.heading)} (scores: docs/metrics.md)", "", board.markdown(), ""]
-            text = reading(analysis, dataset)
-            parts += [cell(text), ""] if text else []
+        parts += main_part(analysis, dataset, " (scores: docs/metrics.md)")
         for family_board in analysis.family_boards(dataset):
             parts += [f"## {cell(family_board.heading)}", "", family_board.markdown(), ""]
     parts += sanity_summary(analysis.sanity)
@@ -76,16 +72,21 @@ def render_summary(analysis: Analysis, title: str, folder: Path | None = None) -
     family ran) and a one-paragraph reading of it, then where the other boards are."""
     parts = [f"# Leaderboard: {cell(title)}", ""]
     for dataset in analysis.ctx.datasets():
-        board = main_board(analysis, dataset)
-        if board is not None:
-            parts += [f"## {cell(board.heading)}", "", board.markdown(), ""]
-            text = reading(analysis, dataset)
-            parts += [cell(text), ""] if text else []
-        else:
-            parts += [f"## {cell(b.heading)}\n\n{b.markdown()}\n" for b in analysis.family_boards(dataset)[:1]]
+        parts += main_part(analysis, dataset) or [
+            f"## {cell(b.heading)}\n\n{b.markdown()}\n" for b in analysis.family_boards(dataset)[:1]]
     if folder is not None:
         parts.append(f"Every board: {folder / 'LEADERBOARD.md'}; the report with plots: {folder / 'report.html'}")
     return "\n".join(parts).rstrip() + "\n"
+
+
+def main_part(analysis: Analysis, dataset: str, suffix: str = "") -> list[str]:
+    """Markdown lines of ``dataset``'s main board (heading + ``suffix``) and its reading; none
+    without a composite."""
+    board = main_board(analysis, dataset)
+    if board is None:
+        return []
+    text = reading(analysis, dataset)
+    return [f"## {cell(board.heading)}{suffix}", "", board.markdown(), "", *([cell(text), ""] if text else [])]
 
 
 def split_boards(document: str) -> dict[str, str]:

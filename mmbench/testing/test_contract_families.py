@@ -37,8 +37,9 @@ def analysed(synth: MultimodalDataset, tmp_path_factory) -> tuple[Analysis, Path
 def test_family_contract(name: str, analysed: tuple[Analysis, Path], tmp_path: Path) -> None:
     analysis, out = analysed
     family = FAMILIES.get(name)()
-    producers = [e.name for e in PERTURBATIONS.entries() if e.meta.get("family", e.name) == name]
-    assert producers, f"family {name}: no registered perturbation carries family '{name}'"
+    origin = family.source or name  # a derived family's rows come from its source family's cells
+    producers = [e.name for e in PERTURBATIONS.entries() if e.meta.get("family", e.name) == origin]
+    assert producers, f"family {name}: no registered perturbation carries family '{origin}'"
     ctx = analysis.ctx
     assert family.present(ctx), f"family {name}: {producers} produced no rows of family '{name}'"
     declared = {s.name for s in family.scores}
