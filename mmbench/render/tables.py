@@ -107,11 +107,6 @@ def cell(value: Any) -> Any:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
 
 
-def pm(value: float | None, hw: float | None = None) -> str:
-    """``value ± half-width`` (``-`` for a missing value, no ``±`` without an interval)."""
-    return str(Num(value, hw))
-
-
 def half_width(rows: pd.DataFrame) -> pd.Series:
     """Half the width of each row's 95% interval."""
     return (rows["ci_high"] - rows["ci_low"]) / 2

@@ -36,8 +36,7 @@ def render_html(analysis: Analysis, plots: list[Plot], title: str, description: 
     if loose:
         body += ['<section id="figures"><h2>Figures of the whole run</h2>', _figures(loose), "</section>"]
     body += [_sanity(analysis.sanity), _glossary(terms)]
-    models = {m: c for m, c in analysis.ctx.palette.items()}
-    data = json.dumps({"models": models}, sort_keys=True)
+    data = json.dumps({"models": analysis.ctx.palette}, sort_keys=True)
     data = data.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
