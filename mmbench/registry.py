@@ -162,7 +162,8 @@ DATASETS: Registry[Any] = Registry(
 PERTURBATIONS: Registry[Any] = Registry(
     "perturbation",
     ("mmbench.perturb.clean", "mmbench.perturb.adversarial", "mmbench.perturb.dropout",
-     "mmbench.perturb.shift", "mmbench.perturb.natural"),
+     "mmbench.perturb.shift", "mmbench.perturb.natural", "mmbench.perturb.smoothing",
+     "mmbench.perturb.compound"),
     entry_point_group="mmbench.perturbations",
 )
 CORRUPTIONS: Registry[Any] = Registry(
@@ -174,7 +175,7 @@ METRICS: Registry[Any] = Registry(
 RECIPES: Registry[Any] = Registry(
     "recipe",
     ("mmbench.train.standard", "mmbench.train.adversarial", "mmbench.train.modality_dropout",
-     "mmbench.train.pretrained"),
+     "mmbench.train.pretrained", "mmbench.train.gaussian_augment"),
     entry_point_group="mmbench.recipes",
 )
 
@@ -182,7 +183,8 @@ FAMILIES: Registry[Any] = Registry(
     "family",
     ("mmbench.families.clean", "mmbench.families.adversarial", "mmbench.families.missing",
      "mmbench.families.random_dropout", "mmbench.families.shift", "mmbench.families.natural",
-     "mmbench.families.subset_vote"),
+     "mmbench.families.subset_vote", "mmbench.families.smoothing",
+     "mmbench.families.compound"),
     entry_point_group="mmbench.families",
 )
 

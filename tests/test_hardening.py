@@ -71,7 +71,7 @@ BAD_INPUT = [
      "option 'steps' of attack 'pgd' must be int"),
     (perturbed(eps=[float("nan")]), [], "must be a finite number"),
     (tiny_suite(perturbations=[{"name": "clean", "models": ["late_fushion"]}]), [], "unknown model 'late_fushion'"),
-    (tiny_suite(perturbations=[{"name": "missing", "params": {"subsets": [1]}}]), [], "must be str"),
+    (tiny_suite(perturbations=[{"name": "missing", "params": {"subsets": [1]}}]), [], "must be list or str, got int"),
     (perturbed(eps=[0.1], targets=[["img"]]), [], "must be str"),
     ({**tiny_suite(), "datasets": [{"name": "synthetic", "params": {
         "modalities": [{"name": "x", "kind": "image", "shape": [3, 4096, 4096]}], "n_samples": 1000}}]}, [],

@@ -52,10 +52,27 @@ def _frame() -> pd.DataFrame:
                      "B": {(1, 0): 0.7, (1, 1): 0.5, (2, 0): 0.75, (2, 1): 0.3}}[m]
         rows += [_row(m, "subset_vote", f"subset_vote[s={size}]", f"k={k}", size, v, imputation="zeros")
                  for (size, k), v in certified.items()]
+        rows += _compound_rows(m, *{"A": (0.45, 0.6, 0.5), "B": (0.3, 0.5, 0.4)}[m])
+        smoothed = {"A": {(0.25, "a"): (0.9, 0.8, 0.6), (0.25, "all"): (0.8, 0.7, 0.3), (0.5, "a"): (0.9, 0.9, 0.8)},
+                    "B": {(0.25, "a"): (0.8, 0.7, 0.5), (0.25, "all"): (0.7, 0.6, 0.1), (0.5, "a"): (0.6, 0.5, 0.4)}}[m]
+        for (sigma, target), (clean_value, *certified_at) in smoothed.items():
+            rows.append(_row(m, "smoothing", "smoothed", target, sigma, clean_value, sigma=sigma))
+            rows += [_row(m, "smoothing", "certified", target, sigma, v, sigma=sigma, radius=r, acr=0.3, acr_hw=0.01)
+                     for r, v in zip((0.0, 0.5), certified_at, strict=True)]
     return pd.DataFrame(rows)
 
 
-COMPOSITE = ((0.5 + 0.5 + 2.3 / 3 + 0.7 + 0.7) / 5, (0.35 + 0.4 + 0.6 + 0.6 + 0.5) / 5)
+def _compound_rows(model: str, both: float, first: float, second: float) -> list[dict]:
+    """A missing stage then an attack, and each stage alone."""
+    one = {"stage1_perturbation": "missing-zeros", "stage1_target": "a", "stage1_severity": 1.0, "stage1_key": "k1"}
+    two = {"stage1_perturbation": "pgd-Linf", "stage1_target": "b", "stage1_severity": 0.1, "stage1_key": "k2"}
+    return [_row(model, "compound", "missing-zeros>pgd-Linf", "a+b", 0.1, both, stages=2, **one,
+                 **{k.replace("1", "2"): v for k, v in two.items()}),
+            _row(model, "compound", "missing-zeros", "a", 1, first, stages=1, **one),
+            _row(model, "compound", "pgd-Linf", "b", 0.1, second, stages=1, **two)]
+
+
+COMPOSITE = ((0.5 + 0.5 + 2.3 / 3 + 0.7 + 0.7 + 0.45) / 6, (0.35 + 0.4 + 0.6 + 0.6 + 0.5 + 0.3) / 6)
 EXPECTED = {  # (A, B), worked out by hand in the comments
     "clean_accuracy": (0.9, 0.8),
     "adv_robust_accuracy": ((0.6 + 0.4) / 2, (0.5 + 0.2) / 2),               # worst attack per eps
@@ -72,8 +89,11 @@ EXPECTED = {  # (A, B), worked out by hand in the comments
     "ood_accuracy": (0.7, 0.5),
     "subset_vote_certified": (0.7, 0.5),                                      # best s at k=1; k=0 is g_s
     "worst_group_accuracy": (0.7, 0.5),
+    "compound_worst": (0.45, 0.3),
+    # best sigma of the mean over (target, radius) of certified values; 'smoothed' rows do not count
+    "smoothing_certified": (max((0.8 + 0.6 + 0.7 + 0.3) / 4, (0.9 + 0.8) / 2), max((0.7 + 0.5 + 0.6 + 0.1) / 4, 0.45)),                                            # the stages alone do not count
     # every family present contributes its declared part: adversarial, missing (worst subset),
-    # random dropout (mean rate), shift (mean) and natural shift (worst group)
+    # random dropout (mean rate), shift (mean), natural shift (worst group) and compound (worst)
     "composite": COMPOSITE,
     "effective_robustness": (0.0, (COMPOSITE[1] - COMPOSITE[0]) - (0.8 - 0.9)),
 }
@@ -165,7 +185,8 @@ def test_main_board_ranks_a_lower_is_better_composite_ascending() -> None:
     rows = [line.split("|")[2].strip() for line in board.splitlines()[2:4]]
     assert rows == ["A", "B"]  # A has the lower composite error
     assert "Scores read error_rate" in board
-    parts = "adv_robust_accuracy, missing_worst_subset, missing_mean_rate, shift_mean_accuracy, worst_group_accuracy"
+    parts = ("adv_robust_accuracy, missing_worst_subset, missing_mean_rate, shift_mean_accuracy, compound_worst, "
+             "worst_group_accuracy")
     assert f"Ranked by composite = mean of {parts}" in board
 
 

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from mmbench.data.base import Split
 from mmbench.hashing import derive_seed
 from mmbench.metrics.outcomes import Collector
-from mmbench.perturb.base import Perturbation
+from mmbench.perturb.base import Certified, NonFiniteLogits, Perturbation
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,17 @@ def evaluate(model: nn.Module, split: Split, perturbation: Perturbation, setting
         batch, labels = batch_cache.get("rows", lambda ix=index: split.rows(ix))
         for draw in range(perturbation.draws):
             seed = settings.seed + i if draw == 0 else derive_seed(settings.seed + i, "draw", draw)
-            logits = perturbation.logits(model, batch, labels, seed, batch_cache).float()
+            out = perturbation.logits(model, batch, labels, seed, batch_cache)
+            certified = out if isinstance(out, Certified) else None
+            logits = (out.logits if certified else out).float()
             if not bool(torch.isfinite(logits).all()):
                 raise NonFiniteLogits(f"the model gave NaN/Inf logits on rows {start}-{start + len(labels) - 1}"
                                       f" under {perturbation.name}/{perturbation.target}")
-            collector.update(logits, labels, draw)
+            if certified:
+                collector.update(logits, labels, draw, certified.preds, certified.radius)
+            else:
+                collector.update(logits, labels, draw)
     return collector
-
-
-class NonFiniteLogits(ArithmeticError):
-    """A model produced NaN or Inf logits (the cell is recorded as failed)."""
 
 
 class BatchCache:

@@ -43,22 +43,27 @@ class Samples:
     probs: np.ndarray   # float32 [n * draws], softmax probability of the true class
     full: np.ndarray | None = None  # float32 [n * draws, C], every class's probability (if kept)
     draws: int = 1
+    #: float32 [n * draws]: the certified radius of each row's prediction (NaN: abstained), kept
+    #: by perturbations that certify (randomized smoothing); None for every other cell
+    radius: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
         """How many rows of the sample set (each evaluated ``draws`` times)."""
         return len(self.preds) // self.draws
 
-    def to_blobs(self) -> tuple[bytes, bytes, bytes, bytes | None]:
+    def to_blobs(self) -> tuple[bytes, bytes, bytes, bytes | None, bytes | None]:
         full = None if self.full is None else self.full.astype(np.float32).tobytes()
-        return self.preds.tobytes(), self.labels.tobytes(), self.probs.tobytes(), full
+        radius = None if self.radius is None else self.radius.astype(np.float32).tobytes()
+        return self.preds.tobytes(), self.labels.tobytes(), self.probs.tobytes(), full, radius
 
     @classmethod
     def from_blobs(cls, sample_set: SampleSet, preds: bytes, labels: bytes, probs: bytes,
-                   full: bytes | None = None, draws: int = 1) -> Samples:
+                   full: bytes | None = None, draws: int = 1, radius: bytes | None = None) -> Samples:
         p = np.frombuffer(preds, np.int16)
         f = None if full is None else np.frombuffer(full, np.float32).reshape(len(p), -1)
-        return cls(sample_set, p, np.frombuffer(labels, np.int16), np.frombuffer(probs, np.float32), f, draws)
+        r = None if radius is None else np.frombuffer(radius, np.float32)
+        return cls(sample_set, p, np.frombuffer(labels, np.int16), np.frombuffer(probs, np.float32), f, draws, r)
 
 
 class Collector:
@@ -69,24 +74,30 @@ class Collector:
         self.keep_full = full
         self.parts: dict[int, dict[str, list[Tensor]]] = {}
 
-    def update(self, logits: Tensor, labels: Tensor, draw: int = 0) -> None:
-        part = self.parts.setdefault(draw, {"preds": [], "labels": [], "probs": [], "full": []})
+    def update(self, logits: Tensor, labels: Tensor, draw: int = 0, preds: Tensor | None = None,
+               radius: Tensor | None = None) -> None:
+        """Add a batch: ``preds`` overrides the argmax of ``logits`` (a classifier whose decision
+        is not the argmax, e.g. a smoothed one); ``radius``: per-row certified radii."""
+        part = self.parts.setdefault(draw, {"preds": [], "labels": [], "probs": [], "full": [], "radius": []})
         logits = logits.detach().float()
         log_norm = logits.logsumexp(dim=1, keepdim=True)
         true = logits.gather(1, labels.long().view(-1, 1))
         part["probs"].append((true - log_norm).exp().view(-1).cpu())  # softmax of the label
-        part["preds"].append(logits.argmax(dim=1).to(torch.int16).cpu())
+        part["preds"].append((logits.argmax(dim=1) if preds is None else preds).to(torch.int16).cpu())
         part["labels"].append(labels.to(torch.int16).cpu())
         if self.keep_full:
             part["full"].append((logits - log_norm).exp().cpu())
+        if radius is not None:
+            part["radius"].append(radius.detach().float().cpu())
 
     def _cat(self, name: str) -> np.ndarray:
         return torch.cat([t for d in sorted(self.parts) for t in self.parts[d][name]]).numpy()
 
     def samples(self, sample_set: SampleSet) -> Samples:
         full = self._cat("full") if self.keep_full else None
+        certified = any(part["radius"] for part in self.parts.values())
         return Samples(sample_set, self._cat("preds"), self._cat("labels"), self._cat("probs"), full,
-                       max(len(self.parts), 1))
+                       max(len(self.parts), 1), self._cat("radius") if certified else None)
 
 
 def stack(cells: list[Samples], n_classes: int, full: bool) -> Outcomes:

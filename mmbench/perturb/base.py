@@ -22,13 +22,29 @@ from mmbench.data.base import Batch
 ALL = "all"
 
 
+class NonFiniteLogits(ArithmeticError):
+    """A model produced NaN or Inf logits (the cell is recorded as failed)."""
+
+
+@dataclass(frozen=True)
+class Certified:
+    """What a certifying perturbation returns from :meth:`Perturbation.logits` instead of bare
+    logits: scores per class (for probability metrics), the classifier's decision per row (not
+    necessarily their argmax) and the certified radius of that decision (NaN: abstained)."""
+
+    logits: Tensor
+    preds: Tensor
+    radius: Tensor
+
+
 @dataclass(frozen=True)
 class Perturbation(abc.ABC):
     """One concrete perturbation: its family, name, target modality set and strength.
 
     Capabilities the engine reads instead of testing names: ``amp_safe`` (may run under
-    ``--amp`` mixed precision), :attr:`needs_native_missing` (the model must handle missing
-    modalities itself), ``draws`` (how many independent random draws are averaged). What a
+    ``--amp`` mixed precision), ``stageable`` (may be a stage of a compound perturbation),
+    :attr:`needs_native_missing` (the model must handle missing modalities itself), ``draws``
+    (how many independent random draws are averaged). What a
     row measured beyond the common columns comes from :meth:`facts` (e.g. ``attack``, ``norm``,
     ``imputation``, ``kept``, ``corruption``), stored as columns, never parsed from names."""
 
@@ -45,6 +61,8 @@ class Perturbation(abc.ABC):
 
     #: whether mixed precision (``--amp``) may be used for this perturbation's forward passes
     amp_safe: ClassVar[bool] = False
+    #: whether it can be a stage of a ``compound`` perturbation (its ``apply`` is the whole effect)
+    stageable: ClassVar[bool] = True
 
     @property
     def needs_native_missing(self) -> bool:
@@ -60,9 +78,10 @@ class Perturbation(abc.ABC):
         """Return the perturbed batch; modalities outside ``target`` must be returned unchanged."""
 
     def logits(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int,
-               cache: dict[Any, Any]) -> Tensor:
+               cache: dict[Any, Any]) -> Tensor | Certified:
         """The model's logits on the perturbed batch (what the harness scores). Perturbations may
-        override it with an exactly equivalent, cheaper computation that uses ``cache``."""
+        override it with an exactly equivalent, cheaper computation that uses ``cache``; a
+        certifying one returns :class:`Certified` decisions with their radii."""
         perturbed = self.apply(model, batch, labels, seed)
         with torch.no_grad():
             return model(perturbed)

@@ -166,7 +166,11 @@ def reuses_encoders(model: nn.Module) -> bool:
 
 @dataclass(frozen=True)
 class RandomDropout(Imputing):
-    """Each (row, modality) missing with probability ``severity``; at least one kept per row."""
+    """Each (row, modality) missing with probability ``severity``; at least one kept per row.
+    Not a compound stage: its missing set differs per row, so a later stage could not be kept
+    off the missing modalities."""
+
+    stageable = False
 
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
         present = random_presence(len(labels), len(self.specs), self.severity, seed).to(labels.device)
@@ -184,15 +188,15 @@ def random_presence(n: int, m: int, rate: float, seed: int) -> Tensor:
     return present
 
 
-def _subsets(names: Sequence[str], subsets: str | list[str]) -> list[tuple[str, ...]]:
+def _subsets(names: Sequence[str], subsets: str | list[str | list[str]]) -> list[tuple[str, ...]]:
     if subsets == "all":
         return [c for k in range(len(names) + 1) for c in itertools.combinations(names, k)]
     if not isinstance(subsets, list):
         raise MMBenchError("missing: 'subsets' must be 'all' or a list of kept sets like "
-                           "['a+b', 'c', 'none']")
+                           "['a+b', 'c', 'none'] or [[a, b], [c], []]")
     out = []
     for item in subsets:
-        parts = () if item == NONE else tuple(item.split("+"))
+        parts = _kept_names(item)
         for p in parts:
             if p not in names:
                 raise MMBenchError(f"missing: unknown modality '{p}' in subset '{item}'"
@@ -200,6 +204,16 @@ def _subsets(names: Sequence[str], subsets: str | list[str]) -> list[tuple[str, 
         out.append(tuple(n for n in names if n in parts))
     check_distinct(["+".join(keep) or NONE for keep in out], "missing: subsets")
     return out
+
+
+def _kept_names(item: object) -> tuple[str, ...]:
+    """One kept set: ``a+b`` (``none``: nothing kept) or a list of names (``[]``: nothing)."""
+    if isinstance(item, str):
+        return () if item == NONE else tuple(item.split("+"))
+    if isinstance(item, list) and all(isinstance(p, str) for p in item):
+        return tuple(item)
+    raise MMBenchError(f"missing: a kept set must be a name like 'a+b' ('none': nothing kept) or a list of "
+                       f"names like [a, b], got {str(item)[:40]!r}")
 
 
 def _imputations(imputation: list[str]) -> list[str]:
@@ -214,8 +228,10 @@ def _imputations(imputation: list[str]) -> list[str]:
 @PERTURBATIONS.register("missing", family=MISSING, kinds=("image", "sequence", "vector", "tokens"),
                         example={"subsets": "all", "imputation": ["zeros", "mean", "noise"]})
 def missing(modalities: Sequence[ModalitySpec], n_classes: int, train: Split,
-            subsets: str | list[str] = "all", imputation: list[str] | None = None) -> list[Perturbation]:
-    """Keep each subset of modalities (default: all 2^M), impute the rest."""
+            subsets: str | list[str | list[str]] = "all", imputation: list[str] | None = None) -> list[Perturbation]:
+    """Keep each subset of modalities (default: all 2^M), impute the rest.
+
+    A kept set is ``a+b`` (``none``: nothing kept) or a list of names ``[a, b]``."""
     names = [m.name for m in modalities]
     fill = Fill.from_split(modalities, train)
     cases: list[Perturbation] = []

@@ -24,7 +24,10 @@ NATURAL_SHIFT = "natural_shift"
 
 @dataclass(frozen=True)
 class Natural(Perturbation):
-    """The inputs as they are, on the rows of ``group`` (``None``: the evaluation split)."""
+    """The inputs as they are, on the rows of ``group`` (``None``: the evaluation split). Not a
+    compound stage: it changes which rows are evaluated, not the inputs."""
+
+    stageable = False
 
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
         return dict(batch)

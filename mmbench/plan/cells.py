@@ -26,6 +26,7 @@ from mmbench.models import encoders
 from mmbench.perturb.base import Perturbation
 from mmbench.plan.sources import code_versions
 from mmbench.registry import DATASETS, METRICS, MODELS, PERTURBATIONS, RECIPES
+from mmbench.store.rows import BASE_COLUMNS, MEASURE_COLUMNS
 from mmbench.version import __version__
 
 
@@ -178,6 +179,7 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
             perturbations = [p for comp, ps in expanded if applies_to(comp, model) for p in ps]
             check_model_fits(model, data, label_of(ds_comp))
             check_model_supports(model, perturbations, recipes)
+            check_facts(perturbations)
             for recipe, recipe_cls, config in recipes:
                 recipe_cls().check(config, data)
                 for seed in suite.seeds:
@@ -259,6 +261,17 @@ def keeps_full_probs(suite: Suite) -> bool:
     """Whether evaluation cells keep every class's probability (a metric of the suite needs
     them); metric values themselves are computed from stored outcomes, not in the cells."""
     return any(METRICS.get(name).needs_probs for name in suite.metrics)
+
+
+def check_facts(perturbations: list[Perturbation]) -> None:
+    """A perturbation's facts become columns beside the common ones, so they must not reuse a
+    common column's name (a fact ``n`` would overwrite the row count)."""
+    reserved = {*BASE_COLUMNS, *MEASURE_COLUMNS, "cell"}
+    for p in perturbations:
+        clash = sorted(reserved & set(p.facts()))
+        if clash:
+            raise MMBenchError(f"perturbation '{p.name}' reports a fact named '{clash[0]}', which is a common "
+                               f"column of every row; rename it in its facts()")
 
 
 def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite,

@@ -36,6 +36,21 @@ TERMS = {
     "subset vote": "g_s: the majority vote of the model's predictions on every kept subset of s modalities "
                    "(ties to the lower class); k=1, k=2: the share of rows it classifies correctly with a "
                    "vote margin no change of k whole modalities can overturn; g_s is its plain accuracy.",
+    "sigma": "Scale of the Gaussian noise randomized smoothing adds to the target modality, in "
+             "normalised units (the same units as eps).",
+    "smoothed": "The smoothed classifier's score: its prediction is the class the model returns most "
+                "often under the noise (no abstention, no certificate).",
+    "certified radius": "Certified score at L2 radius r: a row counts only if the smoothed prediction is right "
+                        "and certified (Cohen et al.'s CERTIFY, 1 - alpha confidence) against every change of "
+                        "the target of L2 norm up to r, in normalised units over its features.",
+    "ACR": "Average certified radius: the mean over test rows of the certified radius of correct "
+           "predictions (0 for wrong or abstained ones); ± from a normal approximation.",
+    "worst compound": "The worst condition of two or more perturbation stages applied in order (e.g. a "
+                      "modality missing, then another attacked), mean over seeds; the condition in brackets.",
+    "worst stage alone": "The worst of the same stages applied alone, on the same rows; the stage in brackets.",
+    "compound extra drop": "How much more the worst compound costs than the worst stage alone (worst stage "
+                           "alone minus worst compound for a higher-is-better metric); negative: no stage "
+                           "combination is worse than its worst stage.",
     "interval": "± is the half-width of the 95% paired-bootstrap interval over test rows (paired: "
                 "every model is resampled on the same rows).",
 }

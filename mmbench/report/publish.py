@@ -101,7 +101,7 @@ def publish(out_dir: Path, title: str, analysis: Analysis, provenance: dict) -> 
 def _log_sanity(sanity: pd.DataFrame) -> None:
     failed = sanity[~sanity["passed"].astype(bool)] if not sanity.empty else sanity
     if len(failed):
-        log.warning("%d of %d adversarial sanity checks flagged (see LEADERBOARD.md and "
+        log.warning("%d of %d sanity checks flagged (see LEADERBOARD.md and "
                     "results.json 'sanity')", len(failed), len(sanity))
 
 

@@ -15,9 +15,10 @@ Tables::
     plan(key PRIMARY KEY, kind, name, position)      -- the latest run's cells, in order
     meta(name PRIMARY KEY, value TEXT)               -- suite config of the latest run (JSON)
     samples(key PRIMARY KEY, sample_set, preds, labels, probs, full, dataset, split, subset,
-        draws)  -- per-row outcomes of an evaluation cell (int16 / int16 / float32 arrays;
+        draws, radius)  -- per-row outcomes of an evaluation cell (int16 / int16 / float32 arrays;
         full: float32 [n, classes] or NULL) and the rows it evaluated (dataset, split or group,
-        subset size or NULL for all; draws: how many times each row was drawn)
+        subset size or NULL for all; draws: how many times each row was drawn; radius: float32
+        certified radii of a certifying cell, else NULL)
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS plan (key TEXT PRIMARY KEY, kind TEXT NOT NULL, name 
     position INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS samples (key TEXT PRIMARY KEY, sample_set TEXT NOT NULL, preds BLOB,
-    labels BLOB, probs BLOB, full BLOB, dataset TEXT, split TEXT, subset INTEGER, draws INTEGER);
+    labels BLOB, probs BLOB, full BLOB, dataset TEXT, split TEXT, subset INTEGER, draws INTEGER,
+    radius BLOB);
 """
 #: a finished cell's stored data is intact: a training cell, or an evaluation cell whose facts are
 #: valid JSON and whose outcome arrays have consistent lengths (int16 / int16 / float32)
@@ -55,7 +57,7 @@ INTACT = """(cells.kind = 'train' OR (json_valid(cells.rows) AND EXISTS (
     AND length(s.labels) = length(s.preds) AND length(s.probs) = 2 * length(s.preds))))"""
 #: columns added since the first schema: (table, column) of stores written before them
 ADDED_COLUMNS = (("cells", "info"), ("samples", "full"), ("samples", "dataset"), ("samples", "split"),
-                 ("samples", "subset"), ("samples", "draws"))
+                 ("samples", "subset"), ("samples", "draws"), ("samples", "radius"))
 
 
 @dataclass(frozen=True)
@@ -118,8 +120,9 @@ class Store:
         """Insert a row copied from another store of the same schema (``mmbench repair``)."""
         if table not in ("cells", "plan", "meta", "samples"):
             raise ValueError(f"unknown table {table!r}")
+        columns = [c[1] for c in self._db.execute(f"PRAGMA table_info({table})")][:len(row)]  # older: fewer
         marks = ", ".join("?" * len(row))
-        self._db.execute(f"INSERT OR REPLACE INTO {table} VALUES ({marks})", row)  # noqa: S608
+        self._db.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})", row)  # noqa: S608
 
     def _migrate(self) -> None:
         """Add the columns a store written by an older mmbench lacks."""
@@ -157,9 +160,10 @@ class Store:
                               seconds, time.time(), payload, json.dumps(info) if info else None))
             if samples is not None:
                 rows = samples.sample_set
-                self._db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                 (cell.key, rows.key, *samples.to_blobs(), rows.dataset, rows.split,
-                                  rows.rows, samples.draws))
+                preds, labels, probs, full, radius = samples.to_blobs()
+                self._db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 (cell.key, rows.key, preds, labels, probs, full, rows.dataset, rows.split,
+                                  rows.rows, samples.draws, radius))
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop stored cells (``--force``)."""
@@ -184,14 +188,16 @@ class Store:
         """Per-row outcomes of the given cells (those that have them; cells stored by an older
         mmbench without the sample-set columns are left out)."""
         wanted, out = set(keys), {}
-        query = ("SELECT key, preds, labels, probs, full, dataset, split, subset, draws FROM samples "
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(samples)")}
+        radius = "radius" if "radius" in have else "NULL"  # a read-only store of an older mmbench
+        query = (f"SELECT key, preds, labels, probs, full, dataset, split, subset, draws, {radius} FROM samples "
                  "WHERE dataset IS NOT NULL")
-        for key, preds, labels, probs, full, dataset, split, subset, draws in self._db.execute(query):
+        for key, preds, labels, probs, full, dataset, split, subset, draws, radius in self._db.execute(query):
             if key not in wanted:
                 continue
             try:
                 out[key] = Samples.from_blobs(SampleSet(dataset, split, subset), preds, labels, probs,
-                                              full, int(draws or 1))
+                                              full, int(draws or 1), radius)
             except (ValueError, TypeError):
                 log.warning("cell %s: its stored outcomes are damaged; the next run recomputes it", key[:12])
         return out

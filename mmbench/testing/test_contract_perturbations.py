@@ -12,7 +12,7 @@ import mmbench
 from mmbench.config.suite import Component
 from mmbench.data.base import MultimodalDataset
 from mmbench.execution.evaluate import BatchCache
-from mmbench.perturb.base import ALL, Perturbation
+from mmbench.perturb.base import ALL, Certified, Perturbation
 from mmbench.plan.cells import expand_perturbation
 from mmbench.registry import PERTURBATIONS
 from mmbench.testing.fitting import plain_model
@@ -53,5 +53,9 @@ def test_perturbation_contract(name: str, kind: str, device: str, synth: Multimo
             assert torch.equal(y, again[spec.name]), f"{case}: not deterministic for one seed"
             if spec.name not in targets:
                 assert torch.equal(y, x), f"{case}: touched non-target {spec.name}"
-        logits = case.logits(model, batch, labels, 0, BatchCache({}, (0,)))
+        out = case.logits(model, batch, labels, 0, BatchCache({}, (0,)))
+        logits = out.logits if isinstance(out, Certified) else out
         assert logits.shape == (16, data.n_classes) and logits.device.type == device
+        if isinstance(out, Certified):  # a decision per row with its radius (NaN: abstained)
+            assert out.preds.shape == out.radius.shape == (16,)
+            assert bool(((out.radius >= 0) | out.radius.isnan()).all())
