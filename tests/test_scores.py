@@ -275,3 +275,12 @@ def test_every_family_present_joins_the_composite() -> None:
     two = frame[frame["family"].isin(["clean", "missing", "adversarial"])]
     got = scores_of(two).query("score == 'composite'").set_index("model")["value"]
     assert (got["A"], got["B"]) == pytest.approx(((0.5 + 0.5) / 2, (0.35 + 0.4) / 2))
+
+
+def test_a_model_lacking_a_composite_part_gets_no_composite() -> None:
+    frame = _frame()
+    frame = frame[~((frame["model"] == "B") & (frame["family"] == "compound"))]  # compound ran on A only
+    got = scores_of(frame, reference="A").pivot_table(index="model", columns="score", values="value")
+    assert got.loc["A", "composite"] == pytest.approx(COMPOSITE[0])
+    assert pd.isna(got.loc["B"].get("composite")) and pd.isna(got.loc["B"].get("effective_robustness"))
+    assert got.loc["B", "adv_robust_accuracy"] == pytest.approx(0.35)  # its other scores stay

@@ -3,7 +3,7 @@ bootstrap intervals (formulas: docs/metrics.md).
 
 Each family computes its scores from the score metric's rows of one (dataset, model, recipe);
 the ``composite`` is the mean of the composite parts of the families present (each family
-declares one), and ``effective_robustness`` compares it with the suite's baseline. Intervals
+declares one; a model lacking a part that another model of its dataset has gets no composite), and ``effective_robustness`` compares it with the suite's baseline. Intervals
 recompute everything on paired bootstrap replicates of every cell's score-metric value.
 """
 
@@ -50,13 +50,22 @@ def compute_scores(ctx: Context, found: list[Family] | None = None) -> pd.DataFr
     table = pd.DataFrame(parts)
     present = composite_parts(found, set(table.columns))
     if present and len(table):
-        table[COMPOSITE.name] = table[present].mean(axis=1)
+        table[COMPOSITE.name] = table[present].mean(axis=1).mask(incomplete(table, present))
         if ctx.baseline and "clean_accuracy" in table:
             table[EFFECTIVE.name] = _effective(table, ctx.baseline)
     if table.empty:
         return pd.DataFrame(columns=KEY + ["score", "value"])
     long = table.rename_axis(KEY).reset_index().melt(id_vars=KEY, var_name="score", value_name="value")
     return long.dropna(subset=["value"]).reset_index(drop=True)
+
+
+def incomplete(table: pd.DataFrame, parts: list[str]) -> pd.Series:
+    """Rows that lack a composite part another model of the same dataset has (a perturbation
+    restricted to some models): their composite would average other parts, so they get none."""
+    dataset = table.index.get_level_values("dataset")
+    have = table[parts].notna()
+    expected = have.groupby(dataset).transform("any")
+    return (expected & ~have).any(axis=1)
 
 
 def _effective(table: pd.DataFrame, reference: str) -> pd.Series:

@@ -37,8 +37,10 @@ def main_board(analysis: Analysis, dataset: str) -> Board | None:
                                           for c in columns))
                   for rank, (model, recipe) in enumerate(order, start=1))
     read = "" if scorer.name == "accuracy" else f" Scores read {scorer.name} where they say accuracy."
+    unranked = value[COMPOSITE.name].isna().sum() if COMPOSITE.name in value else 0
+    lacking = f" {unranked} model(s) lacking one of these parts have no composite (-), listed last." if unranked else ""
     note = (f"Ranked by composite = mean of {', '.join(parts)}; ± is the half-width of the 95% "
-            f"paired-bootstrap interval.{read}")
+            f"paired-bootstrap interval.{lacking}{read}")
     heads = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
              *(Column(c, specs[c].higher_is_better(scorer) if c in specs else None, term=c) for c in columns))
     return Board(f"{dataset}: main board", Table(heads, lines), note)
