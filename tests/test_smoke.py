@@ -16,7 +16,7 @@ def test_smoke_suite_covers_every_family_then_resumes_and_serves_from_cache(tmp_
     cold = run_suite(REPO / "suites" / "smoke.yaml", opts)
     assert not cold.failed
     assert set(cold.frame["family"]) == {"clean", "adversarial", "missing", "random_dropout", "shift",
-                                         "natural_shift", "subset_vote"}
+                                         "natural_shift", "subset_vote", "compound", "smoothing"}
     clean = cold.frame.query("family == 'clean' and metric == 'accuracy' and dataset == 'mfeat'")
     acc = clean.set_index("model")["value"]
     assert acc["late_fusion"] >= 0.95 and (acc > 0.9).all(), acc.to_dict()
