@@ -322,19 +322,21 @@ def test_a_planted_or_broken_checkpoint_is_retrained_not_trusted(tmp_path: Path)
     assert again.returncode == 0 and "non-finite weights" in again.stderr
 
 
-@pytest.mark.parametrize("name,folder", [("../../escape", "_.._escape"), ("/tmp/absolute", "_tmp_absolute"),
-                                         ("a/b", "a_b")])
-def test_a_suite_name_never_writes_outside_the_results_root(name: str, folder: str, tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    work.mkdir()
-    suite = write_suite(work, {**tiny_suite(models=["late_fusion"]), "name": name})
-    done = mmbench("run", str(suite), "--cache-dir", str(tmp_path / "c"), cwd=work)
-    assert done.returncode == 0, done.stderr
-    assert [p.name for p in (work / "results").iterdir()] == [folder]
-    assert (work / "results" / folder / "results.csv").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "work"] and not Path("/tmp/absolute").exists()
-    dots = mmbench("run", str(write_suite(work, {**tiny_suite(), "name": "..."})), "--cache-dir",
-                   str(tmp_path / "c"), cwd=work)
+def test_a_suite_name_never_writes_outside_the_results_root(tmp_path: Path) -> None:
+    cache = tmp_path / "c"  # shared: the model is trained once, the names only change the folder
+    for i, (name, folder) in enumerate([("../../escape", "_.._escape"), ("/tmp/absolute", "_tmp_absolute"),
+                                        ("a/b", "a_b")]):
+        work = tmp_path / f"work{i}"
+        work.mkdir()
+        suite = write_suite(work, {**tiny_suite(models=["late_fusion"]), "name": name})
+        done = mmbench("run", str(suite), "--cache-dir", str(cache), cwd=work)
+        assert done.returncode == 0, done.stderr
+        assert [p.name for p in (work / "results").iterdir()] == [folder]
+        assert (work / "results" / folder / "results.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c", "work0", "work1", "work2"]
+    assert not Path("/tmp/absolute").exists()
+    dots = mmbench("run", str(write_suite(tmp_path / "work0", {**tiny_suite(), "name": "..."})), "--cache-dir",
+                   str(cache), cwd=tmp_path / "work0")
     one_line(dots, 2, "cannot be a results folder name")
 
 
