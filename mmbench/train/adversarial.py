@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-from torch import Tensor, nn
-
-from mmbench.data.base import Batch, MultimodalDataset
+from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError
 from mmbench.perturb.adversarial import ADVERSARIAL, Attack, resolve_targets
 from mmbench.registry import RECIPES
-from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe
+from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, perturbed_loss
 
 
 @dataclass(frozen=True)
@@ -55,16 +52,4 @@ class AdversarialRecipe(StandardRecipe):
                       attack="pgd", norm="Linf", specs=specs, options=tuple(sorted(options.items())))
 
     def loss_fn(self, config: AdversarialConfig, data: MultimodalDataset) -> LossFn:
-        pgd = self._attack(config, data)
-
-        def adversarial_loss(model: nn.Module, batch: Batch, labels: Tensor,
-                             generator: torch.Generator) -> Tensor:
-            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-            adv = pgd.apply(model, batch, labels, seed)
-            loss = nn.functional.cross_entropy(model(adv), labels)
-            if config.clean_weight:
-                clean = nn.functional.cross_entropy(model(batch), labels)
-                loss = (1 - config.clean_weight) * loss + config.clean_weight * clean
-            return loss
-
-        return adversarial_loss
+        return perturbed_loss(self._attack(config, data).apply, config.clean_weight)

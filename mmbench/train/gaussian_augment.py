@@ -16,7 +16,7 @@ from mmbench.errors import MMBenchError
 from mmbench.perturb.adversarial import resolve_targets
 from mmbench.perturb.certify import add_noise
 from mmbench.registry import RECIPES
-from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe
+from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, perturbed_loss
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,7 @@ class GaussianAugmentRecipe(StandardRecipe):
     def loss_fn(self, config: GaussianAugmentConfig, data: MultimodalDataset) -> LossFn:
         specs = self._targets(config, data)
 
-        def noisy_loss(model: nn.Module, batch: Batch, labels: Tensor, generator: torch.Generator) -> Tensor:
-            seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-            device = labels.device
-            noisy = add_noise(batch, specs, config.sigma, torch.Generator(device=device).manual_seed(seed))
-            loss = nn.functional.cross_entropy(model(noisy), labels)
-            if config.clean_weight:
-                clean = nn.functional.cross_entropy(model(batch), labels)
-                loss = (1 - config.clean_weight) * loss + config.clean_weight * clean
-            return loss
+        def noisy(model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> Batch:
+            return add_noise(batch, specs, config.sigma, torch.Generator(device=labels.device).manual_seed(seed))
 
-        return noisy_loss
+        return perturbed_loss(noisy, config.clean_weight)

@@ -24,6 +24,21 @@ def cross_entropy(model: nn.Module, batch: Batch, labels: Tensor, generator: tor
     return nn.functional.cross_entropy(model(batch), labels)
 
 
+def perturbed_loss(perturb: Callable[[nn.Module, Batch, Tensor, int], Batch], clean_weight: float) -> LossFn:
+    """Cross-entropy on ``perturb(model, batch, labels, seed)``, with a fresh seed per mini-batch
+    from the training generator, mixed with the clean loss at ``clean_weight`` (0: perturbed only)."""
+
+    def loss(model: nn.Module, batch: Batch, labels: Tensor, generator: torch.Generator) -> Tensor:
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        out = nn.functional.cross_entropy(model(perturb(model, batch, labels, seed)), labels)
+        if clean_weight:
+            clean = nn.functional.cross_entropy(model(batch), labels)
+            out = (1 - clean_weight) * out + clean_weight * clean
+        return out
+
+    return loss
+
+
 @dataclass(frozen=True)
 class StandardConfig:
     """Suite parameters of the ``standard`` recipe."""
