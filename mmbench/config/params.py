@@ -95,8 +95,9 @@ def check_value(value: Any, hint: Any, where: str) -> None:
     accepted = _accepted_types(hint)
     is_bool_for_number = isinstance(value, bool) and bool not in (accepted or ())
     if accepted is not None and (not isinstance(value, accepted) or is_bool_for_number):
-        names = " or ".join(sorted({t.__name__ for t in accepted}))
-        raise MMBenchError(f"{where} must be {names}, got {type(value).__name__} ({excerpt(value)})")
+        names = " or ".join(sorted({t.__name__ for t in accepted if t is not type(None)}))
+        omit = " (or left out)" if type(None) in accepted else ""
+        raise MMBenchError(f"{where} must be {names}{omit}, got {type(value).__name__} ({excerpt(value)})")
     for limit in _ranges(hint) + _ranges(_union_member(hint, value)):
         problem = limit.violation(value) if isinstance(value, (int, float)) else None
         if problem:

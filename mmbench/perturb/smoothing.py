@@ -139,7 +139,7 @@ def smoothing(modalities: Sequence[ModalitySpec], n_classes: int, sigma: list[fl
         resolved = resolve_targets(targets or [EACH, ALL], modalities)
     except MMBenchError as exc:  # the same target rules as attacks; name this perturbation
         raise MMBenchError(str(exc).replace("adversarial:", "smoothing:", 1)
-                           .replace("gradient and score attacks cannot perturb", "Gaussian noise cannot smooth")) from None
+                           .replace("gradient and score attacks cannot perturb", "Gaussian noise cannot perturb")) from None
     return [Smoothing(family=SMOOTHING, name=SMOOTHED, target=label, severity=s, max_rows=max_rows,
                       specs=specs, n_classes=n_classes, n0=n0, n=n, alpha=float(alpha), radii=tuple(grid),
                       chunk=chunk)

@@ -46,7 +46,9 @@ class GaussianAugmentRecipe(StandardRecipe):
         try:
             (_, specs), *rest = resolve_targets([config.target], data.modalities)
         except MMBenchError as exc:
-            raise MMBenchError(str(exc).replace("adversarial:", "recipe 'gaussian_augment':", 1)) from None
+            raise MMBenchError(str(exc).replace("adversarial:", "recipe 'gaussian_augment':", 1)
+                               .replace("gradient and score attacks cannot perturb", "Gaussian noise cannot perturb")
+                               ) from None
         if rest:
             raise MMBenchError("recipe 'gaussian_augment': 'target' names one modality set (a, a+b or all), "
                                "not 'each'")
