@@ -88,8 +88,8 @@ def test_certify_agrees_with_an_independent_reimplementation(trained) -> None:
     preds, radius, labels, counts = independent_certify(model, split, spec, data.n_classes)
     batch, _ = split.rows(eval_rows(len(split), ROWS, split.labels.device)[:BATCH])
     for phase, draws in (("select", N0), ("estimate", N)):  # the harness's counts of the first batch
-        harness = noisy_counts(case._base(model, batch), batch, case.specs, SIGMA, draws, data.n_classes, SEED,
-                               phase, chunk=64)
+        base, inputs = case._base(model, batch)
+        harness = noisy_counts(base, inputs, case.specs, SIGMA, draws, data.n_classes, SEED, phase, chunk=64)
         assert np.array_equal(harness, counts[phase]), phase
     assert got.preds.tolist() == preds.tolist() and got.labels.tolist() == labels.tolist()
     assert np.array_equal(np.isnan(got.radius), np.isnan(radius))

@@ -143,9 +143,11 @@ def _cuda_devices(t: Tensor) -> list[int]:
     return [t.device.index or 0] if t.is_cuda else []
 
 
-def resolve_targets(targets: Sequence[str], modalities: Sequence[ModalitySpec]) -> list[tuple[str, tuple[ModalitySpec, ...]]]:
+def resolve_targets(targets: Sequence[str], modalities: Sequence[ModalitySpec], owner: str = ADVERSARIAL,
+                    perturber: str = "gradient and score attacks") -> list[tuple[str, tuple[ModalitySpec, ...]]]:
     """(label, specs) for each target: ``each`` expands to every attackable modality, ``all`` is
-    all of them jointly, ``a+b`` a named subset."""
+    all of them jointly, ``a+b`` a named subset. Errors name ``owner`` (the perturbation or
+    recipe asking) and ``perturber`` (what cannot change token ids)."""
     attackable = {m.name: m for m in modalities if m.is_continuous}
     names = [m.name for m in modalities]
     out: list[tuple[str, tuple[ModalitySpec, ...]]] = []
@@ -159,15 +161,15 @@ def resolve_targets(targets: Sequence[str], modalities: Sequence[ModalitySpec]) 
             for p in parts:
                 if p not in names:
                     raise MMBenchError(
-                        f"adversarial: unknown target modality '{p}'{did_you_mean(p, names + [EACH, ALL])}; "
+                        f"{owner}: unknown target modality '{p}'{did_you_mean(p, names + [EACH, ALL])}; "
                         f"the dataset has {', '.join(names)} (or use 'each' / 'all')"
                     )
                 if p not in attackable:
-                    raise MMBenchError(f"adversarial: modality '{p}' holds token ids, which gradient "
-                                       "and score attacks cannot perturb; choose a continuous modality")
+                    raise MMBenchError(f"{owner}: modality '{p}' holds token ids, which {perturber} "
+                                       "cannot perturb; choose a continuous modality")
             out.append((target, tuple(attackable[p] for p in parts)))
     if not attackable:
-        raise MMBenchError("adversarial: the dataset has no continuous modality to attack")
+        raise MMBenchError(f"{owner}: the dataset has no continuous modality to perturb")
     return list(dict.fromkeys(out))
 
 

@@ -63,8 +63,8 @@ class Smoothing(Perturbation):
         return add_noise(batch, self.specs, self.severity, draw_generator(seed, "apply", 0, device))
 
     def logits(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int, cache: Any) -> Certified:
-        base = self._base(model, batch)
-        counts = [noisy_counts(base, batch, self.specs, self.severity, draws, self.n_classes, seed, phase,
+        base, inputs = self._base(model, batch)
+        counts = [noisy_counts(base, inputs, self.specs, self.severity, draws, self.n_classes, seed, phase,
                                self.chunk) for phase, draws in (("select", self.n0), ("estimate", self.n))]
         cert = certify(counts[0], counts[1], self.severity, self.alpha)
         device = labels.device
@@ -74,30 +74,36 @@ class Smoothing(Perturbation):
         share = torch.as_tensor(counts[1], dtype=torch.float32, device=device) / max(self.n, 1)
         return Certified(share.clamp_min(1e-6).log(), top, radius)
 
-    def _base(self, model: nn.Module, batch: Batch) -> Callable[[dict[str, Tensor]], Tensor]:
-        """The base classifier on stacked noisy copies of ``batch``. For a model on the encode /
-        fuse contract, the clean modalities are encoded once and only the noisy targets per copy
-        (equal to the full forward pass up to float rounding)."""
-        rows, targets = len(next(iter(batch.values()))), {s.name for s in self.specs}
-        if reuses_encoders(model):
-            with torch.no_grad():
-                clean = {n: enc(batch[n]) for n, enc in model.encoders.items() if n not in targets}
+    def _base(self, model: nn.Module, batch: Batch) -> tuple[Callable[[dict[str, Tensor]], Tensor], Batch]:
+        """The base classifier on stacked noisy copies, and the part of ``batch`` to copy. For a
+        model on the encode / fuse contract the clean modalities are encoded once and only the
+        noisy targets are copied and encoded per draw (equal to the full forward pass up to float
+        rounding); any other model gets whole copies of the batch."""
+        if not reuses_encoders(model):
+            return self._finite(model), batch
+        targets = {s.name for s in self.specs}
+        rows = len(next(iter(batch.values())))
+        with torch.no_grad():
+            clean = {n: enc(batch[n]) for n, enc in model.encoders.items() if n not in targets}
 
-        def call(x: dict[str, Tensor]) -> Tensor:
-            if not reuses_encoders(model):
-                out = model(x)
-            else:
-                copies = len(next(iter(x.values()))) // rows
-                features = {n: f.repeat(copies, *([1] * (f.dim() - 1))) for n, f in clean.items()}
-                features.update({n: enc(x[n]) for n, enc in model.encoders.items() if n in targets})
-                if PRESENT in x:
-                    features[PRESENT] = x[PRESENT]
-                out = model.fuse_and_classify(features)
+        def fused(x: dict[str, Tensor]) -> Tensor:
+            copies = len(next(iter(x.values()))) // rows
+            features = {n: f.repeat(copies, *([1] * (f.dim() - 1))) for n, f in clean.items()}
+            features.update({n: enc(x[n]) for n, enc in model.encoders.items() if n in targets})
+            if PRESENT in x:
+                features[PRESENT] = x[PRESENT]
+            return model.fuse_and_classify(features)
+
+        return self._finite(fused), {n: x for n, x in batch.items() if n in targets or n == PRESENT}
+
+    def _finite(self, call: Callable[[dict[str, Tensor]], Tensor]) -> Callable[[dict[str, Tensor]], Tensor]:
+        def checked(x: dict[str, Tensor]) -> Tensor:
+            out = call(x)
             if not bool(torch.isfinite(out).all()):
                 raise NonFiniteLogits(f"the model gave NaN/Inf logits under smoothing noise on {self.target}")
             return out
 
-        return call
+        return checked
 
 
 def _positive_int(value: Any, name: str, low: int = 1) -> int:
@@ -135,11 +141,7 @@ def smoothing(modalities: Sequence[ModalitySpec], n_classes: int, sigma: list[fl
     if max_rows is not None:
         _positive_int(max_rows, "max_rows")
     check_distinct(list(targets or []), "smoothing: targets")
-    try:
-        resolved = resolve_targets(targets or [EACH, ALL], modalities)
-    except MMBenchError as exc:  # the same target rules as attacks; name this perturbation
-        raise MMBenchError(str(exc).replace("adversarial:", "smoothing:", 1)
-                           .replace("gradient and score attacks cannot perturb", "Gaussian noise cannot perturb")) from None
+    resolved = resolve_targets(targets or [EACH, ALL], modalities, SMOOTHING, "Gaussian noise")
     return [Smoothing(family=SMOOTHING, name=SMOOTHED, target=label, severity=s, max_rows=max_rows,
                       specs=specs, n_classes=n_classes, n0=n0, n=n, alpha=float(alpha), radii=tuple(grid),
                       chunk=chunk)

@@ -175,11 +175,11 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
         fingerprint = data.fingerprint()
         expanded = [(comp, expand_perturbation(comp, data)) for comp in suite.perturbations
                     if applies_to_dataset(comp, ds_comp)]
+        check_facts([p for _, ps in expanded for p in ps])
         for model in expand_models(suite, data):
             perturbations = [p for comp, ps in expanded if applies_to(comp, model) for p in ps]
             check_model_fits(model, data, label_of(ds_comp))
             check_model_supports(model, perturbations, recipes)
-            check_facts(perturbations)
             for recipe, recipe_cls, config in recipes:
                 recipe_cls().check(config, data)
                 for seed in suite.seeds:

@@ -43,12 +43,8 @@ class GaussianAugmentRecipe(StandardRecipe):
 
     @staticmethod
     def _targets(config: GaussianAugmentConfig, data: MultimodalDataset) -> tuple[ModalitySpec, ...]:
-        try:
-            (_, specs), *rest = resolve_targets([config.target], data.modalities)
-        except MMBenchError as exc:
-            raise MMBenchError(str(exc).replace("adversarial:", "recipe 'gaussian_augment':", 1)
-                               .replace("gradient and score attacks cannot perturb", "Gaussian noise cannot perturb")
-                               ) from None
+        (_, specs), *rest = resolve_targets([config.target], data.modalities, "recipe 'gaussian_augment'",
+                                            "Gaussian noise")
         if rest:
             raise MMBenchError("recipe 'gaussian_augment': 'target' names one modality set (a, a+b or all), "
                                "not 'each'")
