@@ -6,7 +6,10 @@ From the accuracy rows of attacks (columns ``attack`` and ``norm``):
 - ``large_eps``: when a joint attack on every modality reaches a very large eps, accuracy falls to
   about chance (at most 1/n_classes + 0.1);
 - ``gradient_masking``: no black-box attack beats the best white-box attack by more than 0.05 at
-  the same target and eps (if it does, gradients are probably masked).
+  the same target and eps (if it does, gradients are probably masked);
+- ``robust_le_clean``: accuracy under an attack is never above clean accuracy on the same rows
+  (an attack that fails everywhere leaves it equal; above means the attack made wrongly
+  classified rows right, i.e. it does not maximise the loss it should).
 
 Each check gives one row: what was checked, whether it passed, and a one-line detail.
 """
@@ -77,14 +80,34 @@ def check_gradient_masking(rows: pd.DataFrame) -> list[dict]:
     return out
 
 
+def check_robust_le_clean(rows: pd.DataFrame, clean: pd.DataFrame) -> list[dict]:
+    """``clean``: the clean accuracy of the same rows (columns as :meth:`Context.clean_on`)."""
+    on = ["dataset", "model", "recipe", "seed", "split", "rows"]
+    merged = rows.merge(clean.rename(columns={"value": "clean"}), on=on)
+    out = []
+    for key, g in merged.groupby(GROUP + ["perturbation", "target"], sort=True):
+        above = g["value"] > g["clean"] + 1e-12
+        detail = "" if not above.any() else (
+            f"accuracy {g.loc[above, 'value'].max():.4f} above clean {g.loc[above, 'clean'].iloc[0]:.4f} on the same "
+            f"{int(g['n'].iloc[0])} rows at eps={', '.join(f'{e:g}' for e in g.loc[above, 'severity'])}")
+        out.append(_flag(key, "robust_le_clean", not above.any(), detail))
+    return out
+
+
 def _flag(key: tuple, check: str, passed: bool, detail: str) -> dict:
     dataset, model, recipe, seed, perturbation, target = key[:6]
     return {"dataset": dataset, "model": model, "recipe": recipe, "seed": seed, "check": check,
             "perturbation": perturbation, "target": target, "passed": bool(passed), "detail": detail}
 
 
-def sanity_checks(rows: pd.DataFrame, facts: dict[str, DatasetFacts]) -> pd.DataFrame:
-    """All checks of attack accuracy ``rows`` as a frame (empty when there are none)."""
+CHECK_COLUMNS = ["dataset", "model", "recipe", "seed", "check", "perturbation", "target", "passed", "detail"]
+
+
+def sanity_checks(rows: pd.DataFrame, facts: dict[str, DatasetFacts],
+                  clean: pd.DataFrame | None = None) -> pd.DataFrame:
+    """All checks of attack accuracy ``rows`` as a frame (empty when there are none); ``clean``:
+    clean accuracy on the same rows (see :func:`check_robust_le_clean`)."""
     flags = check_monotone(rows) + check_large_eps(rows, facts) + check_gradient_masking(rows)
-    columns = ["dataset", "model", "recipe", "seed", "check", "perturbation", "target", "passed", "detail"]
-    return pd.DataFrame(flags, columns=columns)
+    if clean is not None:
+        flags += check_robust_le_clean(rows, clean)
+    return pd.DataFrame(flags, columns=CHECK_COLUMNS)

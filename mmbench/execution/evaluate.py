@@ -37,8 +37,8 @@ def evaluate(model: nn.Module, split: Split, perturbation: Perturbation, setting
     store = {} if shared is None else shared
     if model.training:
         model.eval()
-    collector = Collector(full=settings.full_probs)
     rows = eval_rows(len(split), perturbation.max_rows, split.labels.device)
+    collector = Collector(full=settings.full_probs, row_ids=None if rows is None else rows.cpu().numpy())
     n, size = (len(split) if rows is None else len(rows)), settings.batch_size
     starts = range(0, n, size)
     if settings.progress:  # a disabled tqdm still costs more than a whole sweep cell's fusion pass

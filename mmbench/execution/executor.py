@@ -143,7 +143,7 @@ def evaluate_cell(model: nn.Module, ev: EvalCell, plan: Plan, ctx: RunContext,
                             ctx.options.verbose, keeps_full_probs(suite))
     with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
         collector = evaluate(model, split, ev.perturbation, settings, shared)
-    rows = sample_set(ev, suite.eval.split)
+    rows = sample_set(ev, suite.eval.split, len(split))
     return cell_facts(ev, suite.name, rows), collector.samples(rows)
 
 
@@ -154,10 +154,12 @@ def cell_facts(ev: EvalCell, suite: str, rows: SampleSet) -> CellFacts:
                      split=rows.split, rows=rows.rows or 0, facts=p.facts())
 
 
-def sample_set(ev: EvalCell, split: str) -> SampleSet:
-    """Which rows a cell evaluated: cells of the same sample set are paired in the bootstrap."""
+def sample_set(ev: EvalCell, split: str, n: int) -> SampleSet:
+    """Which rows a cell evaluated (of the ``n`` rows of its split or group): cells of the same
+    sample set are paired in the bootstrap; a ``max_rows`` of at least ``n`` means all rows."""
     p = ev.perturbation
-    return SampleSet(ev.train.dataset, p.group or split, p.max_rows)
+    subset = p.max_rows if p.max_rows is not None and p.max_rows < n else None
+    return SampleSet(ev.train.dataset, p.group or split, subset)
 
 
 def train_info(cell: TrainCell) -> dict:

@@ -48,12 +48,13 @@ class Adversarial(Family):
     composite = "adv_robust_accuracy"
 
     def compute(self, ctx: Context) -> dict[str, pd.Series]:
-        rows = seed_mean(ctx.rows(NAME), ["perturbation", "target", "severity"])
+        attacked = ctx.rows(NAME)
+        rows = seed_mean(attacked, ["perturbation", "target", "severity", "rows"])
         if rows.empty:
             return {}
-        worst = ctx.scorer.worst(rows.groupby(KEY + ["target", "severity"], as_index=False)["value"])
-        clean = seed_mean(ctx.clean_rows(), []).assign(severity=0.0)
-        with_clean = pd.concat([worst, clean.merge(worst[KEY + ["target"]].drop_duplicates(), on=KEY)])
+        worst = ctx.scorer.worst(rows.groupby(KEY + ["target", "severity", "rows"], as_index=False)["value"])
+        clean = seed_mean(ctx.clean_on(attacked, ("target",)), ["target", "rows"]).assign(severity=0.0)
+        with_clean = pd.concat([worst, clean])  # eps 0: clean on the rows each target was attacked on
         return {"adv_robust_accuracy": worst.groupby(KEY)["value"].mean(),
                 "adv_relative_robustness": curve_score(with_clean, lambda r: r["severity"])}
 
@@ -77,7 +78,7 @@ class Adversarial(Family):
         if rows.empty:
             return None
         info = {d: DatasetFacts(ctx.n_classes.get(d, 2), ctx.continuous.get(d, True)) for d in ctx.datasets()}
-        return sanity_checks(rows, info)
+        return sanity_checks(rows, info, ctx.clean_on(rows, metric="accuracy"))
 
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
         rows = ctx.rows(NAME)
@@ -104,8 +105,7 @@ class Adversarial(Family):
             return []
         per_seed = ["dataset", "model", "recipe", "seed", "target", "severity"]
         worst = ctx.scorer.worst(rows.groupby(per_seed, as_index=False)["value"])
-        targets = worst[["dataset", "model", "recipe", "seed", "target"]].drop_duplicates()
-        clean = ctx.clean_rows().drop(columns=["target"]).merge(targets)
+        clean = ctx.clean_on(rows, ("target",)).assign(severity=0.0)  # on the attacked rows
         points = pd.concat([worst, clean[per_seed + ["value"]]]).rename(columns={"severity": "level"})
         metric = ctx.scorer.name
         return [Plot(curves(g, out_dir, [NAME, dataset, "worst_attack", target], "eps (normalised units)",
@@ -128,7 +128,8 @@ def worst_case(members: list[str], facts: Mapping[str, CellFacts],
     rows = np.arange(len(pick))
     first = cells[0]
     full = None if first.full is None else np.stack([c.full for c in cells], axis=1)[rows, pick]
-    combined = Samples(first.sample_set, preds[rows, pick], first.labels, probs[rows, pick], full, first.draws)
+    combined = Samples(first.sample_set, preds[rows, pick], first.labels, probs[rows, pick], full, first.draws,
+                       row_ids=first.ids)
     lead = facts[members[0]]
     names = lead.facts["ensemble"]
     derived = replace(lead, perturbation=f"{WORST}[{names}]-{lead.facts['norm']}",

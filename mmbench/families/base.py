@@ -74,9 +74,21 @@ class Context:
         frame = self.frame
         return frame[(frame["family"] == family) & (frame["metric"] == (metric or self.scorer.name))]
 
-    def clean_rows(self, metric: str | None = None) -> pd.DataFrame:
-        """The clean family's rows of ``metric`` (default: the score metric)."""
-        return self.rows(CLEAN, metric)
+    def clean_rows(self, metric: str | None = None, any_metric: bool = False) -> pd.DataFrame:
+        """The clean family's rows of ``metric`` (default: the score metric; ``any_metric``:
+        every metric) on all rows of the evaluation split."""
+        frame = self.frame
+        clean = frame[(frame["family"] == CLEAN) & (frame["rows"] == 0)]
+        return clean if any_metric else clean[clean["metric"] == (metric or self.scorer.name)]
+
+    def clean_on(self, rows: pd.DataFrame, extra: tuple[str, ...] = (), metric: str | None = None) -> pd.DataFrame:
+        """The clean value of the score metric on the same rows as each of ``rows``' cells (per
+        dataset, model, recipe, seed, split and row subset), one row per distinct
+        (those columns, ``extra``) of ``rows`` (``metric``: else the score metric's value); a perturbed cell on a row subset is compared
+        with the clean cell restricted to exactly that subset (the clean family derives it)."""
+        on = ["dataset", "model", "recipe", "seed", "split", "rows"]
+        clean = self.rows(CLEAN, metric)[[*on, "value"]]
+        return rows[[*on, *extra]].drop_duplicates().merge(clean, on=on)
 
     def clean(self) -> pd.Series:
         """The clean value of the score metric per (dataset, model, recipe), mean over seeds."""

@@ -1,13 +1,23 @@
-"""``clean``: the unperturbed evaluation split; its board lists every metric of the suite."""
+"""``clean``: the unperturbed evaluation split; its board lists every metric of the suite.
+
+Every robust-vs-clean comparison must be on the same rows: for each row subset another family
+evaluated (``max_rows``), the clean cell restricted to exactly those rows is derived from the
+stored outcomes (nothing is rerun), so curves start from, and sanity checks compare against, the
+clean value of the rows that were perturbed."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
 
 import pandas as pd
 
 from mmbench.analysis.curves import KEY
 from mmbench.families.base import CLEAN, Context, Family, ScoreSpec
+from mmbench.metrics.outcomes import Samples, SampleSet
 from mmbench.registry import FAMILIES, METRICS
 from mmbench.render.tables import Board, Column, Num, Table, half_width
+from mmbench.store.rows import CellFacts
 
 
 @FAMILIES.register(CLEAN)
@@ -21,11 +31,30 @@ class Clean(Family):
                         "clean-accuracy", main=True),)
 
     def compute(self, ctx: Context) -> dict[str, pd.Series]:
-        rows = ctx.rows(CLEAN)
+        rows = ctx.clean_rows()
         return {"clean_accuracy": rows.groupby(KEY)["value"].mean()} if len(rows) else {}
 
+    def derive(self, facts: Mapping[str, CellFacts],
+               samples: Mapping[str, Samples]) -> dict[str, tuple[CellFacts, Samples]]:
+        """The clean cell of each trained model on every row subset another cell evaluated."""
+        subsets: dict[tuple[str, str], dict[SampleSet, Samples]] = {}
+        for key, s in samples.items():
+            if s.sample_set.rows and key in facts:
+                subsets.setdefault((s.sample_set.dataset, s.sample_set.split), {})[s.sample_set] = s
+        out = {}
+        for key, f in facts.items():
+            full = samples.get(key)
+            if f.family != CLEAN or full is None or full.sample_set.rows:
+                continue
+            for sample_set, s in subsets.get((f.dataset, f.split), {}).items():
+                if set(s.ids) <= set(full.ids):
+                    out[f"{CLEAN}:{key}:{sample_set.rows}"] = (replace(f, rows=sample_set.rows),
+                                                               full.restricted(sample_set, s.ids))
+        return out
+
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
-        rows = ctx.frame[(ctx.frame["family"] == CLEAN) & (ctx.frame["dataset"] == dataset)]
+        rows = ctx.clean_rows(any_metric=True)
+        rows = rows[rows["dataset"] == dataset]
         if rows.empty:
             return []
         present = set(rows["metric"])

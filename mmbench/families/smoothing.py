@@ -134,7 +134,8 @@ def certified_cells(key: str, f: CellFacts, s: Samples) -> dict[str, tuple[CellF
         probs = np.where(keep, s.probs, 0.0).astype(np.float32)
         full = None if s.full is None else np.where(keep[:, None], s.full, 0.0).astype(np.float32)
         cell = replace(f, perturbation=CERTIFIED, facts={**f.facts, "radius": r, "acr": acr, "acr_hw": acr_hw})
-        out[f"{NAME}:{key}:{r:g}"] = (cell, Samples(s.sample_set, preds, s.labels, probs, full, s.draws))
+        out[f"{NAME}:{key}:{r:g}"] = (cell, Samples(s.sample_set, preds, s.labels, probs, full, s.draws,
+                                                         row_ids=s.ids))
     return out
 
 

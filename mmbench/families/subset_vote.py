@@ -105,7 +105,8 @@ def sweep_cells(kept: Mapping[frozenset[str], str], facts: Mapping[str, CellFact
             full = None if first.full is None else np.where(keep[:, None], share, 0.0).astype(np.float32)
             cell = replace(lead, family=NAME, perturbation=f"subset_vote[s={s}]-{base['imputation']}",
                            target=f"k={k}", severity=float(s), facts={**base, "k": k})
-            out[f"{NAME}:{tag}:{k}"] = (cell, Samples(first.sample_set, preds, labels, probs, full))
+            out[f"{NAME}:{tag}:{k}"] = (cell, Samples(first.sample_set, preds, labels, probs, full,
+                                                             row_ids=first.ids[:n]))
     return out
 
 

@@ -46,32 +46,58 @@ class Samples:
     #: float32 [n * draws]: the certified radius of each row's prediction (NaN: abstained), kept
     #: by perturbations that certify (randomized smoothing); None for every other cell
     radius: np.ndarray | None = None
+    #: int32 [n]: the position in its split of each row evaluated (once per row, not per draw);
+    #: None only in stores of an older mmbench (then :attr:`ids` assumes the split's first rows)
+    row_ids: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
         """How many rows of the sample set (each evaluated ``draws`` times)."""
         return len(self.preds) // self.draws
 
-    def to_blobs(self) -> tuple[bytes, bytes, bytes, bytes | None, bytes | None]:
+    @property
+    def ids(self) -> np.ndarray:
+        """The row ids (positions in the split) of the rows evaluated, in order."""
+        return np.arange(self.rows, dtype=np.int32) if self.row_ids is None else self.row_ids
+
+    def restricted(self, sample_set: SampleSet, ids: np.ndarray) -> Samples:
+        """These outcomes on the rows ``ids`` only (each must be one of :attr:`ids`), as the
+        cell of ``sample_set`` that evaluated exactly them (every draw kept)."""
+        position = np.searchsorted(self.ids, ids)
+        if len(ids) and (position.max() >= self.rows or not np.array_equal(self.ids[position], ids)):
+            raise ValueError("restricted to rows these outcomes do not have")
+        pick = (position[None, :] + self.rows * np.arange(self.draws)[:, None]).ravel()
+        return Samples(sample_set, self.preds[pick], self.labels[pick], self.probs[pick],
+                       None if self.full is None else self.full[pick], self.draws,
+                       None if self.radius is None else self.radius[pick], np.asarray(ids, np.int32))
+
+    def to_blobs(self) -> tuple[bytes, bytes, bytes, bytes | None, bytes | None, bytes]:
         full = None if self.full is None else self.full.astype(np.float32).tobytes()
         radius = None if self.radius is None else self.radius.astype(np.float32).tobytes()
-        return self.preds.tobytes(), self.labels.tobytes(), self.probs.tobytes(), full, radius
+        ids = self.ids.astype(np.int32).tobytes()
+        return self.preds.tobytes(), self.labels.tobytes(), self.probs.tobytes(), full, radius, ids
 
     @classmethod
     def from_blobs(cls, sample_set: SampleSet, preds: bytes, labels: bytes, probs: bytes,
-                   full: bytes | None = None, draws: int = 1, radius: bytes | None = None) -> Samples:
+                   full: bytes | None = None, draws: int = 1, radius: bytes | None = None,
+                   row_ids: bytes | None = None) -> Samples:
         p = np.frombuffer(preds, np.int16)
         f = None if full is None else np.frombuffer(full, np.float32).reshape(len(p), -1)
         r = None if radius is None else np.frombuffer(radius, np.float32)
-        return cls(sample_set, p, np.frombuffer(labels, np.int16), np.frombuffer(probs, np.float32), f, draws, r)
+        ids = None if row_ids is None else np.frombuffer(row_ids, np.int32)
+        if ids is not None and len(ids) * draws != len(p):
+            raise ValueError("row ids do not match the outcomes")
+        return cls(sample_set, p, np.frombuffer(labels, np.int16), np.frombuffer(probs, np.float32), f, draws,
+                   r, ids)
 
 
 class Collector:
     """Accumulates a cell's per-row outcomes batch by batch, per draw (``full``: keep every
     class's probability too); :meth:`samples` lays the draws out one after another."""
 
-    def __init__(self, full: bool = False) -> None:
+    def __init__(self, full: bool = False, row_ids: np.ndarray | None = None) -> None:
         self.keep_full = full
+        self.row_ids = row_ids  # positions in the split of the rows evaluated (None: all, in order)
         self.parts: dict[int, dict[str, list[Tensor]]] = {}
 
     def update(self, logits: Tensor, labels: Tensor, draw: int = 0, preds: Tensor | None = None,
@@ -96,8 +122,10 @@ class Collector:
     def samples(self, sample_set: SampleSet) -> Samples:
         full = self._cat("full") if self.keep_full else None
         certified = any(part["radius"] for part in self.parts.values())
-        return Samples(sample_set, self._cat("preds"), self._cat("labels"), self._cat("probs"), full,
-                       max(len(self.parts), 1), self._cat("radius") if certified else None)
+        preds, draws = self._cat("preds"), max(len(self.parts), 1)
+        ids = np.arange(len(preds) // draws, dtype=np.int32) if self.row_ids is None else self.row_ids
+        return Samples(sample_set, preds, self._cat("labels"), self._cat("probs"), full, draws,
+                       self._cat("radius") if certified else None, ids.astype(np.int32))
 
 
 def stack(cells: list[Samples], n_classes: int, full: bool) -> Outcomes:

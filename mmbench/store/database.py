@@ -15,10 +15,11 @@ Tables::
     plan(key PRIMARY KEY, kind, name, position)      -- the latest run's cells, in order
     meta(name PRIMARY KEY, value TEXT)               -- suite config of the latest run (JSON)
     samples(key PRIMARY KEY, sample_set, preds, labels, probs, full, dataset, split, subset,
-        draws, radius)  -- per-row outcomes of an evaluation cell (int16 / int16 / float32 arrays;
+        draws, radius, row_ids)  -- per-row outcomes of an evaluation cell (int16 / int16 / float32 arrays;
         full: float32 [n, classes] or NULL) and the rows it evaluated (dataset, split or group,
         subset size or NULL for all; draws: how many times each row was drawn; radius: float32
-        certified radii of a certifying cell, else NULL)
+        certified radii of a certifying cell, else NULL; row_ids: int32 position in the split
+        of each row evaluated)
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ CREATE TABLE IF NOT EXISTS plan (key TEXT PRIMARY KEY, kind TEXT NOT NULL, name 
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS samples (key TEXT PRIMARY KEY, sample_set TEXT NOT NULL, preds BLOB,
     labels BLOB, probs BLOB, full BLOB, dataset TEXT, split TEXT, subset INTEGER, draws INTEGER,
-    radius BLOB);
+    radius BLOB, row_ids BLOB);
 """
 #: a finished cell's stored data is intact: a training cell, or an evaluation cell whose facts are
 #: valid JSON and whose outcome arrays have consistent lengths (int16 / int16 / float32)
@@ -57,7 +58,8 @@ INTACT = """(cells.kind = 'train' OR (json_valid(cells.rows) AND EXISTS (
     AND length(s.labels) = length(s.preds) AND length(s.probs) = 2 * length(s.preds))))"""
 #: columns added since the first schema: (table, column) of stores written before them
 ADDED_COLUMNS = (("cells", "info"), ("samples", "full"), ("samples", "dataset"), ("samples", "split"),
-                 ("samples", "subset"), ("samples", "draws"), ("samples", "radius"))
+                 ("samples", "subset"), ("samples", "draws"), ("samples", "radius"),
+                 ("samples", "row_ids"))
 
 
 @dataclass(frozen=True)
@@ -160,10 +162,10 @@ class Store:
                               seconds, time.time(), payload, json.dumps(info) if info else None))
             if samples is not None:
                 rows = samples.sample_set
-                preds, labels, probs, full, radius = samples.to_blobs()
-                self._db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                preds, labels, probs, full, radius, ids = samples.to_blobs()
+                self._db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  (cell.key, rows.key, preds, labels, probs, full, rows.dataset, rows.split,
-                                  rows.rows, samples.draws, radius))
+                                  rows.rows, samples.draws, radius, ids))
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop stored cells (``--force``)."""
@@ -189,15 +191,16 @@ class Store:
         mmbench without the sample-set columns are left out)."""
         wanted, out = set(keys), {}
         have = {row[1] for row in self._db.execute("PRAGMA table_info(samples)")}
-        radius = "radius" if "radius" in have else "NULL"  # a read-only store of an older mmbench
-        query = (f"SELECT key, preds, labels, probs, full, dataset, split, subset, draws, {radius} FROM samples "
-                 "WHERE dataset IS NOT NULL")
-        for key, preds, labels, probs, full, dataset, split, subset, draws, radius in self._db.execute(query):
+        # a read-only store of an older mmbench lacks the newer columns
+        radius, ids = (c if c in have else "NULL" for c in ("radius", "row_ids"))
+        query = (f"SELECT key, preds, labels, probs, full, dataset, split, subset, draws, {radius}, {ids} "
+                 "FROM samples WHERE dataset IS NOT NULL")
+        for key, preds, labels, probs, full, dataset, split, subset, draws, radius, ids in self._db.execute(query):
             if key not in wanted:
                 continue
             try:
                 out[key] = Samples.from_blobs(SampleSet(dataset, split, subset), preds, labels, probs,
-                                              full, int(draws or 1), radius)
+                                              full, int(draws or 1), radius, ids)
             except (ValueError, TypeError):
                 log.warning("cell %s: its stored outcomes are damaged; the next run recomputes it", key[:12])
         return out
