@@ -83,12 +83,12 @@ def check_gradient_masking(rows: pd.DataFrame) -> list[dict]:
 def check_robust_le_clean(rows: pd.DataFrame, clean: pd.DataFrame) -> list[dict]:
     """``clean``: the clean accuracy of the same rows (columns as :meth:`Context.clean_on`)."""
     on = ["dataset", "model", "recipe", "seed", "split", "rows"]
-    merged = rows.merge(clean.rename(columns={"value": "clean"}), on=on)
+    merged = rows.merge(clean.rename(columns={"value": "unperturbed"}), on=on)
     out = []
     for key, g in merged.groupby(GROUP + ["perturbation", "target"], sort=True):
-        above = g["value"] > g["clean"] + 1e-12
+        above = g["value"] > g["unperturbed"] + 1e-12
         detail = "" if not above.any() else (
-            f"accuracy {g.loc[above, 'value'].max():.4f} above clean {g.loc[above, 'clean'].iloc[0]:.4f} on the same "
+            f"accuracy {g.loc[above, 'value'].max():.4f} above clean {g.loc[above, 'unperturbed'].iloc[0]:.4f} on the same "
             f"{int(g['n'].iloc[0])} rows at eps={', '.join(f'{e:g}' for e in g.loc[above, 'severity'])}")
         out.append(_flag(key, "robust_le_clean", not above.any(), detail))
     return out

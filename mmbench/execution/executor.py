@@ -126,7 +126,7 @@ def train_or_load(cell: TrainCell, ctx: RunContext) -> nn.Module:
                         progress=ctx.options.verbose)
     ctx.timings["train"][cell_name(cell)] = report.seconds
     ctx.cache.save(cell.key, model, {"cell": cell_name(cell), "report": report.to_dict()})
-    log.info("trained %s: best val accuracy %.4f at epoch %d/%d (%.1fs)", cell_name(cell),
+    log.info("trained %s: best val %s %.4f at epoch %d/%d (%.1fs)", cell_name(cell), report.val_metric,
              report.best_val_accuracy, report.best_epoch, report.epochs_run, report.seconds)
     return model.eval()
 

@@ -62,6 +62,14 @@ class Context:
     n_classes: Mapping[str, int] = field(default_factory=dict)
     continuous: Mapping[str, bool] = field(default_factory=dict)
     memo: dict[Any, Any] = field(default_factory=dict)
+    #: dataset -> model -> the modalities it takes (cells perturbing none of them: "not read")
+    reads: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    #: (dataset, model, recipe) of degenerate models (at or below the majority-class baseline, or
+    #: collapsed onto one class): marked on every board, never named by the reading
+    degenerate: frozenset[tuple[str, str, str]] = frozenset()
+    #: the frame before "not read" values were removed (for what needs a whole sweep, e.g.
+    #: Shapley values, where an unread modality rightly contributes nothing)
+    unmasked: pd.DataFrame | None = None
 
     def once(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()``, once per context (later calls return the first result)."""

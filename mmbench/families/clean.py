@@ -12,7 +12,10 @@ from dataclasses import replace
 
 import pandas as pd
 
+import numpy as np
+
 from mmbench.analysis.curves import KEY
+from mmbench.hashing import derive_seed
 from mmbench.families.base import CLEAN, Context, Family, ScoreSpec
 from mmbench.metrics.outcomes import Samples, SampleSet
 from mmbench.registry import FAMILIES, METRICS
@@ -52,6 +55,16 @@ class Clean(Family):
                                                                full.restricted(sample_set, s.ids))
         return out
 
+    def checks(self, ctx: Context) -> pd.DataFrame | None:
+        return degenerate_checks(ctx)
+
+    def tables(self, ctx: Context) -> dict[str, pd.DataFrame]:
+        """``baselines.csv``: the trivial baselines beside each model's clean cell."""
+        rows = ctx.frame[ctx.frame["family"] == BASELINE]
+        columns = ["dataset", "model", "recipe", "seed", "split", "perturbation", *BASELINE_FACTS, "metric",
+                   "value", "n", "ci_low", "ci_high"]
+        return {"baselines": rows[columns].reset_index(drop=True)} if len(rows) else {}
+
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
         rows = ctx.clean_rows(any_metric=True)
         rows = rows[rows["dataset"] == dataset]
@@ -60,8 +73,11 @@ class Clean(Family):
         present = set(rows["metric"])
         metrics = [m for m in dict.fromkeys((*ctx.metrics, *sorted(present))) if m in present]
         note = ("± is the half-width of the 95% bootstrap interval over test samples; sd the standard "
-                "deviation across training seeds.")
-        return [Board(f"{dataset} (clean, test split)", metric_board(rows, metrics), note)]
+                "deviation across training seeds. The last rows are trivial baselines on the same rows: "
+                "always predicting the majority class, and uniformly random predictions (chance).")
+        table = metric_board(rows, metrics)
+        base = ctx.frame[(ctx.frame["family"] == BASELINE) & (ctx.frame["dataset"] == dataset)]
+        return [Board(f"{dataset} (clean, test split)", with_baselines(table, base, metrics), note)]
 
 
 def metric_board(rows: pd.DataFrame, metrics: list[str]) -> Table:
@@ -82,3 +98,106 @@ def metric_board(rows: pd.DataFrame, metrics: list[str]) -> Table:
     columns = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
                *(Column(m, METRICS.get(m).higher_is_better, term=m) for m in metrics), Column("seeds", term="seeds"))
     return Table(columns, tuple(lines))
+
+
+#: the family of the trivial baselines' rows: no model, only the labels of the evaluated rows
+BASELINE = "baseline"
+MAJORITY, CHANCE = "majority_class", "chance"
+#: the facts of a baseline row: how concentrated the model's and the labels' classes are
+BASELINE_FACTS = ("model_top_share", "label_top_share")
+#: draws of uniformly random predictions whose pooled metric is the chance level
+CHANCE_DRAWS = 20
+#: a model that predicts one class for at least this share of rows has collapsed (unless the
+#: labels are that imbalanced too)
+COLLAPSED = 0.95
+
+
+def trivial_baselines(facts: Mapping[str, CellFacts], samples: Mapping[str, Samples],
+                      classes: Mapping[str, int]) -> dict[str, tuple[CellFacts, Samples]]:
+    """Beside each model's clean cell, on the same rows: the majority-class predictor (the most
+    frequent label of those rows, for every row) and chance (uniformly random predictions,
+    :data:`CHANCE_DRAWS` seeded draws pooled). Their facts carry the share of rows the model
+    predicts as its most frequent class (``model_top_share``) and the labels' (``label_top_share``)."""
+    out = {}
+    for key, f in facts.items():
+        s = samples.get(key)
+        if f.family != CLEAN or s is None or s.sample_set.rows or f.dataset not in classes:
+            continue
+        labels = s.labels[:s.rows].astype(np.int64)
+        shares = dict(zip(BASELINE_FACTS, (_top_share(s.preds[:s.rows]), _top_share(labels)), strict=True))
+        for name, made in ((MAJORITY, _majority(s, labels, classes[f.dataset])),
+                           (CHANCE, _chance(s, labels, classes[f.dataset]))):
+            cell = replace(f, family=BASELINE, perturbation=name, target="none", facts=shares)
+            out[f"{BASELINE}:{name}:{key}"] = (cell, made)
+    return out
+
+
+def _top_share(values: np.ndarray) -> float:
+    return float(np.bincount(values.astype(np.int64)).max() / len(values)) if len(values) else 0.0
+
+
+def _majority(s: Samples, labels: np.ndarray, n_classes: int) -> Samples:
+    top = int(np.bincount(labels, minlength=n_classes).argmax())
+    hit = (labels == top).astype(np.float32)
+    full = None if s.full is None else np.eye(n_classes, dtype=np.float32)[np.full(len(labels), top)]
+    return Samples(s.sample_set, np.full(len(labels), top, np.int16), labels.astype(np.int16), hit, full,
+                   row_ids=s.ids)
+
+
+def _chance(s: Samples, labels: np.ndarray, n_classes: int) -> Samples:
+    rng = np.random.default_rng(derive_seed(s.sample_set.key, CHANCE))
+    preds = rng.integers(0, n_classes, size=CHANCE_DRAWS * len(labels)).astype(np.int16)
+    tiled = np.tile(labels, CHANCE_DRAWS).astype(np.int16)
+    probs = np.full(len(preds), 1.0 / n_classes, np.float32)
+    full = None if s.full is None else np.full((len(preds), n_classes), 1.0 / n_classes, np.float32)
+    return Samples(s.sample_set, preds, tiled, probs, full, CHANCE_DRAWS, row_ids=s.ids)
+
+
+def baseline_rows(ctx: Context, metric: str | None = None) -> pd.DataFrame:
+    """The trivial baselines' rows of ``metric`` (default: the score metric)."""
+    return ctx.rows(BASELINE, metric)
+
+
+def degenerate_checks(ctx: Context) -> pd.DataFrame | None:
+    """``degenerate``: per trained model, whether its clean score is above the majority-class
+    baseline on the same rows by more than its interval's half-width, and it does not predict
+    one class for nearly all rows (:data:`COLLAPSED`) while the labels are more balanced."""
+    clean, base = ctx.clean_rows(), baseline_rows(ctx)
+    if clean.empty or base.empty:
+        return None
+    on = ["dataset", "model", "recipe", "seed"]
+    wide = base.pivot_table(index=on, columns="perturbation", values="value", aggfunc="first")
+    shares = base.groupby(on)[["model_top_share", "label_top_share"]].first()
+    rows = clean.assign(hw=half_width(clean))[[*on, "value", "hw"]].set_index(on).join(wide).join(shares)
+    rows = rows.dropna(subset=[MAJORITY]).reset_index()
+    flags = [_degenerate(r, ctx.scorer.higher_is_better, ctx.scorer.name) for r in rows.itertuples()]
+    return pd.DataFrame(flags, columns=["dataset", "model", "recipe", "seed", "check", "perturbation",
+                                        "target", "passed", "detail"])
+
+
+def _degenerate(r: object, higher: bool, metric: str) -> dict:
+    value, hw, majority = float(r.value), float(np.nan_to_num(r.hw)), float(getattr(r, MAJORITY))
+    margin = value - majority if higher else majority - value
+    top, label_top = float(r.model_top_share), float(r.label_top_share)
+    collapsed = top >= COLLAPSED and label_top < COLLAPSED
+    ok = margin > hw and not collapsed
+    detail = "" if ok else (
+        f"clean {metric} {value:.4f} ± {hw:.4f} vs {majority:.4f} for always predicting the majority class "
+        f"(chance {float(getattr(r, CHANCE)):.4f}); it predicts one class for {top:.0%} of rows "
+        f"(the labels' largest class is {label_top:.0%}): a degenerate model, whose robustness means nothing")
+    return {"dataset": r.dataset, "model": r.model, "recipe": r.recipe, "seed": r.seed, "check": "degenerate",
+            "perturbation": CLEAN, "target": "all", "passed": bool(ok), "detail": detail}
+
+
+def with_baselines(table: Table, base: pd.DataFrame, metrics: list[str]) -> Table:
+    """``table`` (a :func:`metric_board`) with a line per trivial baseline (its value per metric,
+    the same for every model evaluated on those rows)."""
+    if base.empty:
+        return table
+    lines = []
+    for name, label in ((MAJORITY, "(majority class)"), (CHANCE, "(chance)")):
+        rows = base[base["perturbation"] == name]
+        values = rows.assign(hw=half_width(rows)).groupby("metric")[["value", "hw"]].first()
+        cells = [Num(values.loc[m, "value"], values.loc[m, "hw"]) if m in values.index else Num(None) for m in metrics]
+        lines.append(("-", label, "baseline", *cells, "-"))
+    return Table(table.columns, (*table.rows, *lines), table.axis)

@@ -40,7 +40,8 @@ class Missing(Family):
         return {"missing_worst_subset": ctx.scorer.worst(subsets.groupby(KEY)["value"])} if len(subsets) else {}
 
     def _all_rows(self, ctx: Context) -> pd.DataFrame:
-        return ctx.frame[ctx.frame["family"] == NAME]
+        frame = ctx.frame if ctx.unmasked is None else ctx.unmasked  # the whole sweep, unread included
+        return frame[frame["family"] == NAME]
 
     def shapley(self, ctx: Context) -> pd.DataFrame:
         return ctx.once((NAME, "shapley"), lambda: modality_shapley(self._all_rows(ctx), ctx.players))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,8 @@ from mmbench.plan.sources import code_versions
 from mmbench.registry import DATASETS, METRICS, MODELS, PERTURBATIONS, RECIPES
 from mmbench.store.rows import BASE_COLUMNS, MEASURE_COLUMNS
 from mmbench.version import __version__
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class Plan:
     suite: Suite
     train_cells: tuple[TrainCell, ...]
     eval_cells: tuple[EvalCell, ...]
+    #: dataset label -> model label -> the modalities the model takes (cells that perturb none
+    #: of them are reported as "not read", never as robustness)
+    reads: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def evals_for(self, cell: TrainCell) -> Iterator[EvalCell]:
         return (e for e in self.eval_cells if e.train.key == cell.key)
@@ -168,8 +174,8 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
     train_cells: list[TrainCell] = []
     eval_cells: list[EvalCell] = []
     codes: dict[type, dict[str, str]] = {}  # perturbation type -> its code versions
-    recipes = [(r, RECIPES.get(r.name), build_config(RECIPES.get(r.name).config_type, r.params,
-                                                     f"recipe '{label_of(r)}'")) for r in suite.recipes]
+    reads: dict[str, dict[str, tuple[str, ...]]] = {}
+    recipes = [(r, RECIPES.get(r.name), recipe_config(r, suite)) for r in suite.recipes]
     for ds_comp in suite.datasets:
         data = datasets[label_of(ds_comp)]
         fingerprint = data.fingerprint()
@@ -178,7 +184,8 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
         check_facts([p for _, ps in expanded for p in ps])
         for model in expand_models(suite, data):
             perturbations = [p for comp, ps in expanded if applies_to(comp, model) for p in ps]
-            check_model_fits(model, data, label_of(ds_comp))
+            taken = check_model_fits(model, data, label_of(ds_comp))
+            reads.setdefault(label_of(ds_comp), {})[label_of(model)] = taken
             check_model_supports(model, perturbations, recipes)
             for recipe, recipe_cls, config in recipes:
                 recipe_cls().check(config, data)
@@ -190,7 +197,16 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
                     eval_cells.extend(_eval_cells(cell, perturbations, suite, fingerprint, amp, codes))
     _check_baseline(suite, train_cells)
     unique = {c.key: c for c in reversed(eval_cells)}  # two entries asking for one cell: once
-    return Plan(suite, tuple(train_cells), tuple(c for c in eval_cells if unique.get(c.key) is c))
+    return Plan(suite, tuple(train_cells), tuple(c for c in eval_cells if unique.get(c.key) is c), reads)
+
+
+def recipe_config(recipe: Component, suite: Suite) -> Any:
+    """The recipe's config; an ``early_stop`` left empty becomes the suite's score metric, so
+    training selects the epoch by the metric the boards rank."""
+    config = build_config(RECIPES.get(recipe.name).config_type, recipe.params, f"recipe '{label_of(recipe)}'")
+    if getattr(config, "early_stop", None) == "":
+        config = dataclasses.replace(config, early_stop=suite.score_metric)
+    return config
 
 
 def _check_baseline(suite: Suite, cells: list[TrainCell]) -> None:
@@ -229,12 +245,21 @@ def applies_to_dataset(comp: Component, dataset: Component) -> bool:
     return comp.datasets is None or label_of(dataset) in comp.datasets
 
 
-def check_model_fits(model: Component, data: MultimodalDataset, dataset: str) -> None:
+def check_model_fits(model: Component, data: MultimodalDataset, dataset: str) -> tuple[str, ...]:
     """Build the model for ``data`` once (global RNG untouched): a model whose modality names,
-    kinds or parameters do not fit the dataset is a one-line error naming both."""
+    kinds or parameters do not fit the dataset is a one-line error naming both. Returns the
+    modalities it takes, with a warning naming those it does not (except for a per-modality
+    baseline such as ``unimodal``, which reads one by design)."""
     with torch.random.fork_rng(devices=[]):
-        build_model(model.name, data.modalities, data.n_classes, model.params, label_of(model),
-                    f"dataset '{dataset}'")
+        built = build_model(model.name, data.modalities, data.n_classes, model.params, label_of(model),
+                            f"dataset '{dataset}'")
+    taken = tuple(getattr(built, "input_modalities", data.modality_names))
+    unread = [m for m in data.modality_names if m not in taken]
+    if unread and not MODELS.entry(model.name).meta.get("per_modality"):
+        log.warning("model '%s' does not take modality %s of dataset '%s': cells that perturb only %s "
+                    "are reported as 'not read', not as robustness", label_of(model),
+                    ", ".join(f"'{m}'" for m in unread), dataset, "it" if len(unread) == 1 else "them")
+    return taken
 
 
 def check_model_supports(model: Component, perturbations: list[Perturbation],

@@ -17,7 +17,8 @@ from tabulate import tabulate
 class Num:
     """A number in a board: ``value`` (None: missing), the half-width ``hw`` of its 95% interval,
     the standard deviation ``sd`` across seeds, ``note`` (a short text after the number, such as
-    the modality a worst case came from) and ``fmt`` (its format)."""
+    the modality a worst case came from; without a number, why there is none, e.g. "not read")
+    and ``fmt`` (its format)."""
 
     value: float | None
     hw: float | None = None
@@ -31,7 +32,7 @@ class Num:
 
     def __str__(self) -> str:
         if self.missing:
-            return "-"
+            return self.note or "-"  # e.g. "not read": why there is no number
         text = f"{self.value:{self.fmt}}"
         if self.hw is not None and not pd.isna(self.hw):
             text += f" ± {self.hw:.4f}"

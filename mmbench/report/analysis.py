@@ -5,8 +5,9 @@ files, ``LEADERBOARD.md``, ``report.html``, ``mmbench report``, ``mmbench compar
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,11 @@ import numpy as np
 import pandas as pd
 
 from mmbench.analysis.direction import ScoreMetric
+from mmbench.analysis.sanity import CHECK_COLUMNS
+from mmbench.analysis.unread import masked, unread_rows
 from mmbench.data.base import MultimodalDataset
 from mmbench.families.base import Context, Family
+from mmbench.families.clean import BASELINE, BASELINE_FACTS
 from mmbench.families.scoring import (
     COMPOSITE,
     composite_parts,
@@ -26,6 +30,9 @@ from mmbench.families.scoring import (
 )
 from mmbench.render.plots import Plot, profile, rank_stability
 from mmbench.render.tables import Board
+from mmbench.report.marks import degenerate_models, mark_board
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,18 +42,25 @@ class DatasetInfo:
     modalities: tuple[str, ...]
     n_classes: int
     continuous: bool
+    #: model label -> the modalities it takes (a model not listed takes every modality)
+    reads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, data: MultimodalDataset) -> DatasetInfo:
-        return cls(data.modality_names, data.n_classes, all(m.is_continuous for m in data.modalities))
+    def of(cls, data: MultimodalDataset, reads: Mapping[str, tuple[str, ...]] | None = None) -> DatasetInfo:
+        return cls(data.modality_names, data.n_classes, all(m.is_continuous for m in data.modalities),
+                   {model: tuple(r) for model, r in (reads or {}).items()})
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DatasetInfo:
-        return cls(tuple(raw["modalities"]), int(raw["n_classes"]), bool(raw["continuous"]))
+        reads = raw.get("reads") if isinstance(raw.get("reads"), dict) else {}
+        return cls(tuple(raw["modalities"]), int(raw["n_classes"]), bool(raw["continuous"]),
+                   {str(m): tuple(r) for m, r in reads.items()})
 
 
-def infos(datasets: Mapping[str, MultimodalDataset]) -> dict[str, DatasetInfo]:
-    return {label: DatasetInfo.of(d) for label, d in datasets.items()}
+def infos(datasets: Mapping[str, MultimodalDataset],
+          reads: Mapping[str, Mapping[str, tuple[str, ...]]] | None = None) -> dict[str, DatasetInfo]:
+    """Each dataset's :class:`DatasetInfo` (``reads``: dataset -> model -> modalities taken)."""
+    return {label: DatasetInfo.of(d, (reads or {}).get(label)) for label, d in datasets.items()}
 
 
 @dataclass(frozen=True)
@@ -80,25 +94,34 @@ class Analysis:
     scores: pd.DataFrame
     runs: pd.DataFrame
     sanity: pd.DataFrame
+    #: the tidy rows as exported (values of "not read" cells kept, with ``read`` False); the
+    #: context's frame has those values removed so that no score or board uses them
+    tidy: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
     def build(cls, frame: pd.DataFrame, reps: dict[str, np.ndarray], datasets: Mapping[str, DatasetInfo],
               reading: Reading) -> Analysis:
-        ctx = Context(frame, reading.scorer, reading.baseline, reading.metrics,
-                      {k: d.modalities for k, d in datasets.items()},
+        modalities = {k: d.modalities for k, d in datasets.items()}
+        reads = {k: d.reads for k, d in datasets.items()}
+        unread = unread_rows(frame, modalities, reads)
+        if "cell" in frame:
+            reps = {k: v for k, v in reps.items() if k not in set(frame.loc[unread, "cell"])}
+        ctx = Context(masked(frame, unread), reading.scorer, reading.baseline, reading.metrics, modalities,
                       {k: d.n_classes for k, d in datasets.items()},
-                      {k: d.continuous for k, d in datasets.items()})
+                      {k: d.continuous for k, d in datasets.items()}, reads=reads, unmasked=frame)
         present = [f for f in families() if f.present(ctx)]
         runs = score_replicates(ctx, reps, present)
         scores = with_intervals(compute_scores(ctx, present), runs)
         checks = [c for f in present if (c := f.checks(ctx)) is not None]
-        sanity = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(
-            columns=["dataset", "model", "recipe", "seed", "check", "perturbation", "target", "passed", "detail"])
-        return cls(ctx, present, scores, runs, sanity)
+        sanity = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(columns=CHECK_COLUMNS)
+        ctx.degenerate = degenerate_models(sanity)
+        _warn_degenerate(sanity)
+        return cls(ctx, present, scores, runs, sanity, exported(frame, unread))
 
     @property
     def frame(self) -> pd.DataFrame:
-        return self.ctx.frame
+        """The tidy rows as exported to results.csv (see :attr:`tidy`)."""
+        return self.tidy if len(self.tidy.columns) else self.ctx.frame
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every CSV table: ``scores`` and the families' own."""
@@ -111,9 +134,17 @@ class Analysis:
         return [board for _, boards in self.sections(dataset) for board in boards]
 
     def sections(self, dataset: str) -> list[tuple[Family, list[Board]]]:
-        """Each family present with its boards for ``dataset`` (families without one left out)."""
-        found = [(f, [Board.of(b) for b in f.boards(self.ctx, dataset)]) for f in self.families]
+        """Each family present with its boards for ``dataset`` (families without one left out),
+        "not read" cells and degenerate models marked."""
+        found = [(f, [self.marked(Board.of(b), dataset) for b in f.boards(self.ctx, dataset)])
+                 for f in self.families]
         return [(f, boards) for f, boards in found if boards]
+
+    def marked(self, board: Board, dataset: str) -> Board:
+        """``board`` with its degenerate models' rows and its "not read" cells marked."""
+        ctx = self.ctx
+        return mark_board(board, {(m, r) for d, m, r in ctx.degenerate if d == dataset},
+                          ctx.players.get(dataset, ()), ctx.reads.get(dataset, {}))
 
     def plots(self, out_dir: Path) -> list[Plot]:
         """Every figure: the families' (``section``: the family's name), each dataset's
@@ -150,6 +181,22 @@ class Analysis:
                                   "the family scores the composite averages, with 95% intervals; models in "
                                   "composite order, one colour per model throughout the page.", dataset, "profile"))
         return out
+
+
+def exported(frame: pd.DataFrame, unread: pd.Series) -> pd.DataFrame:
+    """The rows results.csv holds: the trivial baselines are not a model's results (they go to
+    baselines.csv); a ``read`` column says which cells perturbed nothing their model takes
+    (present when any did)."""
+    own = frame["family"] != BASELINE
+    tidy = frame[own].drop(columns=[c for c in BASELINE_FACTS if c in frame])
+    return tidy.assign(read=~unread[own]) if unread.any() else tidy
+
+
+def _warn_degenerate(sanity: pd.DataFrame) -> None:
+    flagged = sanity[(sanity["check"] == "degenerate") & ~sanity["passed"].astype(bool)]
+    for rec in flagged.itertuples():
+        log.warning("degenerate model %s/%s/%s/seed %s: %s", rec.dataset, rec.model, rec.recipe, rec.seed,
+                    rec.detail)
 
 
 def as_plot(plot: Plot | Path, section: str) -> Plot:

@@ -101,7 +101,8 @@ def _cell(value: Any, col: Column, label: str, colour: str, terms: Mapping[str, 
             return f'<td class="num" data-v="{value}"{group}>{esc(value)}</td>'
         return f'<td class="text"{group}>{esc(value)}</td>'
     if value.missing:
-        return f'<td class="num" data-v="" title="{esc(col.header)}: not measured"{group}>-</td>'
+        why = value.note or "not measured"
+        return f'<td class="num" data-v="" title="{esc(col.header)}: {esc(why)}"{group}>{esc(value.note or "-")}</td>'
     extra = "".join(f'<span class="extra">{esc(t)}</span>'
                     for t in (f"sd {value.sd:.4f}" if value.sd is not None and value.sd == value.sd else "",
                               f"({value.note})" if value.note else "") if t)

@@ -5,8 +5,11 @@ from clean to robust."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 
+from mmbench.families.base import Context
 from mmbench.families.scoring import COMPOSITE
 from mmbench.render.tables import half_width
 from mmbench.report.analysis import Analysis
@@ -15,15 +18,37 @@ CLEAN, ROBUST = "clean_accuracy", "adv_robust_accuracy"
 
 
 def reading(analysis: Analysis, dataset: str) -> str | None:
-    """The paragraph for ``dataset`` (None without a composite score)."""
+    """The paragraph for ``dataset`` (None without a composite score). Degenerate models are
+    never named: the reading is of the others, and says which were left out."""
     scores = analysis.scores[analysis.scores["dataset"] == dataset]
+    if not (scores["score"] == COMPOSITE.name).any():
+        return None
+    bad = sorted((m, r) for d, m, r in analysis.ctx.degenerate if d == dataset)
+    pairs = pd.Series(list(zip(scores["model"], scores["recipe"], strict=True)), index=scores.index)
+    scores = scores[~pairs.isin(bad)]
+    left_out = (f"{', '.join(_name(k) for k in bad)} {'is' if len(bad) == 1 else 'are'} degenerate (not above "
+                "the majority-class baseline, or collapsed onto one class) and left out of this reading.")
+    if not (scores["score"] == COMPOSITE.name).any():
+        return f"Every model here is degenerate, so no conclusion about robustness can be drawn: {left_out}"
     table = scores.assign(hw=half_width(scores)).pivot_table(
         index=["model", "recipe"], columns="score", values=["value", "hw"], aggfunc="first")
-    if ("value", COMPOSITE.name) not in table.columns:
-        return None
-    families = [f.reading(analysis.ctx, dataset) for f in analysis.families]
-    sentences = [_most_robust(table, analysis), *families, _largest_drop(table)]
+    ctx = without_models(analysis.ctx, dataset, bad)
+    families = [f.reading(ctx, dataset) for f in analysis.families]
+    sentences = [_most_robust(table, analysis), *families, _largest_drop(table), left_out if bad else None]
     return " ".join(s for s in sentences if s)
+
+
+def without_models(ctx: Context, dataset: str, models: list[tuple[str, str]]) -> Context:
+    """``ctx`` without the rows of ``models`` ((model, recipe) pairs) on ``dataset``."""
+    if not models:
+        return ctx
+
+    def keep(frame: pd.DataFrame) -> pd.DataFrame:
+        pairs = pd.Series(list(zip(frame["model"], frame["recipe"], strict=True)), index=frame.index)
+        return frame[~((frame["dataset"] == dataset) & pairs.isin(models))]
+
+    unmasked = None if ctx.unmasked is None else keep(ctx.unmasked)
+    return dataclasses.replace(ctx, frame=keep(ctx.frame), memo={}, unmasked=unmasked)
 
 
 def _name(key: tuple[str, str]) -> str:

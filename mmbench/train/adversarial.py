@@ -13,7 +13,7 @@ from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError
 from mmbench.perturb.adversarial import ADVERSARIAL, Attack, resolve_targets
 from mmbench.registry import RECIPES
-from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, perturbed_loss
+from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, class_weights, perturbed_loss
 
 
 @dataclass(frozen=True)
@@ -52,4 +52,4 @@ class AdversarialRecipe(StandardRecipe):
                       attack="pgd", norm="Linf", specs=specs, options=tuple(sorted(options.items())))
 
     def loss_fn(self, config: AdversarialConfig, data: MultimodalDataset) -> LossFn:
-        return perturbed_loss(self._attack(config, data).apply, config.clean_weight)
+        return perturbed_loss(self._attack(config, data).apply, config.clean_weight, class_weights(config, data))

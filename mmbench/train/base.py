@@ -18,8 +18,9 @@ class TrainReport:
 
     epochs_run: int
     best_epoch: int
-    best_val_accuracy: float
+    best_val_accuracy: float  # the best validation value of ``val_metric`` (accuracy by default)
     seconds: float
+    val_metric: str = "accuracy"
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -61,3 +62,27 @@ def split_accuracy(model: nn.Module, split: Split, batch_size: int = 1024) -> fl
         correct += int((model(batch).argmax(dim=1) == labels).sum())
     model.train(was_training)
     return correct / max(len(split), 1)
+
+
+@torch.no_grad()
+def split_metric(model: nn.Module, split: Split, metric: Any, batch_size: int = 1024) -> float:
+    """``metric`` (a :class:`~mmbench.metrics.base.Metric` instance) of ``model`` (in eval
+    mode) on a whole split."""
+    from mmbench.metrics.base import Outcomes
+
+    was_training = model.training
+    model.eval()
+    preds, labels, probs = [], [], []
+    for start in range(0, len(split), batch_size):
+        batch, y = split.rows(slice(start, start + batch_size))
+        p = torch.softmax(model(batch).float(), dim=1)
+        preds.append(p.argmax(dim=1).cpu())
+        labels.append(y.cpu())
+        probs.append(p.cpu())
+    model.train(was_training)
+    if not preds:
+        return 0.0
+    full = torch.cat(probs).double().numpy()
+    y = torch.cat(labels).numpy()
+    outcomes = Outcomes.single(torch.cat(preds).numpy(), y, metric.n_classes, probs=full)
+    return float(metric.value(outcomes)[0])

@@ -16,7 +16,7 @@ from mmbench.errors import MMBenchError
 from mmbench.perturb.adversarial import resolve_targets
 from mmbench.perturb.certify import add_noise
 from mmbench.registry import RECIPES
-from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, perturbed_loss
+from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, class_weights, perturbed_loss
 
 
 @dataclass(frozen=True)
@@ -56,4 +56,4 @@ class GaussianAugmentRecipe(StandardRecipe):
         def noisy(model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> Batch:
             return add_noise(batch, specs, config.sigma, torch.Generator(device=labels.device).manual_seed(seed))
 
-        return perturbed_loss(noisy, config.clean_weight)
+        return perturbed_loss(noisy, config.clean_weight, class_weights(config, data))

@@ -1,9 +1,11 @@
-"""``standard``: Adam with cross-entropy, mini-batches in a seeded order, early stopping on the
-validation split (the best validation epoch's weights are kept)."""
+"""``standard``: Adam with cross-entropy (optionally class-weighted), mini-batches in a seeded
+order, early stopping on a validation metric in its direction (the suite's score metric unless
+``early_stop`` names another; the best validation epoch's weights are kept)."""
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,26 +15,47 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mmbench.data.base import Batch, MultimodalDataset
-from mmbench.registry import RECIPES
-from mmbench.train.base import Recipe, TrainReport, split_accuracy
+from mmbench.errors import did_you_mean
+from mmbench.registry import METRICS, RECIPES
+from mmbench.train.base import Recipe, TrainReport, split_metric
 
 #: loss(model, batch, labels, generator) for one mini-batch
 LossFn = Callable[[nn.Module, Batch, Tensor, torch.Generator], Tensor]
 
 
-def cross_entropy(model: nn.Module, batch: Batch, labels: Tensor, generator: torch.Generator) -> Tensor:
-    return nn.functional.cross_entropy(model(batch), labels)
+CLASS_WEIGHTS = ("none", "balanced")
 
 
-def perturbed_loss(perturb: Callable[[nn.Module, Batch, Tensor, int], Batch], clean_weight: float) -> LossFn:
+def class_weights(config: StandardConfig, data: MultimodalDataset) -> Tensor | None:
+    """Per-class loss weights: ``balanced`` weights class c by n / (C * n_c) over the training
+    rows (scikit-learn's convention), so a minority class counts as much as the majority."""
+    if config.class_weights == "none":
+        return None
+    labels = data.train.labels.long()
+    counts = torch.bincount(labels, minlength=data.n_classes).float()
+    return (len(labels) / (data.n_classes * counts.clamp(min=1))).to(labels.device)
+
+
+def cross_entropy_loss(weight: Tensor | None = None) -> LossFn:
+    """Cross-entropy of the model's logits on a mini-batch (``weight``: per class)."""
+
+    def loss(model: nn.Module, batch: Batch, labels: Tensor, generator: torch.Generator) -> Tensor:
+        return nn.functional.cross_entropy(model(batch), labels, weight=weight)
+
+    return loss
+
+
+def perturbed_loss(perturb: Callable[[nn.Module, Batch, Tensor, int], Batch], clean_weight: float,
+                   weight: Tensor | None = None) -> LossFn:
     """Cross-entropy on ``perturb(model, batch, labels, seed)``, with a fresh seed per mini-batch
-    from the training generator, mixed with the clean loss at ``clean_weight`` (0: perturbed only)."""
+    from the training generator, mixed with the clean loss at ``clean_weight`` (0: perturbed only);
+    ``weight``: per-class loss weights."""
 
     def loss(model: nn.Module, batch: Batch, labels: Tensor, generator: torch.Generator) -> Tensor:
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        out = nn.functional.cross_entropy(model(perturb(model, batch, labels, seed)), labels)
+        out = nn.functional.cross_entropy(model(perturb(model, batch, labels, seed)), labels, weight=weight)
         if clean_weight:
-            clean = nn.functional.cross_entropy(model(batch), labels)
+            clean = nn.functional.cross_entropy(model(batch), labels, weight=weight)
             out = (1 - clean_weight) * out + clean_weight * clean
         return out
 
@@ -47,13 +70,23 @@ class StandardConfig:
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.0
-    patience: int = 8  # epochs without a better validation accuracy before stopping; 0: never
+    patience: int = 8  # epochs without a better validation value before stopping; 0: never
+    #: ``balanced``: weight each class's loss by n / (C * n_c) (imbalanced data); ``none``
+    class_weights: str = "none"
+    #: the validation metric that selects the epoch, in its declared direction; empty: the
+    #: suite's score metric (the planner fills it in)
+    early_stop: str = ""
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0:
             raise ValueError("need epochs >= 1, batch_size >= 1, lr > 0 and weight_decay >= 0")
         if self.patience < 0:
             raise ValueError("patience must be >= 0")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weights!r}")
+        if self.early_stop and self.early_stop not in METRICS:
+            raise ValueError(f"early_stop names unknown metric '{self.early_stop}'"
+                             f"{did_you_mean(self.early_stop, METRICS.names())}")
 
 
 @RECIPES.register("standard", description="Adam + cross-entropy, early stopping on validation")
@@ -62,28 +95,31 @@ class StandardRecipe(Recipe):
 
     def loss_fn(self, config: StandardConfig, data: MultimodalDataset) -> LossFn:
         """The loss of one mini-batch; other recipes change the batch or the loss."""
-        return cross_entropy
+        return cross_entropy_loss(class_weights(config, data))
 
     def fit(self, model: nn.Module, data: MultimodalDataset, config: StandardConfig, seed: int,
             progress: bool = False) -> TrainReport:
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(seed)
         optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        best = (-1.0, 0, copy.deepcopy(model.state_dict()))
+        name = config.early_stop or "accuracy"
+        metric = METRICS.get(name)(data.n_classes)
+        sign = 1.0 if metric.higher_is_better else -1.0
+        best = (-math.inf, 0, copy.deepcopy(model.state_dict()))
         epochs = tqdm(range(1, config.epochs + 1), desc="train", leave=False, disable=not progress)
         epoch = 0
         loss_fn = self.loss_fn(config, data)
         for epoch in epochs:
             self._epoch(model, data, config, optimiser, generator, loss_fn)
-            val_acc = split_accuracy(model, data.val)
-            epochs.set_postfix(val_acc=f"{val_acc:.3f}")
-            if val_acc > best[0]:
-                best = (val_acc, epoch, copy.deepcopy(model.state_dict()))
+            value = split_metric(model, data.val, metric)
+            epochs.set_postfix({f"val_{name}": f"{value:.3f}"})
+            if sign * value > best[0]:
+                best = (sign * value, epoch, copy.deepcopy(model.state_dict()))
             elif config.patience and epoch - best[1] >= config.patience:
                 break
         model.load_state_dict(best[2])
         model.eval()
-        return TrainReport(epoch, best[1], best[0], time.perf_counter() - start)
+        return TrainReport(epoch, best[1], sign * best[0], time.perf_counter() - start, name)
 
     def _epoch(self, model: nn.Module, data: MultimodalDataset, config: StandardConfig,
                optimiser: torch.optim.Optimizer, generator: torch.Generator, loss_fn: LossFn) -> None:
