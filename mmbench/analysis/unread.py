@@ -3,8 +3,9 @@
 Attacking, corrupting or dropping a modality that a model never takes cannot change its output,
 so such a cell's value equals the clean one: shown as a number, it would look like perfect
 robustness. These cells are identified from each row's ``target`` (the perturbed modalities:
-``a``, ``a+b`` or ``all``) and the modalities each model takes; the analysis keeps their values
-out of every average, score and the composite, and the boards say "not read".
+``a``, ``a+b`` or ``all``) and the modalities each model takes; the analysis leaves them out of
+every average, score and the composite (results.csv keeps them, with ``read`` false), and the
+boards say "not read".
 """
 
 from __future__ import annotations
@@ -41,10 +42,9 @@ def unread_rows(frame: pd.DataFrame, modalities: Mapping[str, tuple[str, ...]],
 
 
 def masked(frame: pd.DataFrame, unread: pd.Series) -> pd.DataFrame:
-    """``frame`` with the values and intervals of ``unread`` rows removed (NaN)."""
-    if not unread.any():
-        return frame
-    return frame.assign(**{c: frame[c].mask(unread) for c in ("value", "ci_low", "ci_high") if c in frame})
+    """``frame`` without its ``unread`` rows: no score, average or board reads them (a board
+    shows "not read" where a model lacks the cell)."""
+    return frame[~unread] if unread.any() else frame
 
 
 def not_read(target: str, model: str, modalities: tuple[str, ...],

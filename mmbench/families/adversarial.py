@@ -44,6 +44,8 @@ class Adversarial(Family):
                   "adversarial", main=True),
         ScoreSpec("adv_relative_robustness", "area under the worst attack's value vs eps (real "
                   "spacing, clean value at eps 0) / eps span", "adversarial"),
+        ScoreSpec("adv_clean_accuracy", "the clean value on the rows the attacks evaluated (max_rows), "
+                  "averaged like adv_robust_accuracy: the reference it is compared with", "adversarial"),
     )
     composite = "adv_robust_accuracy"
 
@@ -55,8 +57,11 @@ class Adversarial(Family):
         worst = ctx.scorer.worst(rows.groupby(KEY + ["target", "severity", "rows"], as_index=False)["value"])
         clean = seed_mean(ctx.clean_on(attacked, ("target",)), ["target", "rows"]).assign(severity=0.0)
         with_clean = pd.concat([worst, clean])  # eps 0: clean on the rows each target was attacked on
+        reference = worst[[*KEY, "target", "severity", "rows"]].merge(clean.drop(columns="severity"),
+                                                                         on=[*KEY, "target", "rows"])
         return {"adv_robust_accuracy": worst.groupby(KEY)["value"].mean(),
-                "adv_relative_robustness": curve_score(with_clean, lambda r: r["severity"])}
+                "adv_relative_robustness": curve_score(with_clean, lambda r: r["severity"]),
+                "adv_clean_accuracy": reference.groupby(KEY)["value"].mean()}
 
     def derive(self, facts: Mapping[str, CellFacts],
                samples: Mapping[str, Samples]) -> dict[str, tuple[CellFacts, Samples]]:
@@ -82,7 +87,10 @@ class Adversarial(Family):
 
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
         rows = ctx.rows(NAME)
-        table = robust_board(rows[rows["dataset"] == dataset], ctx)
+        every = ctx.frame if ctx.unmasked is None else ctx.unmasked  # cells not read keep their column
+        every = every[(every["family"] == NAME) & (every["dataset"] == dataset)]
+        grid = sorted(set(zip(every["target"], every["severity"], strict=True)))
+        table = robust_board(rows[rows["dataset"] == dataset], ctx, grid)
         heading = f"{dataset}: robust {ctx.scorer.name} (worst attack per target@eps)"
         return [Board(heading, table)] if table else []
 
@@ -137,18 +145,22 @@ def worst_case(members: list[str], facts: Mapping[str, CellFacts],
     return derived, combined
 
 
-def robust_board(rows: pd.DataFrame, ctx: Context) -> Table | None:
+def robust_board(rows: pd.DataFrame, ctx: Context, grid: list[tuple[str, float]] | None = None) -> Table | None:
     """For each target@eps, the worst attack's value (mean over seeds) ± its interval's
-    half-width; models ranked by their mean over the columns. Columns are grouped by eps."""
+    half-width; models ranked by their mean over the columns. Columns are grouped by eps
+    (``grid``: every (target, eps) to show, also those no model has a value for)."""
     if rows.empty:
         return None
     rows = rows.assign(hw=half_width(rows))
     per_attack = rows.groupby(["model", "recipe", "target", "severity", "perturbation"])[["value", "hw"]].mean()
     by_case = per_attack.groupby(level=["model", "recipe", "target", "severity"])["value"]
     worst = per_attack.loc[by_case.idxmin() if ctx.scorer.higher_is_better else by_case.idxmax()].reset_index()
-    grid = {"index": ["model", "recipe"], "columns": ["target", "severity"], "aggfunc": "first"}
-    table = worst.pivot_table(values="value", **grid)
-    half = worst.pivot_table(values="hw", dropna=False, **grid)
+    pivot = {"index": ["model", "recipe"], "columns": ["target", "severity"], "aggfunc": "first"}
+    table = worst.pivot_table(values="value", **pivot)
+    half = worst.pivot_table(values="hw", dropna=False, **pivot)
+    if grid:
+        columns = pd.MultiIndex.from_tuples(sorted(set(grid) | set(table.columns)))
+        table, half = table.reindex(columns=columns), half.reindex(columns=columns)
     order = table.mean(axis=1).sort_values(ascending=ctx.scorer.ascending, kind="stable").index
     lines = tuple((rank, model, recipe, *(Num(table.loc[(model, recipe), c], half.loc[(model, recipe)].get(c))
                                           for c in table.columns))

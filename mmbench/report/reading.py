@@ -15,6 +15,8 @@ from mmbench.render.tables import half_width
 from mmbench.report.analysis import Analysis
 
 CLEAN, ROBUST = "clean_accuracy", "adv_robust_accuracy"
+#: clean on the rows the attacks evaluated: what robust accuracy is compared with
+ROBUST_REFERENCE = "adv_clean_accuracy"
 
 
 def reading(analysis: Analysis, dataset: str) -> str | None:
@@ -74,10 +76,11 @@ def _largest_drop(table: pd.DataFrame) -> str | None:
     if ("value", CLEAN) not in table.columns:
         return None
     robust = ROBUST if ("value", ROBUST) in table.columns else COMPOSITE.name
-    drop = (table[("value", CLEAN)] - table[("value", robust)]).dropna()
+    clean = ROBUST_REFERENCE if robust == ROBUST and ("value", ROBUST_REFERENCE) in table.columns else CLEAN
+    drop = (table[("value", clean)] - table[("value", robust)]).dropna()
     if drop.empty:
         return None
     key = drop.abs().idxmax()
-    what = "under attack" if robust == ROBUST else "on the composite"
-    return (f"The largest drop from clean to robust is {_name(key)}'s: {table.loc[key, ('value', CLEAN)]:.3f} "
+    what = "under attack, on the same rows" if robust == ROBUST else "on the composite"
+    return (f"The largest drop from clean to robust is {_name(key)}'s: {table.loc[key, ('value', clean)]:.3f} "
             f"clean vs {table.loc[key, ('value', robust)]:.3f} {what}.")
