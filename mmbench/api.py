@@ -18,12 +18,16 @@ from mmbench.config.options import RunOptions
 from mmbench.config.suite import Component, EvalConfig, Suite, components, load_suite, parse_suite
 from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.models.base import FusionModel
+from mmbench.models.calling import derive_call
 from mmbench.perturb.clean import CLEAN
 from mmbench.registry import DATASETS, MODELS
 from mmbench.runner import RunResult, run_suite
 
 #: registry names under which :func:`evaluate` registers its model and data while it runs
 MODEL_ENTRY, DATA_ENTRY = "evaluated_model", "evaluated_data"
+#: how a caller of :func:`evaluate` names the modality of each forward parameter
+EVALUATE_INPUTS = "pass inputs=[...] to mmbench.evaluate (or set mmbench_meta = {'inputs': [...]} on the module)"
 
 
 def run(suite: str | Path | Mapping[str, Any] | Suite, **options: Any) -> RunResult:
@@ -51,28 +55,62 @@ def run_options(options: dict[str, Any]) -> RunOptions:
 def evaluate(model: nn.Module, dataset: MultimodalDataset | str,
              perturbations: Sequence[str | Mapping[str, Any]] = (CLEAN,),
              metrics: Sequence[str] = ("accuracy",), *, label: str | None = None,
+             inputs: Sequence[str] | Mapping[str, str] | None = None,
              score_metric: str = "accuracy", batch_size: int = 512, split: str = "test",
              out_dir: str | Path | None = None, **options: Any) -> RunResult:
     """Evaluate an in-memory, already trained ``model`` (any ``nn.Module``; nothing is trained
     or registered) on ``dataset`` (a :class:`MultimodalDataset` or a registered dataset name)
     under ``perturbations`` (names, or ``{name, params}`` mappings as in a suite).
 
-    Results go to ``out_dir`` when given (a results folder, resumable), else to a temporary
-    folder that is removed; the returned :class:`RunResult` holds the tidy ``frame``, the
-    ``scores``, the ``leaderboard`` and its ``boards``. The model is returned to its device and
-    mode afterwards. ``options``: :class:`RunOptions` fields such as ``device``."""
+    The module's ``mmbench_meta`` (class or instance attribute) is read as a registered model's
+    metadata; ``inputs`` (a modality per positional forward parameter, or a mapping parameter
+    -> modality) overrides its ``inputs``. Results go to ``out_dir`` when given (a results
+    folder, resumable), else to a temporary folder that is removed; the returned
+    :class:`RunResult` holds the tidy ``frame``, the ``scores``, the ``leaderboard`` and its
+    ``boards``. The model is returned to its device and mode afterwards. ``options``:
+    :class:`RunOptions` fields such as ``device``."""
     data = dataset if isinstance(dataset, MultimodalDataset) else DATASETS.get(dataset)()
     name = label or type(model).__name__
+    meta = model_meta(model, inputs)
+    check_fits(model, meta, data, name)
     suite = Suite(
         name="evaluate", datasets=(Component(DATA_ENTRY, label=data.name),),
-        models=(Component(MODEL_ENTRY, {"weights": weights_fingerprint(model)}, name),),
+        models=(Component(MODEL_ENTRY, model_params(model, meta), name),),
         recipes=(Component("pretrained"),),
         perturbations=components(list(perturbations), "perturbations", "evaluate()"),
         metrics=tuple(metrics), eval=EvalConfig(batch_size, split), score_metric=score_metric,
     )
-    with _registered(model, data), _restored(model), tempfile.TemporaryDirectory() as tmp:
+    with _registered(model, meta, data), _restored(model), tempfile.TemporaryDirectory() as tmp:
         out = Path(out_dir) if out_dir is not None else Path(tmp) / "results"
         return run_suite(suite, run_options({"out_dir": out, "cache_dir": Path(tmp) / "cache", **options}))
+
+
+def model_meta(model: nn.Module, inputs: Sequence[str] | Mapping[str, str] | None) -> dict[str, Any]:
+    """The module's ``mmbench_meta`` (as a registered model's metadata), ``inputs`` overriding."""
+    if not isinstance(model, nn.Module):
+        raise MMBenchError(f"mmbench.evaluate() takes a torch.nn.Module, got a {type(model).__name__}; "
+                           "pass the trained module itself")
+    meta = getattr(model, "mmbench_meta", None) or {}
+    if not isinstance(meta, Mapping):
+        raise MMBenchError(f"{type(model).__name__}.mmbench_meta must be a dict (e.g. {{'inputs': [...]}}), "
+                           f"got a {type(meta).__name__}; fix the attribute")
+    return {**meta, **({"inputs": inputs} if inputs is not None else {})}
+
+
+def check_fits(model: nn.Module, meta: Mapping[str, Any], data: MultimodalDataset, name: str) -> None:
+    """Refuse a module that cannot be called with ``data`` before anything runs, advising what
+    a caller of :func:`evaluate` can do (the suite's own check advises registering)."""
+    if not isinstance(model, FusionModel):
+        derive_call(model.forward, data.modality_names, meta.get("inputs"), f"model '{name}'",
+                    f"dataset '{data.name}'", EVALUATE_INPUTS)
+
+
+def model_params(model: nn.Module, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's suite parameters: its weights' fingerprint and the declared ``inputs``
+    (part of the cells' keys: results of other weights or another call never mix)."""
+    inputs = meta.get("inputs")
+    declared = {} if inputs is None else {"inputs": dict(inputs) if isinstance(inputs, Mapping) else list(inputs)}
+    return {"weights": weights_fingerprint(model), **declared}
 
 
 def weights_fingerprint(model: nn.Module) -> str:
@@ -85,18 +123,18 @@ def weights_fingerprint(model: nn.Module) -> str:
 
 
 @contextlib.contextmanager
-def _registered(model: nn.Module, data: MultimodalDataset) -> Iterator[None]:
-    """The model and data as registry entries while :func:`evaluate` runs."""
+def _registered(model: nn.Module, meta: Mapping[str, Any], data: MultimodalDataset) -> Iterator[None]:
+    """The model (with its metadata) and data as registry entries while :func:`evaluate` runs."""
     if MODEL_ENTRY in MODELS or DATA_ENTRY in DATASETS:
         raise MMBenchError("mmbench.evaluate() is already running in this process; nest no calls")
 
-    def factory(weights: str = "") -> nn.Module:
+    def factory(weights: str = "", inputs: Any = None) -> nn.Module:
         return model
 
     def loader() -> MultimodalDataset:
         return data
 
-    MODELS.register(MODEL_ENTRY, factory, source="mmbench.evaluate()")
+    MODELS.register(MODEL_ENTRY, factory, source="mmbench.evaluate()", **meta)
     DATASETS.register(DATA_ENTRY, loader, source="mmbench.evaluate()")
     try:
         yield

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -86,3 +87,68 @@ def test_bad_options_are_one_line_errors(trained) -> None:
         mmbench.evaluate(model, data, devcie="cpu")
     with pytest.raises(mmbench.MMBenchError, match="unknown perturbation 'clena'"):
         mmbench.evaluate(model, data, ["clena"])
+
+
+class Renamed(torch.nn.Module):
+    """forward(a, b): parameters named unlike the data's modalities (signal, tab)."""
+
+    def __init__(self, n_classes: int = 3) -> None:
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(2 * 16, n_classes), torch.nn.Linear(6, n_classes)
+
+    def forward(self, a, b):
+        return self.a(a.flatten(1)) + 2 * self.b(b)
+
+
+class Declared(Renamed):
+    mmbench_meta = {"inputs": ["signal", "tab"], "modalities": {"signal": "sequence", "tab": "vector"}}
+
+
+@pytest.fixture(scope="module")
+def arrays_data():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 150)
+    signal = rng.normal(size=(150, 2, 16)) + labels[:, None, None]
+    tab = rng.normal(size=(150, 6)) - labels[:, None]
+    return mmbench.make_dataset({"signal": signal, "tab": tab}, {"signal": "sequence", "tab": "vector"}, labels)
+
+
+def by_hand(model: torch.nn.Module, data) -> float:
+    with torch.no_grad():
+        preds = model(data.test.inputs["signal"], data.test.inputs["tab"]).argmax(1)
+    return float((preds == data.test.labels).float().mean())
+
+
+def clean_accuracy(result) -> float:
+    return float(result.frame.query("family == 'clean' and metric == 'accuracy'")["value"].iloc[0])
+
+
+def test_evaluate_reads_mmbench_meta_and_takes_inputs(arrays_data) -> None:
+    torch.manual_seed(3)
+    declared, renamed = Declared(), Renamed()
+    renamed.load_state_dict(declared.state_dict())
+    expected = by_hand(declared, arrays_data)
+    assert 0.0 < expected < 1.0
+    assert clean_accuracy(mmbench.evaluate(declared, arrays_data, progress=False)) == pytest.approx(expected)
+    for inputs in (["signal", "tab"], {"a": "signal", "b": "tab"}):
+        result = mmbench.evaluate(renamed, arrays_data, inputs=inputs, progress=False)
+        assert clean_accuracy(result) == pytest.approx(expected)
+    swapped = Declared()
+    swapped.mmbench_meta = {"inputs": ["tab", "signal"]}  # an instance attribute; inputs= overrides it
+    with pytest.raises(mmbench.MMBenchError, match="shapes cannot be multiplied"):  # tab into a's Linear(32)
+        mmbench.evaluate(swapped, arrays_data, progress=False)
+    assert clean_accuracy(mmbench.evaluate(swapped, arrays_data, inputs=["signal", "tab"],
+                                           progress=False)) == pytest.approx(by_hand(swapped, arrays_data))
+
+
+def test_evaluate_errors_advise_what_evaluate_takes(arrays_data) -> None:
+    with pytest.raises(mmbench.MMBenchError) as caught:
+        mmbench.evaluate(Renamed(), arrays_data, progress=False)
+    message = str(caught.value)
+    assert "pass inputs=[...] to mmbench.evaluate" in message and "mmbench_meta" in message
+    assert "register" not in message and "\n" not in message
+    with pytest.raises(mmbench.MMBenchError, match="inputs name modality 'vision'.*has signal, tab"):
+        mmbench.evaluate(Renamed(), arrays_data, inputs=["vision", "tab"], progress=False)
+    with pytest.raises(mmbench.MMBenchError, match="mmbench_meta must be a dict"):
+        mmbench.evaluate(type("Odd", (Renamed,), {"mmbench_meta": ["signal"]})(), arrays_data, progress=False)
+    assert MODEL_ENTRY not in MODELS and DATA_ENTRY not in DATASETS

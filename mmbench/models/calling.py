@@ -63,10 +63,15 @@ class CallSpec:
         return f"forward({', '.join(self.modalities)})"
 
 
+#: how a registered model names the modality of each parameter (what a refusal advises)
+REGISTER_INPUTS = "register the model with inputs=[...]"
+
+
 def derive_call(forward: Any, names: Sequence[str], inputs: Any = None, what: str = "model",
-                dataset: str = "the dataset") -> CallSpec:
+                dataset: str = "the dataset", fix: str = REGISTER_INPUTS) -> CallSpec:
     """The :class:`CallSpec` of a ``forward`` (a bound method) for a dataset with modalities
-    ``names``; a one-line :class:`MMBenchError` when they cannot fit."""
+    ``names``; a one-line :class:`MMBenchError` when they cannot fit (``fix``: how the caller
+    declares ``inputs``, which the error advises)."""
     params = list(inspect.signature(forward).parameters.values())
     if inputs is not None:
         return _declared_call(params, names, inputs, what, dataset)
@@ -81,19 +86,19 @@ def derive_call(forward: Any, names: Sequence[str], inputs: Any = None, what: st
         chosen += [n for n in names if var_keyword and n not in chosen]
         return CallSpec(KEYWORDS, tuple(chosen), tuple(chosen))
     if len(required) == 1 and required[0].kind is not inspect.Parameter.KEYWORD_ONLY:
-        return _single_call(required[0], names)
-    raise MMBenchError(_mismatch(required, names, what, dataset))
+        return _single_call(required[0], names, fix)
+    raise MMBenchError(_mismatch(required, names, what, dataset, fix))
 
 
-def _single_call(param: inspect.Parameter, names: Sequence[str]) -> CallSpec:
+def _single_call(param: inspect.Parameter, names: Sequence[str], fix: str) -> CallSpec:
     """One parameter not named like a modality: the dict of modalities, or one tensor."""
     annotation = param.annotation
     wants_tensor = annotation is Tensor or annotation in ("Tensor", "torch.Tensor")
     if wants_tensor or (annotation is param.empty and len(names) == 1):
         if len(names) != 1:
             raise MMBenchError(f"forward({param.name}: Tensor) takes one tensor but the dataset has "
-                               f"{len(names)} modalities ({', '.join(names)}); register the model with "
-                               "inputs=[...] or take a dict of modalities")
+                               f"{len(names)} modalities ({', '.join(names)}); {fix} or take a dict of "
+                               "modalities")
         return CallSpec(POSITIONAL, (names[0],))
     return CallSpec(DICT, tuple(names))
 
@@ -133,14 +138,14 @@ def _input_pairs(params: list[inspect.Parameter], inputs: Any, what: str) -> lis
     return list(zip(labels, inputs, strict=True))
 
 
-def _mismatch(required: list[inspect.Parameter], names: Sequence[str], what: str, dataset: str) -> str:
+def _mismatch(required: list[inspect.Parameter], names: Sequence[str], what: str, dataset: str,
+              fix: str) -> str:
     missing = [p.name for p in required if p.name not in names]
     hint = did_you_mean(missing[0], names) if missing else ""
     takes = ", ".join(p.name for p in required) or "no parameters"
     return (f"{what} takes {takes} (its forward's parameters) but {dataset} has modalities "
             f"{', '.join(names)}; '{missing[0] if missing else takes}' is not one of them{hint}: "
-            "rename the data's modalities, or register the model with inputs=[...] naming the "
-            "modality for each parameter")
+            f"rename the data's modalities, or {fix} naming the modality for each parameter")
 
 
 class PlainModel(nn.Module):
