@@ -11,6 +11,8 @@ Public API (everything else is internal)::
     result = mmbench.run("suites/smoke.yaml")                           # or a dict
     mmbench.list_models("*fusion")
     model = mmbench.create_model("late_fusion", data.modalities, data.n_classes)
+    trained = mmbench.load_model("results/smoke", dataset="mfeat", model="late_fusion")
+    rows = mmbench.outcomes("results/smoke", model="late_fusion", family="clean")  # row ids too
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from mmbench.version import __version__  # noqa: E402
 
 __all__ = [
     "MMBenchError", "__version__", "create_model", "evaluate", "list_corruptions", "list_datasets",
-    "list_families", "list_metrics", "list_models", "list_perturbations", "list_recipes", "load_dataset", "make_dataset",
-    "register_corruption", "register_dataset", "register_family", "register_metric", "register_model",
-    "register_perturbation", "register_recipe", "run", "run_suite",
+    "list_families", "list_metrics", "list_models", "list_perturbations", "list_recipes", "load_dataset",
+    "load_model", "make_dataset", "outcomes", "register_corruption", "register_dataset", "register_family",
+    "register_metric", "register_model", "register_perturbation", "register_recipe", "run", "run_suite",
 ]
 
 from mmbench.errors import MMBenchError  # noqa: E402  (no side effects, no torch)
@@ -135,6 +137,22 @@ def evaluate(model: Any, dataset: Any, perturbations: Any = None, metrics: Any =
     if perturbations is None:
         return _evaluate(model, dataset, metrics=metrics, **options)
     return _evaluate(model, dataset, perturbations, metrics, **options)
+
+
+def load_model(results_dir: Any, **which: Any) -> Any:
+    """The exact trained module a results folder's cells used (see :func:`mmbench.audit.load_model`:
+    ``dataset``, ``model``, ``recipe``, ``seed``, ``device``, ``cache_dir``)."""
+    from mmbench.audit import load_model as _load
+
+    return _load(results_dir, **which)
+
+
+def outcomes(results_dir: Any, **filters: Any) -> Any:
+    """Per-row outcomes of a results folder's cells with their row ids, as a DataFrame (see
+    :func:`mmbench.audit.outcomes`; filters such as ``model``, ``family``, ``target``)."""
+    from mmbench.audit import outcomes as _outcomes
+
+    return _outcomes(results_dir, **filters)
 
 
 def run(suite: Any, **options: Any) -> Any:
