@@ -158,6 +158,26 @@ def test_minmax_is_fitted_on_training_rows_only() -> None:
     assert float(moved.test.inputs["tab"].max()) <= 1.0 and float(moved.test.inputs["tab"].min()) >= 0.0
 
 
+def test_clip_false_keeps_values_outside_the_training_range_within_wider_bounds() -> None:
+    data = generate()
+    groups = np.array(["a"] * 48 + ["b"] * 12)
+    data["tab"][48:] += 500.0  # group b far outside the training range
+    clipped, kept = build(data, groups=groups), build(data, groups=groups, clip=False)
+    assert torch.equal(clipped.train.inputs["tab"], kept.train.inputs["tab"])
+    assert float(clipped.groups["b"].inputs["tab"].max()) == 1.0 < float(kept.groups["b"].inputs["tab"].max())
+    spec = kept.spec("tab")
+    everything = torch.cat([s.inputs["tab"] for _, s in kept.splits()])
+    assert (spec.lo, spec.hi) == (min(0.0, float(everything.min())), max(1.0, float(everything.max())))
+    assert spec.hi > 1.0 and (clipped.spec("tab").lo, clipped.spec("tab").hi) == (0.0, 1.0)
+    assert kept.spec("txt") == clipped.spec("txt")  # token ids are never scaled
+    note = clipped.notes[-1]
+    assert re.fullmatch(r"values outside the training range, clipped to \[0, 1\] \(clip: true\): test: img .*%, "
+                        r"aud .*%, tab .*%; group 'b': img .*%, aud .*%, tab 100.0%", note), note
+    assert kept.notes[-1].startswith("values outside the training range, kept (clip: false): test: img")
+    assert f"tab [{spec.lo:.3g}, {spec.hi:.3g}]" in kept.notes[-1]
+    assert not build(data, groups=groups, scale="none").notes
+
+
 def _default_split(data: dict[str, np.ndarray]):
     from mmbench.data.splits import stratified_split
 
@@ -219,8 +239,11 @@ def test_token_vocabulary_from_the_data_or_given() -> None:
     assert build(data, vocab_sizes={"txt": 50}).spec("txt").vocab_size == 50
     as_floats = build({**data, "txt": data["txt"].astype(np.float64)})
     assert as_floats.fingerprint() == ds.fingerprint()
-    one_line_error(r"array 'txt' holds token id \d+ but its vocabulary size is 5", build, data,
-                   vocab_sizes={"txt": 5})
+    one_line_error(r"array 'txt' holds token id \d+ \(in a (train|val|test) row\) but its vocabulary size is 5; "
+                   r"raise vocab_sizes\['txt'\] above \d+ or map the ids below it", build, data, vocab_sizes={"txt": 5})
+    in_group = {**data, "txt": np.where(np.arange(60)[:, None] == 55, 49, data["txt"])}
+    one_line_error(r"array 'txt' holds token id 49 \(in a row of group 'b'\) but its vocabulary size is 20", build,
+                   in_group, vocab_sizes={"txt": 20}, groups=np.array(["a"] * 50 + ["b"] * 10))
     one_line_error(r"array 'txt' holds negative token ids", build, {**data, "txt": data["txt"] - 1})
     one_line_error(r"array 'txt' holds non-integral values", build, {**data, "txt": data["txt"] + 0.5})
 
@@ -261,6 +284,17 @@ def test_object_arrays_are_never_unpickled(tmp_path: Path) -> None:
     one_line_error(r"array 'tab' holds Python objects", build, {**data, "tab": np.array([None] * 60)})
 
 
+def test_an_object_array_of_strings_gets_the_fixed_width_fix(tmp_path: Path) -> None:
+    data = generate()
+    fold = np.array(["train", "train", "val", "test"] * 15, dtype=object)  # as pandas' .values gives it
+    np.savez(tmp_path / "d.npz", **data, fold=fold)
+    one_line_error(r"array 'fold' in .*d.npz holds Python objects, which are never unpickled; save strings as "
+                   r"fixed-width strings \(np.asarray\(x, dtype=str\)\)", load_arrays, str(tmp_path / "d.npz"),
+                   KINDS, split="fold")
+    np.savez(tmp_path / "d.npz", **data, fold=np.asarray(fold, dtype=str))  # the fix
+    assert len(load_arrays(str(tmp_path / "d.npz"), KINDS, split="fold").test) == 15
+
+
 def test_file_errors_are_one_line(tmp_path: Path) -> None:
     data = generate()
     np.savez(tmp_path / "data.npz", **data)
@@ -288,6 +322,9 @@ def test_file_errors_are_one_line(tmp_path: Path) -> None:
     ({"tab": lambda d: d["tab"][:, :, None]}, {},
      r"array 'tab' has shape \(60, 5, 1\) but kind vector needs \[N, D\]"),
     ({"labels": lambda d: d["labels"] + 0.5}, {}, r"labels holds non-integral values \(e.g. \d.5\)"),
+    ({"labels": lambda d: d["labels"].astype(np.float64)}, {},
+     r"labels holds floats \(dtype float64, whole numbers\); class labels must be integers: convert them with "
+     r"y.astype\(int\)$"),
     ({"labels": lambda d: d["labels"] - 1}, {}, r"labels holds negative values \(smallest -1\)"),
     ({"labels": lambda d: d["labels"].astype(str)}, {}, r"labels has dtype <U21; expected integer class labels"),
     ({"labels": lambda d: d["labels"][:, None]}, {}, r"labels has shape \(60, 1\); expected integer class labels"),
@@ -303,6 +340,9 @@ def test_file_errors_are_one_line(tmp_path: Path) -> None:
     ({}, {"val_fraction": 0.5, "test_fraction": 0.6},
      r"their sum below 1; got val_fraction=0.5, test_fraction=0.6"),
     ({}, {"in_distribution": 1}, r"in_distribution needs a groups array"),
+    ({}, {"groups": np.array(["site"] * 40 + ["test"] * 20)},
+     r"groups holds the value 'test', the name of a split; rename that group or make it the in_distribution group"),
+    ({}, {"clip": "no"}, r"clip must be true or false, got 'no'"),
     ({}, {"groups": np.linspace(0, 1, 60)}, r"groups has dtype float64; expected integers or strings"),
 ])
 def test_bad_arrays_give_one_line_errors(change, kwargs, match) -> None:

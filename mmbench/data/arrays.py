@@ -8,8 +8,9 @@ groups, for ``natural_shift``). The ``arrays`` loader reads them from an ``.npz`
 folder of ``NAME.npy`` files, always with ``allow_pickle=False``.
 
 Continuous modalities are min-max scaled to [0, 1] with statistics of the training rows only
-(per feature for vectors, per channel for images and sequences; other rows are clipped), or kept
-as they are (``scale='none'``) with declared or derived bounds. Token ids are never scaled.
+(per feature for vectors, per channel for images and sequences; other rows are clipped to
+[0, 1] unless ``clip=False``), or kept as they are (``scale='none'``) with declared or derived
+bounds. Token ids are never scaled; every row's ids must lie below the vocabulary size.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,7 @@ def make_dataset(
     test_fraction: float = 0.2,
     name: str = "arrays",
     vocab_sizes: Mapping[str, int] | None = None,
+    clip: bool = True,
 ) -> MultimodalDataset:
     """A :class:`MultimodalDataset` from in-memory arrays (numpy arrays or torch tensors).
 
@@ -95,22 +98,34 @@ def make_dataset(
     rows); otherwise a seeded stratified split. With ``groups``, only the rows of the
     in-distribution group (``in_distribution``, default the most frequent value) are split; every
     other value is a held-out group keyed by ``str(value)``. ``scale``: ``minmax`` (fitted on the
-    training rows, bounds [0, 1]) or ``none`` (``bounds[name]`` = [lo, hi], else the data range).
-    Every problem is a one-line :class:`MMBenchError` naming the array.
+    training rows, bounds [0, 1]; ``clip``: other rows' values outside the training range are
+    clipped to [0, 1], else kept and the bounds widened to cover them) or ``none``
+    (``bounds[name]`` = [lo, hi], else the data range). ``vocab_sizes[name]``: a token modality's
+    vocabulary size (default: its largest id + 1). Every problem is a one-line
+    :class:`MMBenchError` naming the array.
     """
     with _prefixed(name):
-        _check_options(scale, bounds, val_fraction, test_fraction)
+        _check_options(scale, bounds, val_fraction, test_fraction, clip)
         kinds = _kinds(modalities)
         y, n_classes = _as_labels(labels, "labels")
         data = {m: _as_modality(m, _pick(arrays, m), kind, len(y)) for m, kind in kinds.items()}
-        parts = _row_sets(y, split, groups, in_distribution, split_seed, val_fraction, test_fraction)
-        specs, tensors = _encode(data, kinds, parts, scale, dict(bounds or {}), dict(vocab_sizes or {}))
-    splits = {p: Split(tensors[p], torch.from_numpy(y[rows])) for p, rows in parts.items()}
+        rows = _row_sets(y, split, groups, in_distribution, split_seed, val_fraction, test_fraction)
+        specs, tensors, clipped = _encode(data, kinds, rows.parts, scale, clip, dict(bounds or {}),
+                                          dict(vocab_sizes or {}))
+    for text in rows.notes:
+        log.warning("%s: %s", name, text)
+    if clipped:
+        log.info("%s: %s", name, clipped)
+    splits = {p: Split(tensors[p], torch.from_numpy(y[r])) for p, r in rows.parts.items()}
     main = {p: splits.pop(p) for p in SPLIT_NAMES}
-    return MultimodalDataset(name, specs, n_classes, **main, groups=splits)
+    notes = (*rows.notes, *([clipped] if clipped else []))
+    return MultimodalDataset(name, specs, n_classes, **main, groups=splits, in_distribution=rows.inside,
+                             notes=notes)
 
 
-def _check_options(scale: Any, bounds: Any, val_fraction: Any, test_fraction: Any) -> None:
+def _check_options(scale: Any, bounds: Any, val_fraction: Any, test_fraction: Any, clip: Any) -> None:
+    if not isinstance(clip, (bool, np.bool_)):
+        raise _Bad(f"clip must be true or false, got {clip!r}")
     if scale not in SCALES:
         raise _Bad(f"scale must be 'minmax' or 'none', got {scale!r}{did_you_mean(str(scale), SCALES)}")
     if bounds and scale != "none":
@@ -194,10 +209,13 @@ def _integral(x: np.ndarray, what: str, expected: str) -> np.ndarray:
 def _as_labels(values: Any, what: str) -> tuple[np.ndarray, int]:
     """Class ids [N] as int64 and the number of classes (max + 1)."""
     expected = "integer class labels [N] (0, 1, 2, ...)"
-    y = _numeric(values, what, expected)
-    if y.ndim != 1:
-        raise _Bad(f"{what} has shape {tuple(y.shape)}; expected {expected}")
-    y = _integral(y, what, expected)
+    x = _numeric(values, what, expected)
+    if x.ndim != 1:
+        raise _Bad(f"{what} has shape {tuple(x.shape)}; expected {expected}")
+    y = _integral(x, what, expected)  # fractional values get that error first
+    if x.dtype.kind == "f":
+        raise _Bad(f"{what} holds floats (dtype {x.dtype}, whole numbers); class labels must be integers: "
+                   "convert them with y.astype(int)")
     if len(y) and y.min() < 0:
         raise _Bad(f"{what} holds negative values (smallest {y.min()}); expected {expected}")
     distinct = len(np.unique(y))
@@ -264,17 +282,30 @@ def _as_groups(values: Any, n: int, what: str) -> np.ndarray:
 
 # -- rows of each split and group -------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Rows:
+    """Row indices of train / val / test and of every held-out group (``parts``), the name of the
+    in-distribution group (``None`` without groups), and notes on rows left out of training."""
+
+    parts: dict[str, np.ndarray]
+    inside: str | None
+    notes: tuple[str, ...]
+
+
 def _row_sets(y: np.ndarray, split: Any, groups: Any, in_distribution: Any, seed: int,
-              val_fraction: float, test_fraction: float) -> dict[str, np.ndarray]:
-    """Row indices of train / val / test and of every held-out group."""
+              val_fraction: float, test_fraction: float) -> _Rows:
+    """The rows of each split and held-out group."""
     keys = None if groups is None else _as_groups(groups, len(y), "groups")
-    inside, held = _group_rows(keys, in_distribution, len(y))
+    name, inside, held = _group_rows(keys, in_distribution, len(y))
+    notes: tuple[str, ...] = ()
     if split is None:
         main = _stratified(y, inside, val_fraction, test_fraction, seed)
         where = f"of the {len(inside)} in-distribution rows" if keys is not None else f"of the {len(y)} rows"
         hint = "give more rows or change val_fraction / test_fraction"
     else:
-        main = _given_split(_as_split(split, len(y), "split"), y, inside, val_fraction, seed)
+        names = _as_split(split, len(y), "split")
+        main = _given_split(names, y, inside, val_fraction, seed)
+        notes = _untrained(names, keys, name)
         where = "in the split array" + (" among the in-distribution rows" if keys is not None else "")
         hint = "mark at least one row 'train' and one 'test'"
     for part in ("train", "test"):
@@ -282,16 +313,32 @@ def _row_sets(y: np.ndarray, split: Any, groups: Any, in_distribution: Any, seed
             raise _Bad(f"no {part} rows {where}; {hint}")
     if not len(main["val"]):
         log.warning("the validation split is empty (val_fraction 0 or too few training rows per class)")
-    return {**main, **held}
+    return _Rows({**main, **held}, name, notes)
+
+
+def _untrained(names: np.ndarray, keys: np.ndarray | None, inside: str | None) -> tuple[str, ...]:
+    """A note when rows labelled 'train' belong to other groups than the in-distribution one:
+    they are evaluated as held-out rows, never trained on."""
+    if keys is None:
+        return ()
+    labelled = names == "train"
+    outside = labelled & (keys != inside)
+    if not outside.any():
+        return ()
+    values, counts = np.unique(keys[outside], return_counts=True)
+    per_group = ", ".join(f"'{v}' {c}" for v, c in zip(values.tolist(), counts.tolist(), strict=True))
+    return (f"{int(outside.sum())} of the {int(labelled.sum())} rows labelled 'train' are outside the "
+            f"in-distribution group '{inside}' ({per_group}): they are not trained on, only evaluated "
+            "as held-out groups",)
 
 
 def _group_rows(keys: np.ndarray | None, in_distribution: Any,
-                n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """In-distribution rows, and group name -> rows of every other group."""
+                n: int) -> tuple[str | None, np.ndarray, dict[str, np.ndarray]]:
+    """The in-distribution group's name and rows, and group name -> rows of every other group."""
     if keys is None:
         if in_distribution is not None:
             raise _Bad("in_distribution needs a groups array (one group value per row)")
-        return np.arange(n), {}
+        return None, np.arange(n), {}
     values, counts = np.unique(keys, return_counts=True)  # sorted by str: ties -> smallest
     inside = str(values[np.argmax(counts)]) if in_distribution is None else str(in_distribution)
     names = [str(v) for v in values]
@@ -302,8 +349,12 @@ def _group_rows(keys: np.ndarray | None, in_distribution: Any,
     if RESERVED_GROUP in names and inside != RESERVED_GROUP:
         raise _Bad(f"groups holds the value '{RESERVED_GROUP}', a reserved group name (it means the "
                    "in-distribution rows); rename it or make it the in_distribution group")
+    clash = sorted(set(names) & set(SPLIT_NAMES) - {inside})
+    if clash:
+        raise _Bad(f"groups holds the value '{clash[0]}', the name of a split; rename that group "
+                   "or make it the in_distribution group")
     held = {v: np.flatnonzero(keys == v) for v in names if v != inside}
-    return np.flatnonzero(keys == inside), held
+    return inside, np.flatnonzero(keys == inside), held
 
 
 def _stratified(y: np.ndarray, rows: np.ndarray, val_fraction: float, test_fraction: float,
@@ -330,26 +381,28 @@ def _given_split(names: np.ndarray, y: np.ndarray, inside: np.ndarray, val_fract
 # -- scaling and tensors ----------------------------------------------------------------------
 
 def _encode(data: dict[str, np.ndarray], kinds: dict[str, ModalityKind], parts: dict[str, np.ndarray],
-            scale: str, bounds: dict[str, Any], vocab_sizes: dict[str, Any]
-            ) -> tuple[tuple[ModalitySpec, ...], dict[str, dict[str, torch.Tensor]]]:
-    """Each modality's spec, and its (scaled) tensor for every split and group."""
+            scale: str, clip: bool, bounds: dict[str, Any], vocab_sizes: dict[str, Any]
+            ) -> tuple[tuple[ModalitySpec, ...], dict[str, dict[str, torch.Tensor]], str]:
+    """Each modality's spec, its (scaled) tensor for every split and group, and a note on the
+    evaluation values outside the training range (minmax only; else '')."""
     tokens = [m for m, k in kinds.items() if k is ModalityKind.TOKENS]
     _check_keys(bounds, "bounds", [m for m in kinds if m not in tokens], "continuous")
     _check_keys(vocab_sizes, "vocab_sizes", tokens, "token")
     specs = []
+    outside: dict[str, dict[str, float]] = {}
     tensors: dict[str, dict[str, torch.Tensor]] = {p: {} for p in parts}
     for name, kind in kinds.items():
         x = data[name]
         if kind is ModalityKind.TOKENS:
-            spec = _token_spec(name, x, vocab_sizes.get(name))
+            spec = _token_spec(name, x, vocab_sizes.get(name), parts)
         elif scale == "minmax":
-            spec, x = _minmax(name, kind, x, parts["train"])
+            spec, x, outside[name] = _minmax(name, kind, x, parts, clip)
         else:
             spec = _unscaled_spec(name, kind, x, bounds.get(name))
         specs.append(spec)
         for part, rows in parts.items():
             tensors[part][name] = torch.from_numpy(np.ascontiguousarray(x[rows]))
-    return tuple(specs), tensors
+    return tuple(specs), tensors, _clip_note(outside, specs, clip)
 
 
 def _check_keys(given: dict[str, Any], what: str, allowed: list[str], kind: str) -> None:
@@ -361,14 +414,48 @@ def _check_keys(given: dict[str, Any], what: str, allowed: list[str], kind: str)
                        f"{kind} modalities: {listed}")
 
 
-def _minmax(name: str, kind: ModalityKind, x: np.ndarray,
-            train: np.ndarray) -> tuple[ModalitySpec, np.ndarray]:
-    """Min-max statistics of the training rows (per feature / channel), applied to all rows."""
+def _minmax(name: str, kind: ModalityKind, x: np.ndarray, parts: dict[str, np.ndarray],
+            clip: bool) -> tuple[ModalitySpec, np.ndarray, dict[str, float]]:
+    """Min-max statistics of the training rows (per feature / channel), applied to all rows;
+    the share of values outside [0, 1] in the test rows and each held-out group. Clipped, the
+    bounds are [0, 1]; kept, [min(0, smallest value), max(1, largest value)] over all rows."""
     axes = STAT_AXES[kind]
-    fit = x[train].astype(np.float64)
+    fit = x[parts["train"]].astype(np.float64)
     scaler = MinMaxScaler(fit.min(axis=axes, keepdims=True), fit.max(axis=axes, keepdims=True))
-    scaled = scaler.transform(x.astype(np.float64)).astype(np.float32)
-    return ModalitySpec(name, kind, tuple(x.shape[1:]), 0.0, 1.0), scaled
+    unclipped = scaler.transform(x.astype(np.float64), clip=False)
+    outside = {p: _share_outside(unclipped[rows]) for p, rows in parts.items() if p not in ("train", "val")}
+    scaled = (np.clip(unclipped, 0.0, 1.0) if clip else unclipped).astype(np.float32)
+    lo, hi = (0.0, 1.0) if clip else (min(0.0, float(scaled.min())), max(1.0, float(scaled.max())))
+    return ModalitySpec(name, kind, tuple(x.shape[1:]), lo, hi), scaled, outside
+
+
+def _share_outside(values: np.ndarray) -> float:
+    """The share of ``values`` outside [0, 1] (0 for no values)."""
+    return float(np.mean((values < 0.0) | (values > 1.0))) if values.size else 0.0
+
+
+def _clip_note(outside: dict[str, dict[str, float]], specs: list[ModalitySpec], clip: bool) -> str:
+    """One line: per test split and held-out group, each minmax modality's share of values
+    outside the training range, and what became of them."""
+    if not outside:
+        return ""
+    parts = next(iter(outside.values()))
+    shares = "; ".join(f"{_where(p)}: " + ", ".join(f"{m} {_percent(outside[m][p])}" for m in outside)
+                       for p in parts)
+    if clip:
+        return f"values outside the training range, clipped to [0, 1] (clip: true): {shares}"
+    bounds = ", ".join(f"{s.name} [{s.lo:.3g}, {s.hi:.3g}]" for s in specs if s.name in outside)
+    return f"values outside the training range, kept (clip: false): {shares}; bounds {bounds}"
+
+
+def _where(part: str) -> str:
+    return part if part in SPLIT_NAMES else f"group '{part}'"
+
+
+def _percent(share: float) -> str:
+    if share == 0.0:
+        return "0%"
+    return "<0.1%" if share < 0.001 else f"{100 * share:.1f}%"
 
 
 def _unscaled_spec(name: str, kind: ModalityKind, x: np.ndarray, given: Any) -> ModalitySpec:
@@ -390,16 +477,20 @@ def _unscaled_spec(name: str, kind: ModalityKind, x: np.ndarray, given: Any) -> 
     return ModalitySpec(name, kind, tuple(x.shape[1:]), lo, hi)
 
 
-def _token_spec(name: str, ids: np.ndarray, vocab_size: Any) -> ModalitySpec:
-    """Bounds [0, vocab_size - 1]: the given vocabulary size, else the largest id + 1."""
+def _token_spec(name: str, ids: np.ndarray, vocab_size: Any, parts: dict[str, np.ndarray]) -> ModalitySpec:
+    """Bounds [0, vocab_size - 1]: the given vocabulary size, else the largest id (of every row:
+    train, val, test and held-out groups) + 1."""
     largest = int(ids.max())
     if vocab_size is None:
         vocab_size = max(largest + 1, 2)
     elif type(vocab_size) is not int or vocab_size < 2:
         raise _Bad(f"vocab_sizes['{name}'] must be an integer >= 2, got {vocab_size!r}")
     if largest >= vocab_size:
-        raise _Bad(f"array '{name}' holds token id {largest} but its vocabulary size is {vocab_size}; "
-                   "ids must be below it")
+        row = int(np.argmax(ids.reshape(len(ids), -1).max(axis=1)))
+        part = next(p for p, rows in parts.items() if np.any(rows == row))  # the parts cover every row
+        where = f"a {part} row" if part in SPLIT_NAMES else f"a row of group '{part}'"
+        raise _Bad(f"array '{name}' holds token id {largest} (in {where}) but its vocabulary size is "
+                   f"{vocab_size}; raise vocab_sizes['{name}'] above {largest} or map the ids below it")
     return ModalitySpec(name, ModalityKind.TOKENS, tuple(ids.shape[1:]), 0.0, float(vocab_size - 1))
 
 
@@ -452,7 +543,8 @@ def _guarded(read: Callable[[], Any], name: str, where: Path) -> np.ndarray:
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise MMBenchError(f"arrays: array '{name}' in {where} holds Python objects, which are never "
-                               "unpickled; save numeric arrays") from None
+                               "unpickled; save strings as fixed-width strings (np.asarray(x, dtype=str)) "
+                               "and numbers as a numeric array") from None
         raise _unreadable(where, exc) from None
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise _unreadable(where, exc) from None
@@ -506,8 +598,9 @@ def write_fixture(root: Path, n_per_class: int = 30, seed: int = 0) -> dict[str,
 def load_arrays(path: str, modalities: dict, label: str = "labels", split: str | None = None,
                 groups: str | None = None, in_distribution: str | int | None = None,
                 scale: str = "minmax", bounds: dict | None = None, split_seed: int = 0,
-                val_fraction: float = 0.2, test_fraction: float = 0.2,
-                data_root: str | None = None, suite_dir: str | None = None) -> MultimodalDataset:
+                val_fraction: float = 0.2, test_fraction: float = 0.2, vocab_sizes: dict | None = None,
+                clip: bool = True, data_root: str | None = None,
+                suite_dir: str | None = None) -> MultimodalDataset:
     """Load ``path`` (an ``.npz`` file or a folder of ``NAME.npy`` files; relative paths are
     looked up under the data root, then the suite's folder, then the current directory).
 
@@ -526,4 +619,5 @@ def load_arrays(path: str, modalities: dict, label: str = "labels", split: str |
         group_rows = _as_groups(raw[groups], len(y), f"array '{groups}'") if groups else None
     return make_dataset({m: raw[m] for m in modalities}, modalities, y, split=split_rows, groups=group_rows,
                         in_distribution=in_distribution, scale=scale, bounds=bounds, split_seed=split_seed,
-                        val_fraction=val_fraction, test_fraction=test_fraction, name="arrays")
+                        val_fraction=val_fraction, test_fraction=test_fraction, name="arrays",
+                        vocab_sizes=vocab_sizes, clip=clip)

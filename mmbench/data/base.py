@@ -99,7 +99,12 @@ class Split:
 @dataclass(frozen=True)
 class MultimodalDataset:
     """A classification dataset with named modalities and train/val/test splits, plus optional
-    held-out evaluation ``groups`` (e.g. out-of-distribution rows; see ``natural_shift``)."""
+    held-out evaluation ``groups`` (e.g. out-of-distribution rows; see ``natural_shift``).
+
+    ``in_distribution`` names the group whose rows were split into train/val/test, when the
+    loader knows it; ``notes`` are one-line facts about how the loader built the dataset (rows
+    left out, values clipped), printed by ``mmbench validate``. Neither is part of the fingerprint.
+    """
 
     name: str
     modalities: tuple[ModalitySpec, ...]
@@ -108,6 +113,8 @@ class MultimodalDataset:
     val: Split
     test: Split
     groups: Mapping[str, Split] = field(default_factory=dict)
+    in_distribution: str | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.modalities]
@@ -137,7 +144,8 @@ class MultimodalDataset:
         """The same dataset with every split on ``device``."""
         return MultimodalDataset(self.name, self.modalities, self.n_classes, self.train.to(device),
                                  self.val.to(device), self.test.to(device),
-                                 {g: s.to(device) for g, s in self.groups.items()})
+                                 {g: s.to(device) for g, s in self.groups.items()}, self.in_distribution,
+                                 self.notes)
 
     def fingerprint(self) -> str:
         """A content hash of all tensors, specs and labels (part of every cache key)."""

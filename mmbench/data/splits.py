@@ -50,7 +50,8 @@ class MinMaxScaler:
             return cls(x.min(axis=0), x.max(axis=0))
         return cls(np.asarray(x.min()), np.asarray(x.max()))
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Scale, then clip to [0, 1]: unseen rows may fall outside the training range."""
+    def transform(self, x: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Scale, then (``clip``) clip to [0, 1]: unseen rows may fall outside the training range."""
         span = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
-        return np.clip((x - self.lo) / span, 0.0, 1.0)
+        scaled = (x - self.lo) / span
+        return np.clip(scaled, 0.0, 1.0) if clip else scaled
