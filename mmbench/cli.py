@@ -289,7 +289,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Load the suite and its datasets and plan every cell; train and evaluate nothing."""
     from mmbench.config.datasets import load_datasets
     from mmbench.config.suite import load_suite
-    from mmbench.execution.probe import probe_plan
+    from mmbench.execution.probe import probe_plan, row_report
     from mmbench.plan.cells import check_suite, make_plan
 
     suite = load_suite(args.suite)
@@ -297,6 +297,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     datasets = load_datasets(suite, args.trust_pickle, args.data_dir)
     plan = make_plan(suite, datasets)
     probe_plan(plan, datasets)
+    for line in row_report(plan, datasets):  # split sizes, held-out groups, clipping, natural_shift rows
+        print(line)
     print(f"{args.suite}: ok ({len(plan.train_cells)} models to train, "
           f"{len(plan.eval_cells)} evaluations, seeds {list(suite.seeds)})")
     return 0

@@ -3,6 +3,14 @@
 Every model of a plan is built on every dataset it is trained on and does one forward and one
 backward pass on two training rows, on the CPU. A signature, shape or dtype mistake thus becomes
 a one-line error naming the model, the dataset and the inputs it was given, before any work.
+
+A model with ``nn.Embedding`` layers is run a few more times (without gradients) to learn which
+modality reaches which embedding: each modality's values are moved by 1 in turn and the
+embeddings' inputs watched. A continuous modality that reaches one is declared with the wrong
+kind; a token modality is run on the row holding its largest id over all rows (train, val, test
+and held-out groups), so that an id beyond the embedding's size is refused here rather than in
+every evaluation cell later. :func:`row_report` describes the rows each dataset gives, for
+``mmbench validate``.
 """
 
 from __future__ import annotations
@@ -14,12 +22,16 @@ import torch
 from torch import Tensor, nn
 
 from mmbench.config.build import build_model
-from mmbench.data.base import MultimodalDataset
+from mmbench.data.base import MultimodalDataset, Split
 from mmbench.errors import MMBenchError, first_line
+from mmbench.perturb.natural import NATURAL_SHIFT
 from mmbench.plan.cells import Plan, TrainCell
 
 log = logging.getLogger(__name__)
 ROWS = 2
+EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
+#: one call of an embedding: its module name and the call's index in the forward pass
+Call = tuple[str, int]
 
 
 def probe_plan(plan: Plan, datasets: Mapping[str, MultimodalDataset]) -> list[str]:
@@ -66,6 +78,7 @@ def probe_model(model: nn.Module, data: MultimodalDataset, what: str) -> list[st
         raise MMBenchError(f"{what}: the backward pass failed: {type(exc).__name__}: "
                            f"{first_line(exc)}") from None
     check_trainable(model, what)
+    check_embeddings(model, data, {k: v.detach() for k, v in batch.items()}, what)
     return _gradient_warnings(model, batch, what)
 
 
@@ -98,3 +111,155 @@ def _gradient_warnings(model: nn.Module, batch: dict[str, Tensor], what: str) ->
 def describe(batch: Mapping[str, Tensor]) -> str:
     """``name [shape] dtype`` of each input, e.g. ``vision [2, 1, 8, 8] float32``."""
     return ", ".join(f"{k} {list(v.shape)} {str(v.dtype).replace('torch.', '')}" for k, v in batch.items())
+
+
+# -- embeddings ---------------------------------------------------------------------------------
+
+def check_embeddings(model: nn.Module, data: MultimodalDataset, batch: dict[str, Tensor], what: str) -> None:
+    """Refuse a continuous modality that reaches an ``nn.Embedding`` and a token id (of any row)
+    beyond the size of an embedding its modality reaches; nothing to do without embeddings."""
+    embeddings = {name or type(m).__name__: m for name, m in model.named_modules() if isinstance(m, EMBEDDINGS)}
+    if not embeddings:
+        return
+    was_training = model.training
+    model.eval()
+    try:
+        reach = _reach(model, embeddings, batch)
+        _check_kinds(reach, data, what)
+        for spec in data.modalities:
+            calls = [call for call, names in reach.items() if spec.name in names]
+            if calls and not spec.is_continuous:
+                _check_vocabulary(model, embeddings, calls, data, spec.name, what)
+    finally:
+        model.train(was_training)
+
+
+def _record(model: nn.Module, embeddings: dict[str, nn.Module], batch: dict[str, Tensor]) -> dict[Call, Tensor]:
+    """The input of every embedding call of a forward pass on ``batch`` (ids beyond an embedding
+    are recorded, then clamped so that the pass goes on)."""
+    seen: dict[Call, Tensor] = {}
+
+    def hook(name: str, size: int):
+        def pre(module: nn.Module, args: tuple) -> tuple | None:
+            ids = args[0].detach() if args and isinstance(args[0], Tensor) else None
+            if ids is None:
+                return None
+            seen[(name, sum(1 for n, _ in seen if n == name))] = ids.clone()
+            return None if ids.is_floating_point() else (ids.clamp(0, size - 1), *args[1:])
+        return pre
+
+    handles = [m.register_forward_pre_hook(hook(n, m.num_embeddings)) for n, m in embeddings.items()]
+    try:
+        with torch.no_grad():
+            model(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+def _reach(model: nn.Module, embeddings: dict[str, nn.Module], batch: dict[str, Tensor]) -> dict[Call, set[str]]:
+    """Embedding call -> the modalities whose values change its input (each moved by 1 in turn)."""
+    try:
+        base = _record(model, embeddings, batch)
+    except Exception as exc:  # the training-mode pass worked; an eval-mode failure is not ours to judge
+        log.debug("no embedding check: an eval-mode pass failed (%s)", first_line(exc))
+        return {}
+    reach: dict[Call, set[str]] = {call: set() for call in base}
+    for name in sorted(set(getattr(model, "input_modalities", batch)) & set(batch)):
+        try:
+            moved = _record(model, embeddings, {**batch, name: batch[name] + 1})
+        except Exception as exc:
+            log.debug("modality '%s' moved by 1 fails a forward pass (%s)", name, first_line(exc))
+            continue
+        for call, ids in base.items():
+            other = moved.get(call)
+            if other is not None and (other.shape != ids.shape or not torch.equal(other, ids)):
+                reach[call].add(name)
+    return reach
+
+
+def _check_kinds(reach: dict[Call, set[str]], data: MultimodalDataset, what: str) -> None:
+    for (embedding, _), names in sorted(reach.items()):
+        for name in sorted(names):
+            spec = data.spec(name)
+            if spec.is_continuous:
+                raise MMBenchError(f"{what}: modality '{name}' is declared {spec.kind.value} but the model "
+                                   f"embeds it (it reaches nn.Embedding '{embedding}' as ids); if it holds "
+                                   f"token ids, declare it tokens ({name}: tokens)")
+
+
+def _check_vocabulary(model: nn.Module, embeddings: dict[str, nn.Module], calls: list[Call],
+                      data: MultimodalDataset, name: str, what: str) -> None:
+    """Run the row holding the modality's largest id; every embedding it reaches must hold it."""
+    part, split, row, largest = _largest_id(data, name)
+    batch = {k: v.detach().cpu() for k, v in split.rows(slice(row, row + 1))[0].items()}
+    try:
+        seen = _record(model, embeddings, batch)
+    except Exception as exc:
+        raise MMBenchError(f"{what}: a forward pass on the {_row_where(part)} holding the largest id of "
+                           f"modality '{name}' ({largest}) failed: {type(exc).__name__}: {first_line(exc)}") from None
+    for call in calls:
+        size = embeddings[call[0]].num_embeddings
+        ids = seen.get(call)
+        if ids is not None and ids.numel() and int(ids.max()) >= size:
+            raise MMBenchError(f"{what}: modality '{name}' holds token id {largest} (in a {_row_where(part)}) but "
+                               f"nn.Embedding '{call[0]}' has {size} entries; size the embedding from the "
+                               f"dataset's vocabulary ({largest + 1} or more) or map the ids below {size}")
+
+
+def _largest_id(data: MultimodalDataset, name: str) -> tuple[str, Split, int, int]:
+    """(split name, split, row, id) of the largest id of a token modality over every row."""
+    best: tuple[str, Split, int, int] = ("train", data.train, 0, -1)
+    for part, split in data.splits():
+        ids = split.inputs[name]
+        if len(ids):
+            per_row = ids.reshape(len(ids), -1).max(dim=1).values
+            row = int(per_row.argmax())
+            if int(per_row[row]) > best[3]:
+                best = (part, split, row, int(per_row[row]))
+    return best
+
+
+def _row_where(part: str) -> str:
+    """'test row', or "row of group 'B'" for a held-out group (``part`` as ``splits()`` names it)."""
+    return f"row of group '{part[6:]}'" if part.startswith("group ") else f"{part} row"
+
+
+# -- what validate prints -------------------------------------------------------------------------
+
+def row_report(plan: Plan, datasets: Mapping[str, MultimodalDataset]) -> list[str]:
+    """Per dataset: its split sizes and held-out groups, the loader's notes, and the rows each
+    ``natural_shift`` evaluation uses."""
+    lines = []
+    for label, data in datasets.items():
+        lines += [_sizes(label, data), *(f"  {note}" for note in data.notes)]
+        lines += _natural_rows(plan, label, data)
+    return lines
+
+
+def _sizes(label: str, data: MultimodalDataset) -> str:
+    text = f"dataset '{label}': {len(data.train)} train, {len(data.val)} val, {len(data.test)} test rows"
+    if data.in_distribution is not None:
+        text += f" (group '{data.in_distribution}')"
+    if data.groups:
+        groups = ", ".join(f"'{g}' {len(s)}" for g, s in sorted(data.groups.items()))
+        text += f"; {len(data.groups)} held-out group(s): {groups} rows"
+    return text
+
+
+def _natural_rows(plan: Plan, label: str, data: MultimodalDataset) -> list[str]:
+    """One line per natural_shift evaluation of the dataset: in-distribution and held-out rows."""
+    cases = {repr(e.perturbation): e.perturbation for e in plan.eval_cells
+             if e.train.dataset == label and e.perturbation.family == NATURAL_SHIFT}
+    if not cases:
+        return []
+    split_name = plan.suite.eval.split
+    inside = f"group '{data.in_distribution}', " if data.in_distribution is not None else ""
+    parts = []
+    for case in sorted(cases.values(), key=lambda c: (c.group is not None, c.group or "")):
+        split = getattr(data, split_name) if case.group is None else data.groups[case.group]
+        used = len(split) if case.max_rows is None else min(case.max_rows, len(split))
+        parts.append(f"in-distribution ({inside}{used} {split_name} rows)" if case.group is None
+                     else f"held-out '{case.group}' ({used} rows)")
+    return [f"  natural_shift: {'; '.join(parts)}"]
