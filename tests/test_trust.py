@@ -99,7 +99,7 @@ class TwoInputs(nn.Module):
 def two_inputs():
     MODELS.register("two_inputs", TwoInputs, source="test")
     MODELS.register("two_declared", type("Declared", (TwoInputs,), {}), source="test",
-                    inputs=["sig", "tab"])
+                    modalities={"sig": "vector", "tab": "vector"})
     yield
     MODELS.unregister("two_inputs")
     MODELS.unregister("two_declared")

@@ -68,28 +68,25 @@ def adapt(model: Any, meta: dict[str, Any], modalities: Sequence[ModalitySpec], 
         raise MMBenchError(f"{what}: its factory returned a {type(model).__name__}, not a "
                            "torch.nn.Module")
     names = [m.name for m in modalities]
-    check_all_declared(meta, names, what, dataset)
     if isinstance(model, FusionModel):
         check_declared(meta, modalities, model.input_modalities, what, dataset)
+        check_all_declared(meta, names, what, dataset)
         return model
     call = derive_call(model.forward, names, meta.get("inputs"), what, dataset)
     check_declared(meta, modalities, call.modalities, what, dataset)
+    check_all_declared(meta, names, what, dataset)
     return PlainModel(model, modalities, n_classes, call, what)
 
 
 def check_all_declared(meta: dict[str, Any], names: Sequence[str], what: str, dataset: str) -> None:
-    """A model whose metadata declares its modalities (``modalities`` or ``inputs``) must declare
-    every modality of the dataset: one it never reads would otherwise look perfectly robust."""
-    declared: set[str] = set()
-    for key in ("modalities", "inputs"):
-        value = meta.get(key)
-        if isinstance(value, Mapping):
-            declared |= {str(v) for v in (value.keys() if key == "modalities" else value.values())}
-        elif isinstance(value, (list, tuple)):
-            declared |= {str(v) for v in value}
+    """A model whose ``modalities`` metadata declares its modalities must declare every modality
+    of the dataset: one it never reads would otherwise look perfectly robust. (``inputs`` that
+    name a subset are allowed: the others are reported as not read.)"""
+    value = meta.get("modalities")
+    declared = {str(k) for k in value} if isinstance(value, Mapping) else set()
     extra = [n for n in names if n not in declared]
     if declared and extra:
+        them = "it" if len(extra) == 1 else "them"
         raise MMBenchError(f"{what} declares modalities {', '.join(sorted(declared))} but {dataset} also has "
                            f"{', '.join(extra)}, which it would never read (and would look perfectly robust "
-                           f"to); drop {'it' if len(extra) == 1 else 'them'} from the dataset or declare "
-                           f"{'it' if len(extra) == 1 else 'them'} in the model's metadata")
+                           f"to); drop {them} from the dataset or declare {them} in the model's 'modalities'")

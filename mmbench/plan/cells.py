@@ -71,6 +71,8 @@ class Plan:
     #: dataset label -> model label -> the modalities the model takes (cells that perturb none
     #: of them are reported as "not read", never as robustness)
     reads: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    #: dataset label -> its modality names
+    modalities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def evals_for(self, cell: TrainCell) -> Iterator[EvalCell]:
         return (e for e in self.eval_cells if e.train.key == cell.key)
@@ -197,7 +199,8 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
                     eval_cells.extend(_eval_cells(cell, perturbations, suite, fingerprint, amp, codes))
     _check_baseline(suite, train_cells)
     unique = {c.key: c for c in reversed(eval_cells)}  # two entries asking for one cell: once
-    return Plan(suite, tuple(train_cells), tuple(c for c in eval_cells if unique.get(c.key) is c), reads)
+    return Plan(suite, tuple(train_cells), tuple(c for c in eval_cells if unique.get(c.key) is c), reads,
+                {label: d.modality_names for label, d in datasets.items()})
 
 
 def recipe_config(recipe: Component, suite: Suite) -> Any:
@@ -248,18 +251,30 @@ def applies_to_dataset(comp: Component, dataset: Component) -> bool:
 def check_model_fits(model: Component, data: MultimodalDataset, dataset: str) -> tuple[str, ...]:
     """Build the model for ``data`` once (global RNG untouched): a model whose modality names,
     kinds or parameters do not fit the dataset is a one-line error naming both. Returns the
-    modalities it takes, with a warning naming those it does not (except for a per-modality
-    baseline such as ``unimodal``, which reads one by design)."""
+    modalities it takes (:func:`warn_unread` names the others)."""
     with torch.random.fork_rng(devices=[]):
         built = build_model(model.name, data.modalities, data.n_classes, model.params, label_of(model),
                             f"dataset '{dataset}'")
-    taken = tuple(getattr(built, "input_modalities", data.modality_names))
-    unread = [m for m in data.modality_names if m not in taken]
-    if unread and not MODELS.entry(model.name).meta.get("per_modality"):
-        log.warning("model '%s' does not take modality %s of dataset '%s': cells that perturb only %s "
-                    "are reported as 'not read', not as robustness", label_of(model),
-                    ", ".join(f"'{m}'" for m in unread), dataset, "it" if len(unread) == 1 else "them")
-    return taken
+    return tuple(getattr(built, "input_modalities", data.modality_names))
+
+
+def warn_unread(plan: Plan) -> list[str]:
+    """One warning line per model and dataset naming the modalities the model does not take
+    (a per-modality baseline such as ``unimodal`` reads one by design and is not named)."""
+    lines = []
+    suite_models = {label_of(m): m.name for m in plan.suite.models}
+    for dataset, models in plan.reads.items():
+        names = plan.modalities.get(dataset, ())
+        for model, taken in models.items():
+            unread = [m for m in names if m not in taken]
+            base = suite_models.get(model, model.split("[")[0])
+            if unread and not (base in MODELS and MODELS.entry(base).meta.get("per_modality")):
+                lines.append(f"model '{model}' does not take modality {', '.join(repr(m) for m in unread)} of "
+                             f"dataset '{dataset}': cells that perturb only {'it' if len(unread) == 1 else 'them'} "
+                             "are reported as 'not read', not as robustness")
+    for line in lines:
+        log.warning("%s", line)
+    return lines
 
 
 def check_model_supports(model: Component, perturbations: list[Perturbation],
