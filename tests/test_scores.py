@@ -78,6 +78,7 @@ EXPECTED = {  # (A, B), worked out by hand in the comments
     "adv_robust_accuracy": ((0.6 + 0.4) / 2, (0.5 + 0.2) / 2),               # worst attack per eps
     "adv_relative_robustness": ((0.1 * 1.5 / 2 + 0.1 * 1.0 / 2) / 0.2,       # clean at eps 0
                                 (0.1 * 1.3 / 2 + 0.1 * 0.7 / 2) / 0.2),
+    "adv_clean_accuracy": (0.9, 0.8),                                         # clean on the attacked rows
     "missing_worst_subset": (0.5, 0.4),                                       # 'all' (none kept) excluded
     "missing_mean_rate": ((0.9 + 0.8 + 0.6) / 3, (0.8 + 0.6 + 0.4) / 3),
     "missing_relative_robustness": ((0.2 * 1.7 / 2 + 0.2 * 1.4 / 2) / 0.4, (0.2 * 1.4 / 2 + 0.2 * 1.0 / 2) / 0.4),

@@ -18,7 +18,7 @@ from mmbench.analysis.direction import ScoreMetric
 from mmbench.analysis.sanity import CHECK_COLUMNS
 from mmbench.analysis.unread import masked, unread_rows
 from mmbench.data.base import MultimodalDataset
-from mmbench.families.base import Context, Family
+from mmbench.families.base import CLEAN, Context, Family
 from mmbench.families.clean import BASELINE, BASELINE_FACTS
 from mmbench.families.scoring import (
     COMPOSITE,
@@ -185,9 +185,10 @@ class Analysis:
 
 def exported(frame: pd.DataFrame, unread: pd.Series) -> pd.DataFrame:
     """The rows results.csv holds: the trivial baselines are not a model's results (they go to
-    baselines.csv); a ``read`` column says which cells perturbed nothing their model takes
-    (present when any did)."""
-    own = frame["family"] != BASELINE
+    baselines.csv), and the clean cells restricted to another family's row subset are the
+    analysis's reference (its ``adv_clean_accuracy``, curves' eps 0), not a second clean result;
+    a ``read`` column says which cells perturbed nothing their model takes (present when any did)."""
+    own = (frame["family"] != BASELINE) & ~((frame["family"] == CLEAN) & (frame["rows"] != 0))
     tidy = frame[own].drop(columns=[c for c in BASELINE_FACTS if c in frame])
     return tidy.assign(read=~unread[own]) if unread.any() else tidy
 
