@@ -8,5 +8,7 @@ corruptions, metrics and recipes, built-in or from an installed plugin.
 Each test is parametrized from the registries, so a plugin's components are tested for free.
 Models get generated data that fits their declared or derived modality names and kinds
 (:mod:`mmbench.testing.fitting`); a test that cannot apply is skipped with a reason naming the
-declaration to add.
+declaration to add. Each model meets a representative attack per attack mode and norm;
+``MMBENCH_CONTRACT_ATTACKS=all`` runs every attack of the catalogue
+(:mod:`mmbench.testing.attacks`).
 """

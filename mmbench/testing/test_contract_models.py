@@ -1,6 +1,7 @@
 """Every registered model, on generated data that fits it (mmbench.testing.fitting): logits,
-training, input gradients, the encode/fuse split, missing-modality sweeps, every attack's
-invariants, devices, and MultiBench's real file formats."""
+training, input gradients, the encode/fuse split, missing-modality sweeps, the attacks'
+invariants (one attack per mode and norm unless MMBENCH_CONTRACT_ATTACKS=all; see
+mmbench.testing.attacks), devices, and MultiBench's real file formats."""
 
 from __future__ import annotations
 
@@ -14,17 +15,17 @@ from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError
 from mmbench.execution.evaluate import BatchCache
 from mmbench.models.base import FusionModel
-from mmbench.perturb.adversarial import Attack, adversarial
-from mmbench.perturb.attacks import CATALOGUE, attack_spec
 from mmbench.plan.cells import expand_perturbation
 from mmbench.registry import DATASETS, MODELS
-from mmbench.testing.fitting import EPS, FAST, model_fit, model_params
+from mmbench.testing.attacks import case_id, check_invariants, selected
+from mmbench.testing.fitting import model_fit, model_params
 from mmbench.train.standard import StandardConfig, StandardRecipe
 
 NAMES = MODELS.names()
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-ROWS = {"batch": 6, "indexed": 6, "per_sample": 2}
-ATTACKS = sorted(CATALOGUE)
+#: (attack, norm) cases: a representative one per attack mode and norm unless
+#: MMBENCH_CONTRACT_ATTACKS says otherwise (mmbench.testing.attacks)
+ATTACKS = selected()
 
 
 def fitted(name: str) -> MultimodalDataset:
@@ -127,48 +128,13 @@ def test_runs_on_the_device(name: str, device: str) -> None:
     assert logits.device.type == device and logits.shape == (8, data.n_classes)
 
 
-def _attack_cases(attack: str, data: MultimodalDataset) -> list[Attack]:
-    """The attack on each continuous modality it can target, and jointly where it can."""
-    spec = attack_spec(attack)
-    fits = [m for m in data.modalities if m.is_continuous
-            and (spec.target_check is None or spec.target_check((m,)) is None)]
-    targets = [m.name for m in fits]
-    if len(fits) > 1 and len(fits) == sum(m.is_continuous for m in data.modalities):
-        targets.append("all")
-    if not targets:
-        why = [spec.target_check((m,)) for m in data.modalities if m.is_continuous and spec.target_check]
-        pytest.skip(f"attack '{attack}' fits no modality of this data ({why[0] if why else 'none is continuous'})")
-    norm = spec.norms[0]
-    opts = {attack: FAST[attack]} if attack in FAST else None
-    return adversarial(data.modalities, data.n_classes, attacks=[attack], eps=[EPS[norm]], norm=norm,
-                       targets=targets, options=opts)  # type: ignore[return-value]
-
-
-@pytest.mark.parametrize("attack", ATTACKS)
+@pytest.mark.parametrize("case", ATTACKS, ids=case_id)
 @pytest.mark.parametrize("name", NAMES)
-def test_every_attack_keeps_the_invariants(name: str, attack: str) -> None:
-    """Non-targets bit-identical, shapes kept, values in bounds, the budget held (also by a
-    bounded attack's raw output), and the same seed gives the same result."""
+def test_attacks_keep_the_invariants(name: str, case: tuple[str, str]) -> None:
+    """Non-targets bit-identical, shapes kept, values in bounds, the budget held, seeded; for a
+    representative attack per mode and norm (every attack: MMBENCH_CONTRACT_ATTACKS=all)."""
     data = fitted(name)
-    model = built(name, data).eval()
-    batch, labels = data.test.rows(slice(0, ROWS[attack_spec(attack).mode]))
-    cases = _attack_cases(attack, data)
-    for case in cases:
-        raw = case.raw(model, batch, labels, seed=5)
-        out = case.apply(model, batch, labels, seed=5)
-        targets = {s.name for s in case.specs}
-        for spec in data.modalities:
-            if spec.name not in targets:
-                assert torch.equal(out[spec.name], batch[spec.name]), (case.name, spec.name)
-            else:
-                assert out[spec.name].shape == batch[spec.name].shape
-                assert float(out[spec.name].min()) >= spec.lo and float(out[spec.name].max()) <= spec.hi
-        assert bool((case.distance(batch, out) <= case.severity + 1e-6).all())
-        if case.spec.bounded:
-            units = {s.name: s.from_unit(s.to_unit(raw[s.name]).clamp(0, 1)) for s in case.specs}
-            assert bool((case.distance(batch, units) <= case.severity + 1e-6).all()), case.name
-    again = cases[-1].apply(model, batch, labels, seed=5)
-    assert all(torch.equal(again[k], out[k]) for k in out), "same seed, different result"
+    check_invariants(built(name, data).eval(), data, *case)
 
 
 @pytest.fixture(scope="module")
