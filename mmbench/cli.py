@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     result = run_suite(args.suite, options)
     log.info("%d models trained, %d loaded from the checkpoint cache; %.1fs",
              result.models_trained, result.models_from_cache, result.seconds)
-    log.info("wrote %s", ", ".join(str(p) for p in result.files.values()))
+    log.info("%s %s", "kept" if result.kept else "wrote", ", ".join(str(p) for p in result.files.values()))
     print(result.summary, end="")
     _append_summary(args.summary, result.leaderboard)
     if result.failed:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import cached_property, partial
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +30,8 @@ from mmbench.execution.probe import probe_plan
 from mmbench.plan.cells import Plan, check_suite, make_plan
 from mmbench.report.analysis import Analysis, Reading, infos
 from mmbench.report.leaderboard import split_boards
-from mmbench.report.publish import publish, stored_frame
+from mmbench.report.publish import kept, publish_recorded, read_back, stored_frame
+from mmbench.report.record import Publication, Stamp
 from mmbench.store.database import CellStatus, Store
 from mmbench.store.exports import git_hash, package_versions
 from mmbench.store.folders import FolderLock, results_folder, writable_folder
@@ -43,22 +46,36 @@ DEFAULT_RESULTS = Path("results")
 class RunResult:
     """What a run produced: the tidy ``frame`` (one row per cell and metric, with intervals),
     the ``scores`` (one row per dataset, model, recipe and score, with intervals), the rendered
-    ``leaderboard`` (Markdown), and where the files went."""
+    ``leaderboard`` (Markdown), and where the files went (``kept``: nothing had changed since
+    they were published, so they were left as they were)."""
 
     suite: Suite
-    frame: pd.DataFrame
     leaderboard: str
     out_dir: Path
     files: dict[str, Path]
     models_trained: int
     models_from_cache: int
     seconds: float
+    #: returns (frame, scores): those just published, or read back on first use when ``kept``
+    tables: Callable[[], tuple[pd.DataFrame, pd.DataFrame]] = field(repr=False, compare=False)
     timings: dict[str, dict[str, float]] = field(default_factory=dict)
     failed: tuple[CellStatus, ...] = ()
-    scores: pd.DataFrame = field(default_factory=pd.DataFrame)
     training: tuple[dict[str, str], ...] = ()
     #: what the command line prints: the main boards with a one-paragraph reading of each
     summary: str = ""
+    kept: bool = False
+
+    @cached_property
+    def _tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        return self.tables()
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return self._tables[0]
+
+    @property
+    def scores(self) -> pd.DataFrame:
+        return self._tables[1]
 
     @property
     def boards(self) -> dict[str, str]:
@@ -93,31 +110,55 @@ def cache_folder(options: RunOptions) -> Path:
 
 def _run_locked(suite: Suite, plan: Plan, executor: Executor, datasets: dict[str, MultimodalDataset],
                 device: torch.device, options: RunOptions, out_dir: Path, start: float) -> RunResult:
-    """Execute, store and publish while holding the results folder's lock."""
+    """Execute, store and publish while holding the results folder's lock; when no cell ran
+    and nothing publishing depends on changed, keep the published files."""
     store = Store(out_dir)
     try:
-        ctx, failed = _execute(plan, executor, store, datasets, device, options)
+        ctx, failed, ran = _execute(plan, executor, store, datasets, device, options)
         reading = Reading(suite.metrics, suite.score_metric, suite.baseline, suite.seeds)
-        frame, reps = stored_frame(store, [ev.key for ev in plan.eval_cells], infos(datasets), reading)
+        keys, done = [ev.key for ev in plan.eval_cells], store.done()
+        stamp = Stamp.of(store, [k for k in keys if k in done], out_dir)
+        last = None if ran else kept(store, stamp)
+        if last is not None:
+            return _kept(suite, last, ctx, out_dir, partial(read_back, out_dir, keys, reading), start)
+        frame, reps = stored_frame(store, keys, infos(datasets), reading)
+        seconds = time.perf_counter() - start
+        timings = {**ctx.timings, "total": {"seconds": seconds}}
+        provenance = {
+            "suite": suite.name, "config": suite.to_dict(), "versions": package_versions(),
+            "git": git_hash(), "device": str(device), "timings": timings, "threads": options.threads,
+            "amp": options.amp, "models_trained": ctx.trained, "models_from_cache": ctx.cached,
+            "training": ctx.training,
+            "failed_cells": [{"cell": f.name, "error": f.error} for f in failed],
+        }
+        analysis = Analysis.build(frame, reps, infos(datasets), reading)
+        out = publish_recorded(store, stamp, out_dir, suite.name, analysis, provenance)
     finally:
         store.close()
+    return RunResult(suite, out.leaderboard, out_dir, out.files, ctx.trained, ctx.cached, seconds,
+                     partial(_given, out.analysis.frame, out.scores), timings, tuple(failed),
+                     tuple(ctx.training), out.summary)
+
+
+def _given(frame: pd.DataFrame, scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return frame, scores
+
+
+def _kept(suite: Suite, last: Publication, ctx: RunContext, out_dir: Path,
+          tables: Callable[[], tuple[pd.DataFrame, pd.DataFrame]], start: float) -> RunResult:
+    """The result of a run that kept the files of the last publish: its summary and leaderboard
+    as published; the frame and scores read back when asked for."""
+    log.info("nothing changed since the last publish: kept the files in %s", out_dir)
+    files = {name: Path(path) for name, path in last.files.items()}
     seconds = time.perf_counter() - start
-    timings = {**ctx.timings, "total": {"seconds": seconds}}
-    provenance = {
-        "suite": suite.name, "config": suite.to_dict(), "versions": package_versions(),
-        "git": git_hash(), "device": str(device), "timings": timings, "threads": options.threads,
-        "amp": options.amp, "models_trained": ctx.trained, "models_from_cache": ctx.cached,
-        "training": ctx.training,
-        "failed_cells": [{"cell": f.name, "error": f.error} for f in failed],
-    }
-    out = publish(out_dir, suite.name, Analysis.build(frame, reps, infos(datasets), reading), provenance)
-    return RunResult(suite, frame, out.leaderboard, out_dir, out.files, ctx.trained, ctx.cached, seconds,
-                     timings, tuple(failed), out.scores, tuple(ctx.training), out.summary)
+    return RunResult(suite, files["leaderboard"].read_text(), out_dir, files, ctx.trained, ctx.cached, seconds,
+                     tables, {**ctx.timings, "total": {"seconds": seconds}}, summary=last.summary, kept=True)
 
 
 def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, MultimodalDataset],
-             device: torch.device, options: RunOptions) -> tuple[RunContext, list[CellStatus]]:
-    """Record the plan, run the pending cells, and return the context and the failed cells."""
+             device: torch.device, options: RunOptions) -> tuple[RunContext, list[CellStatus], bool]:
+    """Record the plan, run the pending cells, and return the context, the failed cells and
+    whether any cell ran."""
     cells = planned(plan)
     if options.force:
         store.forget(c.key for c in cells)
@@ -142,7 +183,7 @@ def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, M
         log.info("trained %d models (%s)", len(ctx.training), summarise_training(ctx.training))
     if failed:
         log.warning("%d cells failed (their errors: mmbench status %s)", len(failed), store.path.parent)
-    return ctx, failed
+    return ctx, failed, bool(pending)
 
 
 def make_executor(options: RunOptions, device: torch.device) -> Executor:

@@ -209,9 +209,11 @@ def test_contract_tests_pass_on_the_installed_plugin(plugin_site: Path, tmp_path
 
 def test_editing_a_helper_retrains_exactly_its_models(plugin_site: Path, first_run: dict) -> None:
     folder, args = first_run["folder"], first_run["args"]
+    published = (folder / "out" / "results.json").read_bytes()
     again = mmbench(plugin_site, "run", *args)
     assert again.returncode == 0 and "0 cells to run" in again.stderr
-    assert json.loads((folder / "out" / "results.json").read_text())["models_trained"] == 0
+    assert "nothing changed since the last publish: kept the files" in again.stderr
+    assert (folder / "out" / "results.json").read_bytes() == published
     helpers = plugin_site / "demo_plugin" / "helpers.py"
     helpers.write_text(helpers.read_text().replace("nn.ReLU()", "nn.Tanh()"))
     edited = mmbench(plugin_site, "run", *args)
@@ -235,6 +237,9 @@ def test_editing_a_metric_recomputes_exactly_its_rows(plugin_site: Path, first_r
     assert "0 cells to run" in out.stderr
     assert json.loads((folder / "out" / "results.json").read_text())["models_trained"] == 0
     after = pd.read_csv(folder / "out" / "results.csv")
+    rows = int((after["metric"] == "error_rate").sum())
+    assert f"metric 'error_rate' changed since the last publish: its {rows} rows recomputed" in out.stderr
+    assert "metric 'accuracy'" not in out.stderr
     key = ["model", "family", "perturbation", "target", "severity", "metric"]
     joined = before.merge(after, on=key, suffixes=("_b", "_a"))
     acc, err = joined[joined["metric"] == "accuracy"], joined[joined["metric"] == "error_rate"]

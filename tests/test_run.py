@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import tiny_suite, write_suite
 
 from mmbench.config.suite import load_suite
@@ -139,3 +141,118 @@ def test_the_harness_scores_what_the_perturbation_returns(synth) -> None:
     assert np.array_equal(samples.preds, preds.numpy()) and len(samples.preds) == len(synth.test)
     value = METRICS.get("accuracy")(synth.n_classes).value(stack([samples], synth.n_classes, False))[0]
     assert value == pytest.approx(float((preds == synth.test.labels).float().mean()))
+
+
+ROBUST = ["clean", {"name": "adversarial", "params": {"attacks": ["fgsm"], "eps": [0.1], "targets": ["all"]}}]
+HITS = '''
+from mmbench.metrics.base import RowMetric
+
+
+class Hits(RowMetric):
+    def row_values(self, outcomes):
+        return (outcomes.preds == outcomes.labels) * {scale}
+'''
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """A suite scored by balanced_accuracy, its checkpoints cached: (folder, suite path, options)."""
+    root = tmp_path_factory.mktemp("scored")
+    suite = tiny_suite(models=["late_fusion"], perturbations=ROBUST, metrics=["accuracy", "balanced_accuracy"],
+                       score_metric="balanced_accuracy")
+    path = write_suite(root, suite)
+    return root, path, run_suite(path, RunOptions(out_dir=root / "first", cache_dir=root / "cache", progress=False))
+
+
+def _published(folder: Path) -> dict[str, int]:
+    """Modification time of every file a publish writes (the store and the lock left out)."""
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith((".", "store.sqlite"))}
+
+
+def test_a_rerun_with_nothing_changed_keeps_the_files_and_prints_the_board(scored, tmp_path: Path, capsys) -> None:
+    from mmbench.cli import main
+
+    root, path, _ = scored
+    opts = RunOptions(out_dir=tmp_path / "o", cache_dir=root / "cache", progress=False)
+    first = run_suite(path, opts)
+    written = _published(tmp_path / "o")
+    assert not first.kept and "plots/profile_synthetic.png" in written
+    capsys.readouterr()
+    assert main(["run", str(path), "--out", str(tmp_path / "o"), "--cache-dir", str(root / "cache")]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == first.summary and "## synthetic: main board" in printed.out
+    assert "0 cells to run" in printed.err and "nothing changed since the last publish: kept the files" in printed.err
+    assert f"kept {tmp_path / 'o' / 'results.csv'}" in printed.err
+    again = run_suite(path, opts)
+    assert again.kept and _published(tmp_path / "o") == written
+    assert again.leaderboard == first.leaderboard and again.boards == first.boards
+    pd.testing.assert_frame_equal(again.frame, first.frame)
+    pd.testing.assert_frame_equal(again.scores.reset_index(drop=True), first.scores.reset_index(drop=True))
+    assert main(["report", str(tmp_path / "o"), "-q"]) == 0  # report always re-renders
+    rendered = _published(tmp_path / "o")
+    assert rendered.keys() == written.keys() and rendered["report.html"] != written["report.html"]
+
+
+def test_a_change_republishes(scored, tmp_path: Path, caplog) -> None:
+    """--force, a metric added to the suite, a published file deleted: each publishes again."""
+    root, path, _ = scored
+    out = tmp_path / "o"
+    run_suite(path, RunOptions(out_dir=out, cache_dir=root / "cache", progress=False))
+    added = write_suite(tmp_path, {**yaml.safe_load(path.read_text()),
+                                   "metrics": ["accuracy", "balanced_accuracy", "macro_f1"]})
+    logs = {}
+    for change, suite, extra in (("forced", path, {"force": True}), ("metric added", added, {}),
+                                 ("file deleted", added, {})):
+        if change == "file deleted":
+            (out / "report.html").unlink()
+        before = _published(out)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="mmbench"):
+            result = run_suite(suite, RunOptions(out_dir=out, cache_dir=root / "cache", progress=False, **extra))
+        logs[change] = caplog.text
+        assert not result.kept and "nothing changed" not in caplog.text, change
+        after = _published(out)
+        assert after["LEADERBOARD.md"] != before["LEADERBOARD.md"] and "report.html" in after, change
+    rows = int((result.frame["metric"] == "macro_f1").sum())
+    assert f"metric 'macro_f1' is new since the last publish: its {rows} rows computed from stored outcomes" \
+        in logs["metric added"]
+    assert "metric '" not in logs["forced"] + logs["file deleted"]
+    assert run_suite(added, RunOptions(out_dir=out, cache_dir=root / "cache", progress=False)).kept
+
+
+def test_the_log_names_a_metric_whose_code_changed(scored, tmp_path: Path, caplog) -> None:
+    import importlib.util
+    import sys
+
+    root, path, _ = scored
+    suite = write_suite(tmp_path, {**yaml.safe_load(path.read_text()),
+                                   "metrics": ["accuracy", "balanced_accuracy", "hits"]})
+    source = tmp_path / "edited_hits.py"
+
+    def register(scale: str) -> None:
+        source.write_text(HITS.format(scale=scale))
+        spec = importlib.util.spec_from_file_location("edited_hits", source)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["edited_hits"] = module
+        spec.loader.exec_module(module)
+        METRICS.unregister("hits")
+        METRICS.register("hits", module.Hits, source="edited_hits")
+
+    opts = RunOptions(out_dir=tmp_path / "o", cache_dir=root / "cache", progress=False)
+    try:
+        register("1")
+        first = run_suite(suite, opts)
+        assert run_suite(suite, opts).kept
+        register("0.5")
+        with caplog.at_level(logging.INFO, logger="mmbench"):
+            edited = run_suite(suite, opts)
+    finally:
+        METRICS.unregister("hits")
+        sys.modules.pop("edited_hits", None)
+    assert not edited.kept
+    rows = int((edited.frame["metric"] == "hits").sum())
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("metric ")]
+    assert lines == [f"metric 'hits' changed since the last publish: its {rows} rows recomputed from stored outcomes"]
+    hits = [r[r["metric"] == "hits"].set_index("cell")["value"] for r in (first.frame, edited.frame)]
+    assert np.allclose(hits[1], hits[0][hits[1].index] / 2)

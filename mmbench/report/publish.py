@@ -3,7 +3,9 @@ result files, plots, ``LEADERBOARD.md`` and ``report.html``.
 
 Everything here reads stored facts and per-row outcomes plus a little information about each
 dataset (kept in the store), never the data or the models, so ``mmbench report`` re-renders
-the same files from a results folder without recomputing anything.
+the same files from a results folder without recomputing anything. Each publish records what
+it depended on and wrote in the store (:mod:`mmbench.report.record`), so that a rerun with
+nothing changed keeps the files (:func:`kept`) and an edited metric is named in the log.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from mmbench.registry import METRICS
 from mmbench.report.analysis import Analysis, DatasetInfo, Reading
 from mmbench.report.html import render_html
 from mmbench.report.leaderboard import render_leaderboard, render_summary
-from mmbench.store.database import Store, open_existing
+from mmbench.report.record import Publication, Stamp, log_metric_changes, record
+from mmbench.store.database import FILENAME, Store, open_existing
 from mmbench.store.exports import write_csv, write_results
 from mmbench.store.rows import CellFacts, rows_to_frame
 
@@ -75,6 +78,8 @@ class Published:
     analysis: Analysis
     #: what a run prints: the main boards with a reading of each (render_summary)
     summary: str = ""
+    #: every figure written (under plots/)
+    plots: tuple[Path, ...] = ()
 
     @property
     def scores(self) -> pd.DataFrame:
@@ -95,7 +100,38 @@ def publish(out_dir: Path, title: str, analysis: Analysis, provenance: dict) -> 
     files["html"] = out_dir / "report.html"
     description = (provenance.get("config") or {}).get("description", "")
     files["html"].write_text(render_html(analysis, plots, f"mmbench: {title}", description, provenance))
-    return Published(files, board, analysis, render_summary(analysis, title, out_dir))
+    return Published(files, board, analysis, render_summary(analysis, title, out_dir),
+                     tuple(p.path for p in plots))
+
+
+def publish_recorded(store: Store, stamp: Stamp, out_dir: Path, title: str, analysis: Analysis,
+                     provenance: dict) -> Published:
+    """:func:`publish`, first naming each metric whose rows an edit recomputed, then recording
+    in ``store`` what this publish depended on (``stamp``) and wrote."""
+    log_metric_changes(Publication.read(store), stamp, analysis.frame)
+    out = publish(out_dir, title, analysis, provenance)
+    record(store, stamp, out.files, out.plots, out.summary)
+    return out
+
+
+def kept(store: Store, stamp: Stamp) -> Publication | None:
+    """The last publish recorded in ``store`` when it had this ``stamp`` and its files are still
+    as it wrote them (a rerun with nothing changed keeps them), else None."""
+    last = Publication.read(store)
+    return last if last is not None and last.unchanged(stamp) else None
+
+
+def read_back(folder: Path, keys: list[str], reading: Reading) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The tidy frame and the scores of a run that kept its files, computed again from its
+    store (as a run that publishes has them)."""
+    store = open_existing(folder)
+    try:
+        datasets = {k: DatasetInfo.from_dict(v) for k, v in (store.meta("datasets") or {}).items()}
+        frame, reps = stored_frame(store, keys, datasets, reading)
+    finally:
+        store.close()
+    analysis = Analysis.build(frame, reps, datasets, reading)
+    return analysis.frame, analysis.scores
 
 
 def _log_sanity(sanity: pd.DataFrame) -> None:
@@ -150,6 +186,8 @@ def republish(folder: Path) -> Published:
     for generated in ("schema_version", "rows", "sanity"):
         provenance.pop(generated, None)
     title = config.get("name", folder.name)
+    if os.access(folder, os.W_OK) and os.access(folder / FILENAME, os.W_OK):
+        return _republish_recorded(folder, title, run, provenance)
     if os.access(folder, os.W_OK):
         return publish(folder, title, run.analysis(), provenance)
     log.warning("%s is read-only: its files were not rewritten (the boards below are rendered from its "
@@ -157,3 +195,12 @@ def republish(folder: Path) -> Published:
     with tempfile.TemporaryDirectory() as scratch:
         out = publish(Path(scratch), title, run.analysis(), provenance)
     return Published({}, out.leaderboard, out.analysis, render_summary(out.analysis, title))
+
+
+def _republish_recorded(folder: Path, title: str, run: StoredRun, provenance: dict) -> Published:
+    store = Store(folder)
+    try:
+        keys = [c.key for c in store.statuses() if c.kind == "eval" and c.status == "done"]
+        return publish_recorded(store, Stamp.of(store, keys, folder), folder, title, run.analysis(), provenance)
+    finally:
+        store.close()

@@ -228,6 +228,11 @@ class Store:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def set_meta(self, name: str, value: Any) -> None:
+        """Record a JSON-able ``value`` under ``name`` (e.g. what the last publish depended on)."""
+        with self._transaction():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+
     def _transaction(self) -> Any:
         return _Transaction(self._db)
 
