@@ -170,6 +170,17 @@ def _published(folder: Path) -> dict[str, int]:
             if p.is_file() and not p.name.startswith((".", "store.sqlite"))}
 
 
+def test_boards_name_the_metric_their_scores_are_computed_from(scored) -> None:
+    root, _, result = scored
+    heading = "synthetic: main board, scores of balanced_accuracy"
+    board = (root / "first" / "LEADERBOARD.md").read_text()
+    assert f"## {heading} (scores: docs/metrics.md)" in board
+    assert "Scores read balanced_accuracy where they say accuracy." in board
+    assert f"<h3>{heading}</h3>" in (root / "first" / "report.html").read_text().replace("\n", "")
+    assert f"## {heading}\n" in result.summary and "Scores read balanced_accuracy" in result.summary
+    assert "clean_accuracy" in result.summary  # score names are identifiers: they keep their names
+
+
 def test_a_rerun_with_nothing_changed_keeps_the_files_and_prints_the_board(scored, tmp_path: Path, capsys) -> None:
     from mmbench.cli import main
 

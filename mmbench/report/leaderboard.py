@@ -17,7 +17,8 @@ from mmbench.report.reading import reading
 def main_board(analysis: Analysis, dataset: str) -> Board | None:
     """Models ranked by the composite robustness score (by clean accuracy when no robustness
     family ran), each main score as ``value ± half-width`` of its 95% bootstrap interval; the
-    note says which scores the composite averages."""
+    note says which scores the composite averages; the heading and the note name the score
+    metric when it is not accuracy (score names say accuracy: they are identifiers)."""
     scores = analysis.scores
     part = scores[scores["dataset"] == dataset]
     present = set(part["score"])
@@ -43,7 +44,12 @@ def main_board(analysis: Analysis, dataset: str) -> Board | None:
             f"paired-bootstrap interval.{lacking}{read}")
     heads = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
              *(Column(c, specs[c].higher_is_better(scorer) if c in specs else None, term=c) for c in columns))
-    return Board(f"{dataset}: main board", Table(heads, lines), note)
+    return Board(main_heading(dataset, scorer.name), Table(heads, lines), note)
+
+
+def main_heading(dataset: str, metric: str) -> str:
+    """``"mfeat: main board"``, naming the metric the scores are computed from unless accuracy."""
+    return f"{dataset}: main board" + ("" if metric == "accuracy" else f", scores of {metric}")
 
 
 def sanity_summary(sanity: pd.DataFrame) -> list[str]:
