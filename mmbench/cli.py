@@ -290,13 +290,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from mmbench.config.datasets import load_datasets
     from mmbench.config.suite import load_suite
     from mmbench.execution.probe import probe_plan, row_report
-    from mmbench.plan.cells import check_suite, make_plan
+    from mmbench.plan.cells import check_suite, make_plan, warn_unread
 
     suite = load_suite(args.suite)
     check_suite(suite)
     datasets = load_datasets(suite, args.trust_pickle, args.data_dir)
     plan = make_plan(suite, datasets)
     probe_plan(plan, datasets)
+    warn_unread(plan)
     for line in row_report(plan, datasets):  # split sizes, held-out groups, clipping, natural_shift rows
         print(line)
     print(f"{args.suite}: ok ({len(plan.train_cells)} models to train, "

@@ -27,7 +27,7 @@ from mmbench.execution.executor import (
     training_reasons,
 )
 from mmbench.execution.probe import probe_plan
-from mmbench.plan.cells import Plan, check_suite, make_plan
+from mmbench.plan.cells import Plan, check_suite, make_plan, warn_unread
 from mmbench.report.analysis import Analysis, Reading, infos
 from mmbench.report.leaderboard import split_boards
 from mmbench.report.publish import kept, publish_recorded, read_back, stored_frame
@@ -97,6 +97,7 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     datasets = load_datasets(suite, options.trust_pickle, options.data_root)
     plan = make_plan(suite, datasets, options.amp)
     probe_plan(plan, datasets)
+    warn_unread(plan)
     out_dir = writable_folder(Path(options.out_dir) if options.out_dir else
                               results_folder(DEFAULT_RESULTS, suite.name), "results folder")
     writable_folder(cache_folder(options), "checkpoint cache (--cache-dir)")
@@ -121,7 +122,7 @@ def _run_locked(suite: Suite, plan: Plan, executor: Executor, datasets: dict[str
         last = None if ran else kept(store, stamp)
         if last is not None:
             return _kept(suite, last, ctx, out_dir, partial(read_back, out_dir, keys, reading), start)
-        frame, reps = stored_frame(store, keys, infos(datasets), reading)
+        frame, reps = stored_frame(store, keys, infos(datasets, plan.reads), reading)
         seconds = time.perf_counter() - start
         timings = {**ctx.timings, "total": {"seconds": seconds}}
         provenance = {
@@ -131,7 +132,7 @@ def _run_locked(suite: Suite, plan: Plan, executor: Executor, datasets: dict[str
             "training": ctx.training,
             "failed_cells": [{"cell": f.name, "error": f.error} for f in failed],
         }
-        analysis = Analysis.build(frame, reps, infos(datasets), reading)
+        analysis = Analysis.build(frame, reps, infos(datasets, plan.reads), reading)
         out = publish_recorded(store, stamp, out_dir, suite.name, analysis, provenance)
     finally:
         store.close()
@@ -163,7 +164,7 @@ def _execute(plan: Plan, executor: Executor, store: Store, datasets: dict[str, M
     if options.force:
         store.forget(c.key for c in cells)
     store.begin_run(plan.suite.to_dict(), cells,
-                    {label: asdict(info) for label, info in infos(datasets).items()})
+                    {label: asdict(info) for label, info in infos(datasets, plan.reads).items()})
     done = store.done()
     pending = {c.key for c in cells if c.key not in done}
     log.info("suite %s: %d models, %d evaluations, %d cells to run (%d already done), device %s",

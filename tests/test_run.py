@@ -54,8 +54,9 @@ def test_leaderboard_ranks_models_with_mean_and_std(first_run) -> None:
     assert board == result.leaderboard
     lines = [line for line in board.splitlines() if line.startswith("| ")]
     header, body = lines[0], lines[1:]
-    assert "accuracy" in header and "macro_f1" in header and len(body) == 5
+    assert "accuracy" in header and "macro_f1" in header and len(body) == 5 + 2  # + the trivial baselines
     assert all(" ± " in line for line in body)
+    assert "(majority class)" in body[-2] and "(chance)" in body[-1]
     frame = result.frame[result.frame["metric"] == "accuracy"]
     best = frame.groupby("model")["value"].mean().sort_values(ascending=False, kind="stable")
     assert f"| {best.index[0]} " in body[0].replace("| 1 ", "", 1)

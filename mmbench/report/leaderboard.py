@@ -44,7 +44,7 @@ def main_board(analysis: Analysis, dataset: str) -> Board | None:
             f"paired-bootstrap interval.{lacking}{read}")
     heads = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
              *(Column(c, specs[c].higher_is_better(scorer) if c in specs else None, term=c) for c in columns))
-    return Board(main_heading(dataset, scorer.name), Table(heads, lines), note)
+    return analysis.marked(Board(main_heading(dataset, scorer.name), Table(heads, lines), note), dataset)
 
 
 def main_heading(dataset: str, metric: str) -> str:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from mmbench.analysis.bootstrap import metric_values
 from mmbench.errors import MMBenchError
+from mmbench.families.clean import trivial_baselines
 from mmbench.families.scoring import families
 from mmbench.metrics.outcomes import Samples
 from mmbench.registry import METRICS
@@ -44,8 +45,8 @@ def stored_frame(store: Store, keys: list[str], datasets: Mapping[str, DatasetIn
     (and a ``cell`` column); plus each cell's score-metric replicates (for score intervals)."""
     facts, samples = store.facts(keys), store.samples(keys)
     samples = {k: v for k, v in samples.items() if k in facts}
-    facts, samples = with_derived(facts, samples)
     classes = {label: info.n_classes for label, info in datasets.items()}
+    facts, samples = with_derived(facts, samples, classes)
     names = tuple(dict.fromkeys((*reading.metrics, reading.score_metric)))
     measured = metric_values(samples, {m: METRICS.get(m) for m in names}, classes, reading.score_metric)
     rows, cells = [], []
@@ -60,12 +61,15 @@ def stored_frame(store: Store, keys: list[str], datasets: Mapping[str, DatasetIn
 
 
 def with_derived(facts: dict[str, CellFacts], samples: dict[str, Samples],
-                 ) -> tuple[dict[str, CellFacts], dict[str, Samples]]:
-    """The stored cells plus those every family derives from their outcomes."""
+                 classes: Mapping[str, int] | None = None) -> tuple[dict[str, CellFacts], dict[str, Samples]]:
+    """The stored cells plus those every family derives from their outcomes, and the trivial
+    baselines beside each clean cell (``classes``: dataset -> its class count)."""
     facts, samples = dict(facts), dict(samples)
     for family in families():
         for key, (f, s) in family.derive(facts, samples).items():
             facts[key], samples[key] = f, s
+    for key, (f, s) in trivial_baselines(facts, samples, classes or {}).items():
+        facts[key], samples[key] = f, s
     return facts, samples
 
 
