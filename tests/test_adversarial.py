@@ -277,3 +277,14 @@ def test_adversarial_recipe_rejects_an_unknown_target(data: MultimodalDataset) -
         recipe.check(config, data)
     with pytest.raises(MMBenchError, match="eps < 0.5"):
         build_config(recipe.config_type, {"eps": 0.7}, "recipe 'adversarial'")
+
+
+def test_fab_is_not_offered_in_l1_which_torchattacks_cannot_run() -> None:
+    """torchattacks 3.5.1's FAB crashes (UnboundLocalError) in L1: asking for it is one line at
+    planning, not a failed cell per model."""
+    from mmbench.perturb.attacks import attack_spec
+
+    assert "L1" not in attack_spec("fab").norms
+    data = make_synthetic(modalities=MODALITIES[:2], n_samples=40, n_classes=3, seed=0)
+    with pytest.raises(MMBenchError, match="attack .fab. runs in Linf/L2 only"):
+        adversarial(data.modalities, data.n_classes, attacks=["fab"], eps=[1.0], norm="L1")
