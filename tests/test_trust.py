@@ -158,3 +158,17 @@ def test_restricted_outcomes_keep_every_draw_of_the_chosen_rows() -> None:
     assert part.preds.tolist() == [1, 3, 5, 7] and part.row_ids.tolist() == [3, 9] and part.draws == 2
     with pytest.raises(ValueError):
         full.restricted(SampleSet("d", "test", 1), np.array([4], np.int32))
+
+
+def test_leaving_out_an_unread_modality_is_not_read_on_the_views_board(clinic, two_inputs) -> None:
+    root, path = clinic
+    spec = suite(path, ["two_inputs"], "balanced", perturbations=["clean", {"name": "missing",
+                                                                             "params": {"imputation": ["zeros"]}}])
+    result = mmbench.run(spec, out_dir=root / "views", cache_dir=root / "cache", progress=False)
+    board = next(b for h, b in result.boards.items() if "left out" in h)
+    header, _, line = [r for r in board.splitlines() if r.startswith("|")][:3]
+    cells = dict(zip([c.strip() for c in header.split("|")], [c.strip() for c in line.split("|")], strict=True))
+    assert cells["-vitals"] == "not read" and cells["-sig"] != "not read"
+    shapley = pd.read_csv(root / "views" / "shapley.csv")
+    vitals = shapley[(shapley["modality"] == "vitals") & (shapley["metric"] == "balanced_accuracy")]
+    assert np.allclose(vitals["shapley"], 0.0)  # the sweep still counts it: it contributes nothing

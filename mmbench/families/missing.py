@@ -47,7 +47,10 @@ class Missing(Family):
         return ctx.once((NAME, "shapley"), lambda: modality_shapley(self._all_rows(ctx), ctx.players))
 
     def views(self, ctx: Context) -> pd.DataFrame:
-        return ctx.once((NAME, "views"), lambda: single_modality_views(self._all_rows(ctx), ctx.players))
+        """Leave-one-out and only-one values; a modality its model does not read has no
+        leave-one-out value (the board says "not read")."""
+        rows = ctx.frame[ctx.frame["family"] == NAME]
+        return ctx.once((NAME, "views"), lambda: single_modality_views(rows, ctx.players))
 
     def tables(self, ctx: Context) -> dict[str, pd.DataFrame]:
         tables = {"shapley": self.shapley(ctx), "single_modality": self.views(ctx)}
@@ -59,7 +62,8 @@ class Missing(Family):
         table = reliance_board(self.shapley(ctx), ctx, dataset)
         if table:
             out.append(Board(f"{dataset}: modality reliance (Shapley values of {metric})", table))
-        table = views_board(self.views(ctx), metric, dataset, ctx.scorer.higher_is_better)
+        every = ctx.once((NAME, "all views"), lambda: single_modality_views(self._all_rows(ctx), ctx.players))
+        table = views_board(self.views(ctx), metric, dataset, ctx.scorer.higher_is_better, every)
         if table:
             out.append(Board(f"{dataset}: {metric} with one modality left out (-m) or alone (only m)", table))
         return out
@@ -110,15 +114,18 @@ def reliance_board(shapley: pd.DataFrame, ctx: Context, dataset: str) -> Table |
     return Table(columns, lines)
 
 
-def views_board(views: pd.DataFrame, metric: str, dataset: str, higher_is_better: bool = True) -> Table | None:
+def views_board(views: pd.DataFrame, metric: str, dataset: str, higher_is_better: bool = True,
+                every: pd.DataFrame | None = None) -> Table | None:
     """The value with each modality left out (``-m``) and with it alone (``only m``), mean over
-    seeds, per model, recipe and imputation (columns grouped by view)."""
-    part = views[(views["dataset"] == dataset) & (views["metric"] == metric)]
+    seeds, per model, recipe and imputation (columns grouped by view; ``every``: the views of
+    the whole sweep, whose columns are shown even where no model has a value, i.e. not read)."""
+    part = _columned(views, metric, dataset)
     if part.empty:
         return None
-    part = part.assign(column=part["view"].map({"leave_one_out": "-", "only_one": "only "}) + part["modality"])
+    full = part if every is None else _columned(every, metric, dataset)
     table = part.pivot_table(index=SWEEP, columns="column", values="value", aggfunc="mean", sort=False)
-    modalities = list(dict.fromkeys(part["modality"]))
+    table = table.reindex(columns=list(dict.fromkeys([*full["column"], *table.columns])))
+    modalities = list(dict.fromkeys(full["modality"]))
     order = [c for prefix in ("-", "only ") for m in modalities if (c := prefix + m) in table.columns]
     lines = tuple((*key, *(Num(v) for v in table.loc[key, order])) for key in table.index)
     better = higher_is_better
@@ -128,3 +135,8 @@ def views_board(views: pd.DataFrame, metric: str, dataset: str, higher_is_better
         prefix = "-" if c.startswith("-") else "only "
         columns.append(Column(c, better, group=groups[prefix][0], short=c[len(prefix):], term=groups[prefix][1]))
     return Table(tuple(columns), lines, "view")
+
+
+def _columned(views: pd.DataFrame, metric: str, dataset: str) -> pd.DataFrame:
+    part = views[(views["dataset"] == dataset) & (views["metric"] == metric)]
+    return part.assign(column=part["view"].map({"leave_one_out": "-", "only_one": "only "}) + part["modality"])
