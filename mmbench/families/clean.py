@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+import numpy as np
 import pandas as pd
 
-import numpy as np
-
 from mmbench.analysis.curves import KEY
-from mmbench.hashing import derive_seed
 from mmbench.families.base import CLEAN, Context, Family, ScoreSpec
+from mmbench.hashing import derive_seed
 from mmbench.metrics.outcomes import Samples, SampleSet
 from mmbench.registry import FAMILIES, METRICS
 from mmbench.render.tables import Board, Column, Num, Table, half_width
