@@ -94,8 +94,8 @@ class Analysis:
     scores: pd.DataFrame
     runs: pd.DataFrame
     sanity: pd.DataFrame
-    #: the tidy rows as exported (values of "not read" cells kept, with ``read`` False); the
-    #: context's frame has those values removed so that no score or board uses them
+    #: the tidy rows as exported (:func:`exported`: "not read" cells kept with ``read`` False);
+    #: the context's frame has those cells removed so that no score or board uses them
     tidy: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @classmethod
@@ -104,8 +104,9 @@ class Analysis:
         modalities = {k: d.modalities for k, d in datasets.items()}
         reads = {k: d.reads for k, d in datasets.items()}
         unread = unread_rows(frame, modalities, reads)
-        if "cell" in frame:
-            reps = {k: v for k, v in reps.items() if k not in set(frame.loc[unread, "cell"])}
+        if "cell" in frame and unread.any():
+            left_out = set(frame.loc[unread, "cell"])
+            reps = {k: v for k, v in reps.items() if k not in left_out}
         ctx = Context(masked(frame, unread), reading.scorer, reading.baseline, reading.metrics, modalities,
                       {k: d.n_classes for k, d in datasets.items()},
                       {k: d.continuous for k, d in datasets.items()}, reads=reads, unmasked=frame)
