@@ -34,7 +34,7 @@ from mmbench.report.publish import kept, publish_recorded, read_back, stored_fra
 from mmbench.report.record import Publication, Stamp
 from mmbench.store.database import CellStatus, Store
 from mmbench.store.exports import git_hash, package_versions
-from mmbench.store.folders import FolderLock, results_folder, writable_folder
+from mmbench.store.folders import FolderLock, refuse_links, results_folder, writable_folder
 from mmbench.train.cache import CheckpointCache
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ def run_suite(suite: Suite | str | Path, options: RunOptions | None = None) -> R
     out_dir = writable_folder(Path(options.out_dir) if options.out_dir else
                               results_folder(DEFAULT_RESULTS, suite.name), "results folder")
     writable_folder(cache_folder(options), "checkpoint cache (--cache-dir)")
+    refuse_links(out_dir)
     with FolderLock(out_dir, options.wait):
         return _run_locked(suite, plan, executor, datasets, device, options, out_dir, start)
 

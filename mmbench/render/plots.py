@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmbench.store.folders import write_atomic
+
 #: distinct model colours: matplotlib's tab10, then ten from Kelly's colours of maximum contrast
 #: chosen away from those (black, light blue, reddish brown, salmon, violet, ...)
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
@@ -76,7 +78,7 @@ def save(fig, out_dir: Path, *name: str) -> Path:  # noqa: ANN001 (a matplotlib 
     fig.tight_layout()
     path = out_dir / "plots" / ("_".join(_safe(n) for n in name) + ".png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     fig.clf()
     _pyplot().close(fig)
     return path

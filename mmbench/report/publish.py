@@ -33,6 +33,7 @@ from mmbench.report.leaderboard import render_leaderboard, render_summary
 from mmbench.report.record import Publication, Stamp, log_metric_changes, record
 from mmbench.store.database import FILENAME, Store, open_existing
 from mmbench.store.exports import write_csv, write_results
+from mmbench.store.folders import refuse_links, write_text_atomic
 from mmbench.store.rows import CellFacts, rows_to_frame
 
 log = logging.getLogger(__name__)
@@ -100,10 +101,10 @@ def publish(out_dir: Path, title: str, analysis: Analysis, provenance: dict) -> 
     plots = analysis.plots(out_dir)
     board = render_leaderboard(analysis, title)
     files["leaderboard"] = out_dir / "LEADERBOARD.md"
-    files["leaderboard"].write_text(board)
+    write_text_atomic(files["leaderboard"], board)
     files["html"] = out_dir / "report.html"
     description = (provenance.get("config") or {}).get("description", "")
-    files["html"].write_text(render_html(analysis, plots, f"mmbench: {title}", description, provenance))
+    write_text_atomic(files["html"], render_html(analysis, plots, f"mmbench: {title}", description, provenance))
     return Published(files, board, analysis, render_summary(analysis, title, out_dir),
                      tuple(p.path for p in plots))
 
@@ -183,6 +184,7 @@ def republish(folder: Path) -> Published:
     """Re-render every file of a results folder from its store, recomputing nothing
     (``mmbench report``); the provenance of ``results.json`` is kept. A read-only folder is
     read all the same: its boards are rendered in a temporary folder and nothing is written."""
+    refuse_links(folder)
     run = load_run(folder)
     old = folder / "results.json"
     config = run.config

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from mmbench.store.folders import write_atomic, write_text_atomic
 from mmbench.store.rows import columns_of, frame_records
 
 SCHEMA_VERSION = 2
@@ -67,8 +68,7 @@ def _is_text(column: pd.Series) -> bool:
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     """A CSV export with formula-like text cells neutralised (read it back with :func:`read_csv`)."""
-    neutralise(frame).to_csv(path, index=False)
-    return path
+    return write_atomic(path, lambda tmp: neutralise(frame).to_csv(tmp, index=False))
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -86,5 +86,5 @@ def write_results(out_dir: Path, frame: pd.DataFrame, provenance: dict[str, Any]
     frame = frame[columns_of(frame)]  # tidy columns only (no store keys)
     write_csv(frame, csv_path)
     doc = {"schema_version": SCHEMA_VERSION, **provenance, "rows": frame_records(frame)}
-    json_path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    write_text_atomic(json_path, json.dumps(doc, indent=2, default=str) + "\n")
     return {"csv": csv_path, "json": json_path}

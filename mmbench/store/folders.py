@@ -70,6 +70,42 @@ def _reason(exc: OSError) -> str:
             errno.ENOTDIR: "a parent is a file", errno.ENOSPC: "disk full"}.get(exc.errno or 0, exc.strerror or str(exc))
 
 
+def refuse_links(folder: Path) -> None:
+    """A results folder is something people download and share: a symbolic link planted in it
+    (as the lock, the store, an export, a board or under ``plots/``) would make mmbench write
+    through it, outside the folder. One line naming the first link; nothing is written."""
+    if not folder.is_dir():
+        return
+    entries = sorted(folder.iterdir())
+    plots = folder / "plots"
+    if plots.is_dir() and not plots.is_symlink():
+        entries += sorted(plots.iterdir())
+    for entry in entries:
+        if entry.is_symlink():
+            raise MMBenchError(f"{entry} is a symbolic link: mmbench never writes through links in a results "
+                               "folder (it could point outside it); remove the link, or use another folder")
+
+
+def write_atomic(path: Path, write: Any) -> Path:
+    """Call ``write(tmp_path)`` on a fresh file beside ``path``, then rename it over ``path``: a
+    reader never sees half a file, and a link at ``path`` is replaced, never followed."""
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(handle)
+    try:
+        write(Path(tmp))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """``path.write_text(text)`` through :func:`write_atomic`."""
+    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 class FolderLock:
     """An exclusive lock on a results folder (``flock`` on ``.mmbench.lock``): a second run on
     the same folder is refused, naming the process that holds it, or waits (``wait``). The
@@ -80,7 +116,14 @@ class FolderLock:
         self.handle: IO[str] | None = None
 
     def __enter__(self) -> FolderLock:
-        self.handle = self.path.open("a+", encoding="utf-8")
+        try:  # never through a link planted as the lock
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise MMBenchError(f"{self.path} is a symbolic link: mmbench never writes through links in a "
+                                   "results folder; remove the link, or use another folder") from None
+            raise
+        self.handle = os.fdopen(fd, "a+", encoding="utf-8")
         while True:
             try:
                 fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mmbench.errors import MMBenchError
 from mmbench.store.database import FILENAME, Store
+from mmbench.store.folders import refuse_links
 
 TABLES = ("cells", "plan", "meta", "samples")
 
@@ -67,6 +68,7 @@ def _row_by_row(db: sqlite3.Connection, table: str) -> tuple[list[tuple], int]:
 def inspect_store(folder: Path) -> Salvage:
     """What is readable in a results folder's store, without changing it."""
     path = folder / FILENAME
+    refuse_links(folder)
     if not path.is_file():
         raise MMBenchError(f"{folder} holds no mmbench store ({FILENAME})")
     counts = {t: readable_rows(path, t) for t in TABLES}
@@ -76,6 +78,7 @@ def inspect_store(folder: Path) -> Salvage:
 def repair(folder: Path) -> Salvage:
     """Copy every readable row into a fresh store; keep the damaged one as ``.damaged``."""
     path = folder / FILENAME
+    refuse_links(folder)
     if not path.is_file():
         raise MMBenchError(f"{folder} holds no mmbench store ({FILENAME})")
     fresh_dir = folder / f".repair-{os.getpid()}"
