@@ -21,7 +21,7 @@ from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.models.base import FusionModel
 from mmbench.models.calling import derive_call
 from mmbench.perturb.clean import CLEAN
-from mmbench.registry import DATASETS, MODELS
+from mmbench.registry import DATASETS, METRICS, MODELS
 from mmbench.runner import RunResult, run_suite
 
 #: registry names under which :func:`evaluate` registers its model and data while it runs
@@ -69,9 +69,12 @@ def evaluate(model: nn.Module, dataset: MultimodalDataset | str,
     :class:`RunResult` holds the tidy ``frame``, the ``scores``, the ``leaderboard`` and its
     ``boards``. The model is returned to its device and mode afterwards. ``options``:
     :class:`RunOptions` fields such as ``device``."""
-    data = dataset if isinstance(dataset, MultimodalDataset) else DATASETS.get(dataset)()
-    name = label or type(model).__name__
     meta = model_meta(model, inputs)
+    data = evaluated_data(dataset)
+    perturbations, metrics = entries(perturbations, "perturbations", True), entries(metrics, "metrics", False)
+    for metric in (*metrics, score_metric):
+        METRICS.get(metric)  # an unknown name: one line with did-you-mean, before anything runs
+    name = label or type(model).__name__
     check_fits(model, meta, data, name)
     suite = Suite(
         name="evaluate", datasets=(Component(DATA_ENTRY, label=data.name),),
@@ -83,6 +86,29 @@ def evaluate(model: nn.Module, dataset: MultimodalDataset | str,
     with _registered(model, meta, data), _restored(model), tempfile.TemporaryDirectory() as tmp:
         out = Path(out_dir) if out_dir is not None else Path(tmp) / "results"
         return run_suite(suite, run_options({"out_dir": out, "cache_dir": Path(tmp) / "cache", **options}))
+
+
+def evaluated_data(dataset: Any) -> MultimodalDataset:
+    """The dataset :func:`evaluate` was given: a :class:`MultimodalDataset` or a registered name."""
+    if isinstance(dataset, MultimodalDataset):
+        return dataset
+    if not isinstance(dataset, str):
+        raise MMBenchError(f"mmbench.evaluate(): dataset must be a MultimodalDataset (mmbench.make_dataset or "
+                           f"mmbench.load_dataset) or a registered dataset name, got a {type(dataset).__name__}")
+    return DATASETS.get(dataset)()
+
+
+def entries(value: Any, what: str, mappings: bool) -> list[Any]:
+    """``perturbations`` or ``metrics`` of :func:`evaluate` as a list: one name (or, for
+    perturbations, one ``{name, params}`` mapping) is a list of one; anything else is one line."""
+    if isinstance(value, str) or (mappings and isinstance(value, Mapping)):
+        return [value]
+    kinds = (str, Mapping) if mappings else (str,)
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, kinds) for v in value):
+        return list(value)
+    expected = "names or {name, params} mappings" if mappings else "metric names"
+    raise MMBenchError(f"mmbench.evaluate(): {what} must be a non-empty list of {expected}, got "
+                       f"{type(value).__name__} {str(value)[:40]!r}")
 
 
 def model_meta(model: nn.Module, inputs: Sequence[str] | Mapping[str, str] | None) -> dict[str, Any]:

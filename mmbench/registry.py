@@ -12,6 +12,7 @@ import fnmatch
 import importlib
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -35,6 +36,11 @@ class Entry(Generic[T]):
     obj: T
     source: str = "builtin"
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+#: one lock for every registry's first load (re-entrant: loading one registry's built-ins may
+#: look up another), so that two threads' first lookups never see a half-loaded registry
+_LOADING = threading.RLock()
 
 
 class Registry(Generic[T]):
@@ -111,17 +117,20 @@ class Registry(Generic[T]):
 
     # -- loading ------------------------------------------------------------------------------
     def _ensure_loaded(self) -> None:
-        if self._loaded or self._loading:
+        if self._loaded:
             return
-        self._loading = True
-        try:
-            for module in self._builtin_modules:
-                importlib.import_module(module)
-            if self._group and plugins_enabled():
-                self._load_entry_points()
-            self._loaded = True
-        finally:
-            self._loading = False
+        with _LOADING:  # another thread's first lookup waits here until the entries are in
+            if self._loaded or self._loading:  # _loading: this thread, importing a built-in
+                return
+            self._loading = True
+            try:
+                for module in self._builtin_modules:
+                    importlib.import_module(module)
+                if self._group and plugins_enabled():
+                    self._load_entry_points()
+                self._loaded = True
+            finally:
+                self._loading = False
 
     def _load_entry_points(self) -> None:
         assert self._group is not None
