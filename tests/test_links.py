@@ -91,3 +91,19 @@ def test_an_atomic_write_replaces_a_link_instead_of_following_it(tmp_path: Path)
     assert not (tmp_path / "board.md").is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["board.md", "victim"]  # no temporary left
     assert oct(os.stat(tmp_path / "board.md").st_mode & 0o777) == "0o644"
+
+
+def test_repair_refuses_a_file_that_is_not_a_store(tmp_path: Path) -> None:
+    (tmp_path / "store.sqlite").write_text("a text file\n" * 1000)
+    code, err = _cli("repair", str(tmp_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is not an SQLite database" in err, err
+    assert (tmp_path / "store.sqlite").read_text().startswith("a text file")  # left as it was
+
+
+def test_repair_takes_the_run_lock(finished) -> None:
+    root, _ = finished
+    with FolderLock(root / "done"):
+        code, err = _cli("repair", str(root / "done"))
+    assert code == 2 and "another mmbench run" in err and len(err.strip().splitlines()) == 1, err
+    code, err = _cli("repair", str(root / "done"))
+    assert code == 0, err

@@ -17,9 +17,11 @@ from pathlib import Path
 
 from mmbench.errors import MMBenchError
 from mmbench.store.database import FILENAME, Store
-from mmbench.store.folders import refuse_links
+from mmbench.store.folders import FolderLock, refuse_links
 
 TABLES = ("cells", "plan", "meta", "samples")
+#: the first bytes of every SQLite 3 database file
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,27 @@ def inspect_store(folder: Path) -> Salvage:
 
 
 def repair(folder: Path) -> Salvage:
-    """Copy every readable row into a fresh store; keep the damaged one as ``.damaged``."""
+    """Copy every readable row into a fresh store; keep the damaged one as ``.damaged``. Holds
+    the folder's run lock throughout, so a run cannot write into the store being replaced."""
     path = folder / FILENAME
     refuse_links(folder)
     if not path.is_file():
         raise MMBenchError(f"{folder} holds no mmbench store ({FILENAME})")
+    check_sqlite(path)
+    with FolderLock(folder):
+        return _salvage(folder, path)
+
+
+def check_sqlite(path: Path) -> None:
+    """One line when ``path`` is not an SQLite database at all (nothing to salvage)."""
+    with path.open("rb") as handle:
+        header = handle.read(len(SQLITE_HEADER))
+    if header != SQLITE_HEADER:
+        raise MMBenchError(f"{path} is not an SQLite database (not an mmbench store, nothing to repair); "
+                           "move it away and rerun the suite")
+
+
+def _salvage(folder: Path, path: Path) -> Salvage:
     fresh_dir = folder / f".repair-{os.getpid()}"
     fresh_dir.mkdir(exist_ok=True)
     kept, seen = {}, {}
