@@ -157,6 +157,8 @@ class StoredRun:
     reps: dict[str, np.ndarray]
     #: labels of every sample set (``SampleSet.key`` -> labels), to check two runs share rows
     labels: dict[str, np.ndarray]
+    #: its store was written by a newer mmbench (read, never written)
+    newer: bool = False
 
     def analysis(self) -> Analysis:
         return Analysis.build(self.frame, self.reps, self.datasets, self.reading)
@@ -175,9 +177,10 @@ def load_run(folder: Path) -> StoredRun:
         reading = Reading.from_config(config)
         frame, reps = stored_frame(store, keys, datasets, reading)
         labels = {s.sample_set.key: s.labels[:s.rows] for s in store.samples(keys).values()}
+        newer = store.newer
     finally:
         store.close()
-    return StoredRun(config, reading, datasets, frame, reps, labels)
+    return StoredRun(config, reading, datasets, frame, reps, labels, newer)
 
 
 def republish(folder: Path) -> Published:
@@ -192,7 +195,7 @@ def republish(folder: Path) -> Published:
     for generated in ("schema_version", "rows", "sanity"):
         provenance.pop(generated, None)
     title = config.get("name", folder.name)
-    if os.access(folder, os.W_OK) and os.access(folder / FILENAME, os.W_OK):
+    if os.access(folder, os.W_OK) and os.access(folder / FILENAME, os.W_OK) and not run.newer:
         return _republish_recorded(folder, title, run, provenance)
     if os.access(folder, os.W_OK):
         return publish(folder, title, run.analysis(), provenance)

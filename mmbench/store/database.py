@@ -36,7 +36,7 @@ from typing import Any
 
 from mmbench.errors import MMBenchError
 from mmbench.metrics.outcomes import Samples, SampleSet
-from mmbench.store.rows import CellFacts
+from mmbench.store.rows import REQUIRED_FACTS, CellFacts
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,42 @@ CREATE TABLE IF NOT EXISTS samples (key TEXT PRIMARY KEY, sample_set TEXT NOT NU
     labels BLOB, probs BLOB, full BLOB, dataset TEXT, split TEXT, subset INTEGER, draws INTEGER,
     radius BLOB, row_ids BLOB);
 """
-#: a finished cell's stored data is intact: a training cell, or an evaluation cell whose facts are
-#: valid JSON and whose outcome arrays have consistent lengths (int16 / int16 / float32)
-INTACT = """(cells.kind = 'train' OR (json_valid(cells.rows) AND EXISTS (
-    SELECT 1 FROM samples s WHERE s.key = cells.key AND length(s.preds) > 0
-    AND length(s.labels) = length(s.preds) AND length(s.probs) = 2 * length(s.preds))))"""
+#: the store's layout version, kept in ``meta`` as ``schema``: a store of a newer version is only
+#: read (its unknown facts are kept), never written; an older one is upgraded in place
+SCHEMA_VERSION = 2
+#: optional facts of a stored evaluation cell and their JSON type
+OPTIONAL_FACTS = {"split": "text", "rows": "integer", "facts": "object"}
+
+
+def _facts_readable(column: str) -> str:
+    """SQL: ``column`` holds a JSON object with every required fact of the right type."""
+    checks = [f"json_type({column}) = 'object'"]
+    checks += [f"json_type({column}, '$.{k}') IN ({', '.join(repr(t) for t in types)})"
+               for k, types in REQUIRED_FACTS.items()]
+    checks += [f"COALESCE(json_type({column}, '$.{k}'), '{t}') = '{t}'" for k, t in OPTIONAL_FACTS.items()]
+    return f"(CASE WHEN json_valid({column}) THEN COALESCE(({' AND '.join(checks)}), 0) ELSE 0 END)"
+
+
+def intact(columns: set[str]) -> str:
+    """SQL: a finished cell's stored data can be read back. A training cell with no ``info`` or
+    a JSON object; an evaluation cell whose facts are readable and whose outcome arrays have
+    consistent lengths (int16 / int16 / float32, ``full`` whole rows of classes, one radius
+    per outcome, one row id per row). ``columns``: the samples columns this store has."""
+    optional = {"full": "length(s.full) % (2 * length(s.preds)) = 0",
+                "radius": "length(s.radius) = 2 * length(s.preds)",
+                "row_ids": "length(s.row_ids) * COALESCE(s.draws, 1) = 2 * length(s.preds)"}
+    arrays = " AND ".join(f"(s.{c} IS NULL OR (typeof(s.{c}) = 'blob' AND {rule}))"
+                          for c, rule in optional.items() if c in columns)
+    train = ("(cells.info IS NULL OR (CASE WHEN json_valid(cells.info) THEN json_type(cells.info) = 'object' "
+             "ELSE 0 END))")
+    return f"""COALESCE((cells.kind = 'train' AND {train}) OR (cells.kind = 'eval' AND {_facts_readable('cells.rows')}
+    AND EXISTS (SELECT 1 FROM samples s WHERE s.key = cells.key AND s.dataset IS NOT NULL
+    AND typeof(s.preds) = 'blob' AND typeof(s.labels) = 'blob' AND typeof(s.probs) = 'blob'
+    AND length(s.preds) > 0 AND length(s.preds) % 2 = 0 AND length(s.labels) = length(s.preds)
+    AND length(s.probs) = 2 * length(s.preds) AND COALESCE(s.draws, 1) >= 1
+    AND length(s.preds) % (2 * COALESCE(s.draws, 1)) = 0 {'AND ' + arrays if arrays else ''})), 0)"""
+
+
 #: columns added since the first schema: (table, column) of stores written before them
 ADDED_COLUMNS = (("cells", "info"), ("samples", "full"), ("samples", "dataset"), ("samples", "split"),
                  ("samples", "subset"), ("samples", "draws"), ("samples", "radius"),
@@ -90,6 +121,23 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise MMBenchError(f"{self.path} cannot be read as an mmbench store ({exc}); 'mmbench status "
                                f"{folder}' shows what is readable and 'mmbench repair {folder}' keeps it") from None
+        # a damaged page met here is an sqlite3.DatabaseError, as for any later read
+        self.schema = self._schema()
+        self._intact = intact({row[1] for row in self._db.execute("PRAGMA table_info(samples)")})
+
+    @property
+    def newer(self) -> bool:
+        """Written by a newer mmbench (its store schema is above :data:`SCHEMA_VERSION`)."""
+        return self.schema > SCHEMA_VERSION
+
+    def _schema(self) -> int:
+        """The schema version recorded in ``meta`` (1: a store from before versions were kept)."""
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+        try:
+            return int(json.loads(row[0])) if row else 1
+        except (TypeError, ValueError):
+            raise MMBenchError(f"{self.path}: its schema version {str(row[0])[:20]!r} is not a number; "
+                               f"'mmbench repair {self.path.parent}' keeps what is readable") from None
 
     def _writable(self, folder: Path) -> sqlite3.Connection:
         folder.mkdir(parents=True, exist_ok=True)
@@ -98,7 +146,16 @@ class Store:
         db.execute("PRAGMA synchronous=NORMAL")
         db.executescript(SCHEMA)
         self._db = db
+        found = self._schema()
+        if found > SCHEMA_VERSION:
+            db.close()
+            raise MMBenchError(
+                f"{self.path} was written by a newer mmbench (store schema {found}; this version writes "
+                f"{SCHEMA_VERSION}), so it is read-only here: 'mmbench report/status' read it; run into "
+                "another --out or upgrade mmbench")
         self._migrate()
+        if found < SCHEMA_VERSION:
+            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('schema', ?)", (json.dumps(SCHEMA_VERSION),))
         return db
 
     def _read_only(self) -> sqlite3.Connection:
@@ -118,13 +175,24 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def restore(self, table: str, row: tuple) -> None:
-        """Insert a row copied from another store of the same schema (``mmbench repair``)."""
+    def restore(self, table: str, columns: Sequence[str], row: Sequence[Any]) -> None:
+        """Insert a row copied from another store (``mmbench repair``): ``columns`` name its
+        values; a column this table lacks (a newer mmbench's) is added first, so nothing is lost."""
         if table not in ("cells", "plan", "meta", "samples"):
             raise ValueError(f"unknown table {table!r}")
-        columns = [c[1] for c in self._db.execute(f"PRAGMA table_info({table})")][:len(row)]  # older: fewer
+        have = {c[1] for c in self._db.execute(f"PRAGMA table_info({table})")}
+        names = [_quoted(c) for c in columns]
+        for column, name in zip(columns, names):
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name}")
+                have.add(column)
         marks = ", ".join("?" * len(row))
-        self._db.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({marks})", row)  # noqa: S608
+        self._db.execute(f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) VALUES ({marks})", tuple(row))  # noqa: S608
+
+    def unreadable(self) -> list[tuple[str, str]]:
+        """(key, name) of every finished cell whose stored data cannot be read back."""
+        query = f"SELECT key, name FROM cells WHERE status = 'done' AND NOT {self._intact}"
+        return list(self._db.execute(query))
 
     def _migrate(self) -> None:
         """Add the columns a store written by an older mmbench lacks."""
@@ -139,15 +207,15 @@ class Store:
         of this run (finished cells are kept)."""
         with self._transaction():
             self._db.execute("DELETE FROM plan")
-            self._db.executemany("INSERT INTO plan VALUES (?, ?, ?, ?)",
+            self._db.executemany("INSERT INTO plan (key, kind, name, position) VALUES (?, ?, ?, ?)",
                                  [(c.key, c.kind, c.name, i) for i, c in enumerate(cells)])
             for name, value in (("config", config), ("datasets", datasets or {})):
-                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+                self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, json.dumps(value)))
 
     def done(self) -> set[str]:
         """Keys of the finished cells whose stored data is intact (a damaged row is not done:
         the next run recomputes it)."""
-        query = f"SELECT key FROM cells WHERE status = 'done' AND {INTACT}"
+        query = f"SELECT key FROM cells WHERE status = 'done' AND {self._intact}"
         return {k for (k,) in self._db.execute(query)}
 
     def record(self, cell: PlannedCell, facts: CellFacts | None = None, error: str | None = None,
@@ -157,13 +225,16 @@ class Store:
         outcomes (evaluation) or its ``info`` (training), atomically."""
         payload = json.dumps(asdict(facts)) if facts is not None else None
         with self._transaction():
-            self._db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._db.execute("INSERT OR REPLACE INTO cells (key, kind, name, status, error, seconds, finished, "
+                             "rows, info) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                              (cell.key, cell.kind, cell.name, "failed" if error else "done", error,
                               seconds, time.time(), payload, json.dumps(info) if info else None))
             if samples is not None:
                 rows = samples.sample_set
                 preds, labels, probs, full, radius, ids = samples.to_blobs()
-                self._db.execute("INSERT OR REPLACE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._db.execute("INSERT OR REPLACE INTO samples (key, sample_set, preds, labels, probs, full, "
+                                 "dataset, split, subset, draws, radius, row_ids) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  (cell.key, rows.key, preds, labels, probs, full, rows.dataset, rows.split,
                                   rows.rows, samples.draws, radius, ids))
 
@@ -173,18 +244,12 @@ class Store:
             self._db.executemany("DELETE FROM cells WHERE key = ?", [(k,) for k in keys])
 
     def facts(self, keys: Sequence[str]) -> dict[str, CellFacts]:
-        """What each given evaluation cell that is done measured (cells stored by an older
-        mmbench, which kept rows instead, are left out: rerunning recomputes them)."""
-        wanted, out = set(keys), {}
-        query = f"SELECT key, rows FROM cells WHERE status = 'done' AND {INTACT}"
-        for key, payload in self._db.execute(query):
-            try:
-                raw = json.loads(payload) if key in wanted and payload else None
-                if isinstance(raw, dict):
-                    out[key] = CellFacts(**raw)
-            except (ValueError, TypeError):
-                log.warning("cell %s: its stored facts are damaged; the next run recomputes it", key[:12])
-        return out
+        """What each given evaluation cell that is done measured (facts a newer mmbench wrote are
+        kept as extra fact columns; a cell whose facts cannot be read is not done)."""
+        wanted = set(keys)
+        query = f"SELECT key, rows FROM cells WHERE kind = 'eval' AND status = 'done' AND {self._intact}"
+        return {key: CellFacts.from_record(json.loads(payload))
+                for key, payload in self._db.execute(query) if key in wanted}
 
     def samples(self, keys: Sequence[str]) -> dict[str, Samples]:
         """Per-row outcomes of the given cells (those that have them; cells stored by an older
@@ -207,15 +272,16 @@ class Store:
 
     def train_info(self) -> dict[str, dict[str, Any]]:
         """Key -> the ``info`` of every finished training cell that recorded one."""
-        query = "SELECT key, info FROM cells WHERE kind = 'train' AND status = 'done' AND info IS NOT NULL"
+        query = ("SELECT key, info FROM cells WHERE kind = 'train' AND status = 'done' AND info IS NOT NULL "
+                 f"AND {self._intact}")
         return {k: json.loads(v) for k, v in self._db.execute(query)}
 
     def statuses(self) -> list[CellStatus]:
         """Every cell of the latest run's plan with its state."""
+        damaged = f"c.status = 'done' AND NOT ({self._intact.replace('cells.', 'c.')})"
         query = f"""SELECT p.key, p.kind, p.name,
-                       CASE WHEN c.status = 'done' AND NOT ({INTACT.replace('cells.', 'c.')}) THEN 'damaged'
-                            ELSE COALESCE(c.status, 'pending') END,
-                       CASE WHEN c.status = 'done' AND NOT ({INTACT.replace('cells.', 'c.')})
+                       CASE WHEN {damaged} THEN 'damaged' ELSE COALESCE(c.status, 'pending') END,
+                       CASE WHEN {damaged}
                             THEN 'its stored row is damaged; the next run recomputes it' ELSE c.error END
                    FROM plan p LEFT JOIN cells c ON c.key = p.key ORDER BY p.position"""
         return [CellStatus(*row) for row in self._db.execute(query)]
@@ -226,15 +292,24 @@ class Store:
     def meta(self, name: str) -> Any:
         """A value recorded by :meth:`begin_run` (``config``, ``datasets``), or None."""
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return json.loads(row[0]) if row else None
+        try:
+            return json.loads(row[0]) if row else None
+        except (TypeError, ValueError):
+            raise MMBenchError(f"{self.path}: its recorded {name!r} is damaged; 'mmbench repair "
+                               f"{self.path.parent}' drops it and keeps every readable cell") from None
 
     def set_meta(self, name: str, value: Any) -> None:
         """Record a JSON-able ``value`` under ``name`` (e.g. what the last publish depended on)."""
         with self._transaction():
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+            self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, json.dumps(value)))
 
     def _transaction(self) -> Any:
         return _Transaction(self._db)
+
+
+def _quoted(identifier: str) -> str:
+    """``identifier`` as an SQL identifier, whatever characters it holds."""
+    return '"' + str(identifier).replace('"', '""') + '"'
 
 
 class _Transaction:
@@ -256,4 +331,9 @@ def open_existing(folder: Path) -> Store:
     if not (folder / FILENAME).is_file():
         raise MMBenchError(f"{folder} holds no mmbench store ({FILENAME}); give the folder a "
                            "run wrote to, e.g. results/smoke")
-    return Store(folder, readonly=True)
+    store = Store(folder, readonly=True)
+    if store.newer:
+        log.warning("%s was written by a newer mmbench (store schema %d; this version knows %d): it is "
+                    "only read, and facts this version does not know are kept as extra columns",
+                    store.path, store.schema, SCHEMA_VERSION)
+    return store

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 import pandas as pd
@@ -30,6 +30,16 @@ class CellFacts:
     rows: int = 0
     facts: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    @classmethod
+    def from_record(cls, raw: dict[str, Any]) -> CellFacts:
+        """The facts of a stored record; keys this version does not know (a newer mmbench wrote
+        them) are kept as perturbation facts, so they are exported, never make a cell unreadable."""
+        known = {f.name for f in fields(cls)}
+        extra = {k: v for k, v in raw.items() if k not in known and k not in RESERVED}
+        own = {k: v for k, v in raw.items() if k in known}
+        facts = own.pop("facts", None)
+        return cls(**own, facts={**extra, **(facts if isinstance(facts, dict) else {})})
+
     def row(self, metric: str, value: float, n: int, ci_low: float = math.nan,
             ci_high: float = math.nan) -> TidyRow:
         return TidyRow(**asdict(self), metric=metric, value=value, n=n, ci_low=ci_low, ci_high=ci_high)
@@ -49,6 +59,12 @@ class TidyRow(CellFacts):
 #: the common columns, in results.csv order; perturbation facts go between ``rows`` and ``metric``
 BASE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CellFacts) if f.name != "facts")
 MEASURE_COLUMNS: tuple[str, ...] = ("metric", "value", "n", "ci_low", "ci_high")
+#: names a stored fact can never take (the measure columns and the frame's own ``cell``)
+RESERVED = frozenset(MEASURE_COLUMNS) | {"cell"}
+#: the facts every stored evaluation cell has (no default), with their JSON types
+REQUIRED_FACTS: dict[str, tuple[str, ...]] = {
+    f.name: ("integer",) if f.name == "seed" else ("integer", "real") if f.name == "severity" else ("text",)
+    for f in fields(CellFacts) if f.default is MISSING and f.default_factory is MISSING}
 SORT_KEYS = ["dataset", "model", "recipe", "seed", "family", "perturbation", "target",
              "severity", "split", "rows", "metric"]
 
