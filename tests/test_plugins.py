@@ -106,14 +106,14 @@ def plugin_site(tmp_path_factory) -> Path:
     return install_package(tmp_path_factory.mktemp("plugin_src"), tmp_path_factory.mktemp("site"), files)
 
 
-def run(site: Path, *args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess:
+def run(site: Path, *args: str, cwd: Path = REPO, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(site), "PYTHONDONTWRITEBYTECODE": "1", **env}
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=full_env)
+                          timeout=timeout, env=full_env)
 
 
-def mmbench(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return run(site, "-m", "mmbench", *args, **env)
+def mmbench(site: Path, *args: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    return run(site, "-m", "mmbench", *args, timeout=timeout, **env)
 
 
 def write_arrays(folder: Path, n: int = 240, seed: int = 0) -> Path:
@@ -253,3 +253,138 @@ def test_autoload_can_be_turned_off(plugin_site: Path) -> None:
     out = mmbench(plugin_site, "ls", "models", MMBENCH_NO_PLUGINS="1")
     assert out.returncode == 0
     assert "demo_model" not in out.stdout and "broken_fusion" not in out.stderr
+
+
+BAD_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "mmbench-bad-plugins"
+version = "0.0.1"
+
+[tool.setuptools]
+packages = ["bad_plugins"]
+
+[project.entry-points."mmbench.models"]
+exits_zero = "bad_plugins.exits_zero:factory"
+exits_three = "bad_plugins.exits_three:factory"
+interrupts = "bad_plugins.interrupts:factory"
+generator_exit = "bad_plugins.generator_exit:factory"
+loops = "bad_plugins.loops:factory"
+sleeps = "bad_plugins.sleeps:factory"
+good_model = "bad_plugins.good:GoodModel"
+
+[project.entry-points."mmbench.recipes"]
+slow_recipe = "bad_plugins.sleeps:factory"
+"""
+
+GOOD = """
+from torch import nn
+
+
+class GoodModel(nn.Module):
+    \"\"\"A plugin that loads.\"\"\"
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+#: each plugin module's whole text: what it does when imported
+BAD_MODULES = {
+    "exits_zero": "raise SystemExit(0)\n",
+    "exits_three": "import sys\nsys.exit(3)\n",
+    # SEND_SIGINT: a real Ctrl-C while it imports (a signal to the process), not a raised exception
+    "interrupts": ("import os, signal, time\nif os.environ.get('SEND_SIGINT'):\n"
+                   "    os.kill(os.getpid(), signal.SIGINT)\n    time.sleep(30)\nraise KeyboardInterrupt\n"),
+    "generator_exit": "raise GeneratorExit\n",
+    "loops": "while True:\n    pass\n",
+    "sleeps": "import time\ntime.sleep(1000)\n",
+}
+
+
+@pytest.fixture(scope="module")
+def bad_plugin_site(tmp_path_factory) -> Path:
+    """One distribution of plugins that exit, interrupt, loop or sleep at import beside one that
+    loads, and a second distribution whose entry_points.txt is not UTF-8."""
+    files = {"pyproject.toml": BAD_PYPROJECT, "bad_plugins/__init__.py": "", "bad_plugins/good.py": GOOD,
+             **{f"bad_plugins/{name}.py": text for name, text in BAD_MODULES.items()}}
+    site = install_package(tmp_path_factory.mktemp("bad_src"), tmp_path_factory.mktemp("bad_site"), files)
+    unreadable = site / "unreadable_plugin-1.0.dist-info"
+    unreadable.mkdir()
+    (unreadable / "METADATA").write_text("Metadata-Version: 2.1\nName: unreadable-plugin\nVersion: 1.0\n")
+    (unreadable / "entry_points.txt").write_bytes(b"[mmbench.models]\nnever = nowhere:x  # caf\xe9\n")
+    return site
+
+
+def _warnings(stderr: str, needle: str) -> list[str]:
+    return [line for line in stderr.splitlines() if needle in line]
+
+
+def test_plugins_that_exit_interrupt_or_hang_cannot_take_the_cli_down(bad_plugin_site: Path) -> None:
+    out = mmbench(bad_plugin_site, "ls", "models", timeout=60, MMBENCH_PLUGIN_TIMEOUT="1")
+    assert out.returncode == 0, out.stderr
+    assert "late_fusion" in out.stdout and "good_model" in out.stdout  # built-ins and the good plugin
+    assert "Traceback" not in out.stderr
+    expected = {"exits_zero": "SystemExit: 0", "exits_three": "SystemExit: 3",
+                "'interrupts'": "KeyboardInterrupt", "generator_exit": "GeneratorExit",
+                "'loops'": "did not finish importing within 1 s; skipped",
+                "'sleeps'": "did not finish importing within 1 s; skipped"}
+    for name, reason in expected.items():
+        lines = _warnings(out.stderr, name)
+        assert len(lines) == 1 and reason in lines[0], out.stderr
+        assert name.strip("'") not in out.stdout
+    unreadable = _warnings(out.stderr, "unreadable-plugin")
+    assert len(unreadable) == 1 and "UnicodeDecodeError" in unreadable[0]
+    assert len(out.stderr.strip().splitlines()) == len(expected) + 1
+
+
+def test_a_real_ctrl_c_while_a_plugin_imports_still_interrupts(bad_plugin_site: Path) -> None:
+    out = mmbench(bad_plugin_site, "ls", "models", timeout=60, SEND_SIGINT="1")
+    assert out.returncode == 130 and "interrupted" in out.stderr.splitlines()[-1]
+    assert "skipping model plugin 'interrupts'" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_no_plugins_flag_loads_none(bad_plugin_site: Path) -> None:
+    out = mmbench(bad_plugin_site, "ls", "models", "--no-plugins", timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "late_fusion" in out.stdout and "good_model" not in out.stdout
+    assert "plugin '" not in out.stderr  # nothing imported: no plugin warnings
+
+
+def test_distributions_are_read_once_and_timers_are_put_back(bad_plugin_site: Path, monkeypatch,
+                                                             caplog) -> None:
+    """In-process: two registries read the distributions once (one warning for the unreadable
+    one); a plugin's time limit leaves the SIGALRM handler, a running timer and SIGINT as found."""
+    import signal
+
+    from mmbench import registry
+
+    monkeypatch.syspath_prepend(str(bad_plugin_site))
+    monkeypatch.setattr(registry, "_ENTRY_POINTS", None)
+    monkeypatch.setattr(registry, "_TIMED_OUT", set())
+    monkeypatch.setenv("MMBENCH_PLUGIN_TIMEOUT", "0.5")
+    monkeypatch.delenv("MMBENCH_NO_PLUGINS", raising=False)
+    sentinel, sigint = (lambda signum, frame: None), signal.getsignal(signal.SIGINT)
+    previous = signal.signal(signal.SIGALRM, sentinel)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 100)
+        recipes = registry.Registry("recipe", (), "mmbench.recipes")
+        metrics = registry.Registry("metric", (), "mmbench.metrics")
+        assert recipes.names() == [] and metrics.names() == []
+        remaining = signal.getitimer(signal.ITIMER_REAL)[0]
+        assert signal.getsignal(signal.SIGALRM) is sentinel and 90 < remaining <= 100
+        assert signal.getsignal(signal.SIGINT) is sigint
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if "unreadable-plugin" in m]) == 1
+    assert [m for m in messages if "slow_recipe" in m] == [
+        "recipe plugin 'slow_recipe' (bad_plugins.sleeps:factory) did not finish importing within 0.5 s; "
+        "skipped (MMBENCH_PLUGIN_TIMEOUT sets the limit)"]
