@@ -54,3 +54,23 @@ def check_distinct(values: list, what: str) -> None:
         if key in seen:
             raise MMBenchError(f"{what} lists {key[:40]} twice; list each value once")
         seen.add(key)
+
+
+#: the most cases one perturbation entry of a suite may expand to (attacks x eps x targets, kept
+#: subsets x imputations, the product of a compound's stages, ...): past it, one line at planning
+MAX_CASES = 10_000
+#: the most evaluation cells one suite may plan (models x recipes x seeds x cases, per dataset)
+MAX_CELLS = 200_000
+#: the most noise draws randomized smoothing takes per row and phase (``n``, ``n0``)
+MAX_DRAWS = 1_000_000
+#: the most torch threads per cell (``--threads``)
+MAX_THREADS = 256
+
+
+def check_size(size: int, limit: int, what: str, fix: str) -> None:
+    """One line when a planned grid is larger than its documented ``limit`` (before any of it
+    is built): ``what`` names the grid, ``fix`` what to do."""
+    from mmbench.errors import MMBenchError
+
+    if size > limit:
+        raise MMBenchError(f"{what} is {size:,}, more than the limit of {limit:,}; {fix}")

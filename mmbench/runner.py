@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from mmbench.bounds import MAX_THREADS, check_size
 from mmbench.config.datasets import load_datasets
 from mmbench.config.options import RunOptions
 from mmbench.config.suite import Suite, load_suite
@@ -192,6 +194,7 @@ def make_executor(options: RunOptions, device: torch.device) -> Executor:
     """``local`` or ``ray`` (checked before anything runs)."""
     if options.threads < 1:
         raise MMBenchError(f"--threads must be at least 1, got {options.threads}")
+    check_size(options.threads, MAX_THREADS, "--threads", f"this machine has {os.cpu_count()} cores")
     if options.executor == "local":
         return LocalExecutor()
     if options.executor == "ray":

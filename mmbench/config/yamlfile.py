@@ -9,6 +9,7 @@ than :data:`MAX_NODES` nodes or nesting deeper than :data:`MAX_DEPTH`. Every pro
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,7 @@ def read_yaml(path: Path) -> Any:
     except UnicodeDecodeError as exc:
         raise MMBenchError(f"{path}: not UTF-8 text (byte {exc.start}); save the suite as UTF-8") from None
     try:
-        return yaml.load(text, Loader=BoundedLoader)  # noqa: S506 (a SafeLoader subclass)
+        data = yaml.load(text, Loader=BoundedLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}:" if mark is not None else ""
@@ -89,3 +90,28 @@ def read_yaml(path: Path) -> Any:
         raise MMBenchError(f"{path}:{where} malformed YAML ({str(problem)[:120]}); fix the file") from None
     except RecursionError:
         raise MMBenchError(f"{path}: nested too deeply; flatten the suite") from None
+    size = expanded_size(data)
+    if size > MAX_NODES:
+        what = "a structure that contains itself" if size == math.inf else f"{int(size):,} values"
+        raise MMBenchError(f"{path}: its aliases expand to {what}, more than {MAX_NODES:,}; write the "
+                           "values out")
+    return data
+
+
+def expanded_size(value: Any) -> float:
+    """How many values ``value`` holds once every alias is written out (shared parts count each
+    time they appear; ``inf`` for a structure that contains itself). Linear in the distinct
+    parts: each is sized once."""
+    sizes: dict[int, float] = {}
+
+    def size(item: Any) -> float:
+        if not isinstance(item, (dict, list)):
+            return 1
+        if id(item) in sizes:
+            return sizes[id(item)]
+        sizes[id(item)] = math.inf  # until sized: met again inside itself, it is endless
+        parts = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        sizes[id(item)] = 1 + sum(size(part) for part in parts)
+        return sizes[id(item)]
+
+    return size(value)

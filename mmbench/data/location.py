@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mmbench.data.files import regular_file
 from mmbench.errors import MMBenchError
 
 DATA_ENV = "MMBENCH_DATA"
@@ -27,4 +28,4 @@ def require(dataset: str, path: Path, source: str) -> Path:
     """``path`` if it exists, else a one-line error naming it and where the files come from."""
     if not path.exists():
         raise MMBenchError(f"{dataset}: {path} not found; {source}")
-    return path
+    return regular_file(path, dataset)

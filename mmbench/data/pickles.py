@@ -12,6 +12,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+from mmbench.data.files import regular_file
 from mmbench.errors import MMBenchError
 
 
@@ -20,7 +21,7 @@ def load_pickle(path: Path, trusted: bool) -> Any:
     if not trusted:
         raise MMBenchError(f"refusing to load {path}: pickle files can run code when loaded; "
                            "pass --trust-pickle if you trust where the file came from")
-    if not path.is_file():
+    if not path.exists():
         raise MMBenchError(f"data file not found: {path}")
-    with path.open("rb") as handle:
+    with regular_file(path, "data file").open("rb") as handle:
         return pickle.load(handle)  # noqa: S301 (the user vouched for the file)

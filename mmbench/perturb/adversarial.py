@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mmbench.bounds import check_distinct
+from mmbench.bounds import MAX_CASES, check_distinct, check_size
 from mmbench.data.base import Batch, ModalitySpec
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.perturb.attacks import (
@@ -274,7 +274,10 @@ def adversarial(
     cases: list[Perturbation] = []
     group = tuple(s.name for s in specs) if ensemble and len(specs) > 1 else ()
     check_distinct(list(targets or []), "adversarial: targets")
-    for label, target_specs in resolve_targets(targets or [EACH, ALL], modalities):
+    resolved = resolve_targets(targets or [EACH, ALL], modalities)
+    check_size(len(resolved) * len(budgets) * len(specs), MAX_CASES, "adversarial: attacks x eps x targets",
+               "list fewer values, or split the grid over several suites")
+    for label, target_specs in resolved:
         _check_targets(specs, label, target_specs)
         cases += [Attack(family=ADVERSARIAL, name=f"{s.name}-{norm}", target=label, severity=e,
                          max_rows=max_rows, attack=s.name, norm=norm, specs=target_specs,

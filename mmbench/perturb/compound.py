@@ -28,7 +28,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from mmbench.bounds import PositiveInt, check_distinct
+from mmbench.bounds import MAX_CASES, PositiveInt, check_distinct, check_size
 from mmbench.data.base import Batch, ModalitySpec, Split
 from mmbench.errors import MMBenchError, did_you_mean, first_line
 from mmbench.hashing import content_hash, derive_seed
@@ -134,6 +134,8 @@ def build(stages: Any, harness: Harness, max_rows: int | None, what: str) -> lis
         name, params = _entry(stage, i, what)
         cases = _expand(name, params, harness, i, what)
         named = {t for t in params.get("targets") or () if isinstance(t, str) and t not in (EACH, ALL)}
+        check_size(len(combos) * len(cases), MAX_CASES, f"{what}: the product of stages 1-{i}'s cases",
+                   "list fewer values in its stages")
         combos = [(*combo, fitted) for combo in combos for case in cases
                   if (fitted := _fit(case, _gone(combo, harness.names), named, harness.names, i, what)) is not None]
     return [compose(combo, harness.names, max_rows) for combo in combos]

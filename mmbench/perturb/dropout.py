@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmbench.bounds import check_distinct
+from mmbench.bounds import MAX_CASES, check_distinct, check_size
 from mmbench.data.base import Batch, ModalitySpec, Split
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.models.base import PRESENT, FusionModel
@@ -190,6 +190,8 @@ def random_presence(n: int, m: int, rate: float, seed: int) -> Tensor:
 
 def _subsets(names: Sequence[str], subsets: str | list[str | list[str]]) -> list[tuple[str, ...]]:
     if subsets == "all":
+        check_size(2 ** len(names), MAX_CASES, f"missing: subsets 'all' of {len(names)} modalities (2^M kept sets)",
+                   "list the kept sets to evaluate instead")
         return [c for k in range(len(names) + 1) for c in itertools.combinations(names, k)]
     if not isinstance(subsets, list):
         raise MMBenchError("missing: 'subsets' must be 'all' or a list of kept sets like "
@@ -235,8 +237,10 @@ def missing(modalities: Sequence[ModalitySpec], n_classes: int, train: Split,
     names = [m.name for m in modalities]
     fill = Fill.from_split(modalities, train)
     cases: list[Perturbation] = []
-    for how in _imputations(imputation or ["zeros"]):
-        for keep in _subsets(names, subsets):
+    hows, kept = _imputations(imputation or ["zeros"]), _subsets(names, subsets)
+    check_size(len(hows) * len(kept), MAX_CASES, "missing: subsets x imputations", "list fewer of either")
+    for how in hows:
+        for keep in kept:
             gone = [n for n in names if n not in keep]
             target = NONE if not gone else ALL if not keep else "+".join(gone)
             cases.append(Missing(family=MISSING, name=f"missing-{how}", target=target,
@@ -257,6 +261,8 @@ def random_dropout(modalities: Sequence[ModalitySpec], n_classes: int, train: Sp
         if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 <= r < 1:
             raise MMBenchError(f"random_dropout: rates must lie in [0, 1), got {str(r)[:40]!r}")
     check_distinct([float(r) for r in rates], "random_dropout: rates")
+    check_size(len(rates) * len(imputation or ["zeros"]), MAX_CASES, "random_dropout: rates x imputations",
+               "list fewer of either")
     fill = Fill.from_split(modalities, train)
     return [RandomDropout(family=RANDOM_DROPOUT, name=f"random-{how}", severity=float(r), imputation=how,
                           specs=tuple(modalities), fill_id=fill.fingerprint, fill=fill)

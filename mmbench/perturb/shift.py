@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from mmbench.bounds import check_distinct
+from mmbench.bounds import MAX_CASES, check_distinct, check_size
 from mmbench.data.base import Batch, ModalitySpec
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.hashing import derive_seed
@@ -112,6 +112,8 @@ def shift(modalities: Sequence[ModalitySpec], n_classes: int, corruptions: str |
             raise MMBenchError(f"shift: corruption '{name}' applies to {'/'.join(corruption.kinds)} "
                                f"modalities; this dataset has {', '.join(kinds)}")
         times = draws if corruption.random else 1
+        check_size(len(cases) + len(pairs) * len(levels), MAX_CASES, "shift: corruptions x severities x targets",
+                   "list fewer values")
         cases += [Shift(family=SHIFT, name=name, target=t, severity=float(s), specs=specs,
                         draws=times if s > 0 else 1) for t, specs in pairs for s in levels]
     return cases

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from mmbench.bounds import check_distinct
+from mmbench.bounds import MAX_CASES, MAX_DRAWS, check_distinct, check_size
 from mmbench.data.base import Batch, ModalitySpec
 from mmbench.errors import MMBenchError
 from mmbench.models.base import PRESENT
@@ -106,9 +106,12 @@ class Smoothing(Perturbation):
         return checked
 
 
-def _positive_int(value: Any, name: str, low: int = 1) -> int:
+def _positive_int(value: Any, name: str, low: int = 1, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise MMBenchError(f"smoothing: {name} must be an integer >= {low}, got {str(value)[:40]!r}")
+    if high is not None:
+        check_size(value, high, f"smoothing: {name} (noise draws per row)",
+                   "CERTIFY's usual n is 100,000; use fewer draws")
     return value
 
 
@@ -135,13 +138,15 @@ def smoothing(modalities: Sequence[ModalitySpec], n_classes: int, sigma: list[fl
     """CERTIFY per (target, sigma); targets default to [each, all]."""
     sigmas = _numbers(sigma, "sigma", "[0.12, 0.25]", positive=True)
     grid = _numbers(list(RADII) if radii is None else radii, "radii", "[0, 0.25, 0.5]", positive=False)
-    n0, n, chunk = _positive_int(n0, "n0"), _positive_int(n, "n"), _positive_int(chunk, "chunk")
+    n0, n = _positive_int(n0, "n0", high=MAX_DRAWS), _positive_int(n, "n", high=MAX_DRAWS)
+    chunk = _positive_int(chunk, "chunk", high=MAX_DRAWS)
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 0.5:
         raise MMBenchError(f"smoothing: alpha must lie in (0, 0.5), got {str(alpha)[:40]!r}")
     if max_rows is not None:
         _positive_int(max_rows, "max_rows")
     check_distinct(list(targets or []), "smoothing: targets")
     resolved = resolve_targets(targets or [EACH, ALL], modalities, SMOOTHING, "Gaussian noise")
+    check_size(len(resolved) * len(sigmas), MAX_CASES, "smoothing: sigma x targets", "list fewer of either")
     return [Smoothing(family=SMOOTHING, name=SMOOTHED, target=label, severity=s, max_rows=max_rows,
                       specs=specs, n_classes=n_classes, n0=n0, n=n, alpha=float(alpha), radii=tuple(grid),
                       chunk=chunk)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from mmbench.bounds import check_distinct
+from mmbench.bounds import MAX_CELLS, check_distinct, check_size
 from mmbench.config.build import build_model
 from mmbench.config.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, build_config, check_params
 from mmbench.config.suite import Component, Suite, label_of
@@ -28,6 +28,7 @@ from mmbench.perturb.base import Perturbation
 from mmbench.plan.sources import code_versions
 from mmbench.registry import DATASETS, METRICS, MODELS, PERTURBATIONS, RECIPES
 from mmbench.store.rows import BASE_COLUMNS, MEASURE_COLUMNS
+from mmbench.text import escaped, refusal
 from mmbench.version import __version__
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,7 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
     codes: dict[type, dict[str, str]] = {}  # perturbation type -> its code versions
     reads: dict[str, dict[str, tuple[str, ...]]] = {}
     recipes = [(r, RECIPES.get(r.name), recipe_config(r, suite)) for r in suite.recipes]
+    planned = 0
     for ds_comp in suite.datasets:
         data = datasets[label_of(ds_comp)]
         fingerprint = data.fingerprint()
@@ -186,6 +188,9 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
         check_facts([p for _, ps in expanded for p in ps])
         for model in expand_models(suite, data):
             perturbations = [p for comp, ps in expanded if applies_to(comp, model) for p in ps]
+            planned += len(perturbations) * len(recipes) * len(suite.seeds)
+            check_size(planned, MAX_CELLS, "the suite's evaluation cells (datasets x models x recipes x seeds x "
+                       "cases)", "split it into several suites or list fewer values")
             taken = check_model_fits(model, data, label_of(ds_comp))
             reads.setdefault(label_of(ds_comp), {})[label_of(model)] = taken
             check_model_supports(model, perturbations, recipes)
@@ -308,10 +313,17 @@ def check_facts(perturbations: list[Perturbation]) -> None:
     common column's name (a fact ``n`` would overwrite the row count)."""
     reserved = {*BASE_COLUMNS, *MEASURE_COLUMNS, "cell"}
     for p in perturbations:
-        clash = sorted(reserved & set(p.facts()))
+        facts = p.facts()
+        clash = sorted(reserved & set(facts))
         if clash:
             raise MMBenchError(f"perturbation '{p.name}' reports a fact named '{clash[0]}', which is a common "
                                f"column of every row; rename it in its facts()")
+        texts = [("name", p.name), ("target", p.target), *((f"fact {k!r}", k) for k in facts),
+                 *((f"fact {k!r}", v) for k, v in facts.items() if isinstance(v, str))]
+        for what, text in texts:
+            problem = refusal(f"perturbation '{escaped(p.name)}': its {what}", str(text))
+            if problem:
+                raise MMBenchError(problem)
 
 
 def _eval_cells(cell: TrainCell, perturbations: list[Perturbation], suite: Suite,
