@@ -19,6 +19,12 @@ from torch import Tensor
 #: A batch: modality name -> tensor with the batch dimension first.
 Batch = Mapping[str, Tensor]
 
+#: The largest magnitude a continuous modality may reach (its values and bounds). Models and
+#: perturbations compute in float32 (max 3.4e38); a product of two input-scale values squared
+#: (fusion products under Adam's squared gradients, variances of products) is then at most 1e36,
+#: still finite. Measured: unscaled inputs around 5e14 already stop tensor fusion from training.
+SAFE_MAGNITUDE = 1e9
+
 
 class ModalityKind(str, enum.Enum):
     """What a modality is; it chooses the encoder and which corruptions apply."""
@@ -146,6 +152,20 @@ class MultimodalDataset:
                                  self.val.to(device), self.test.to(device),
                                  {g: s.to(device) for g, s in self.groups.items()}, self.in_distribution,
                                  self.notes)
+
+    def split_fingerprints(self) -> dict[str, str]:
+        """A content hash of each split's inputs and labels, by the name a cell's rows carry
+        (``train``, ``val``, ``test`` or a group's name): ``mmbench compare`` checks that two
+        runs evaluated the same data with them."""
+        out = {}
+        for tag, split in self.splits():
+            h = hashlib.sha256(repr((self.modalities, self.n_classes)).encode())
+            for name in sorted(split.inputs):
+                h.update(name.encode())
+                h.update(split.inputs[name].detach().cpu().contiguous().numpy().tobytes())
+            h.update(split.labels.detach().cpu().contiguous().numpy().tobytes())
+            out[tag.removeprefix("group ")] = h.hexdigest()[:16]
+        return out
 
     def fingerprint(self) -> str:
         """A content hash of all tensors, specs and labels (part of every cache key)."""

@@ -11,6 +11,10 @@ kind; a token modality is run on the row holding its largest id over all rows (t
 and held-out groups), so that an id beyond the embedding's size is refused here rather than in
 every evaluation cell later. :func:`row_report` describes the rows each dataset gives, for
 ``mmbench validate``.
+
+Before any model runs, :func:`check_rows` refuses a dataset (a plugin's too) that no recipe can
+train on: an empty validation or test split, training rows of a single class, or continuous
+bounds beyond :data:`~mmbench.data.base.SAFE_MAGNITUDE`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from mmbench.config.build import build_model
-from mmbench.data.base import MultimodalDataset, Split
+from mmbench.data.base import SAFE_MAGNITUDE, MultimodalDataset, Split
 from mmbench.errors import MMBenchError, first_line
 from mmbench.perturb.natural import NATURAL_SHIFT
 from mmbench.plan.cells import Plan, TrainCell
@@ -35,7 +39,9 @@ Call = tuple[str, int]
 
 
 def probe_plan(plan: Plan, datasets: Mapping[str, MultimodalDataset]) -> list[str]:
-    """Probe each (dataset, model) of the plan once; return warnings (also logged)."""
+    """Check each dataset's rows, then probe each (dataset, model) of the plan once; return
+    warnings (also logged)."""
+    check_rows(datasets)
     warnings: list[str] = []
     seen: set[tuple[str, str]] = set()
     for cell in plan.train_cells:
@@ -45,6 +51,26 @@ def probe_plan(plan: Plan, datasets: Mapping[str, MultimodalDataset]) -> list[st
     for text in warnings:
         log.warning("%s", text)
     return warnings
+
+
+def check_rows(datasets: Mapping[str, MultimodalDataset]) -> None:
+    """One line for a dataset that cannot be trained on: an empty train, validation or test split
+    (every recipe selects on or reports the validation rows), one class in the training rows, or
+    bounds of a continuous modality beyond SAFE_MAGNITUDE (float32 arithmetic would overflow)."""
+    for label, data in datasets.items():
+        for part, fix in (("train", "the data"), ("val", "its val_fraction"), ("test", "its test_fraction")):
+            if not len(getattr(data, part)):
+                raise MMBenchError(f"dataset '{label}': the {part} split is empty, and training and "
+                                   f"evaluation need {part} rows; give the dataset {part} rows (check {fix})")
+        classes = torch.unique(data.train.labels)
+        if len(classes) < 2:
+            raise MMBenchError(f"dataset '{label}': the train split holds 1 class ({len(data.train)} rows); "
+                               "training needs at least 2: give it rows of more classes")
+        for spec in data.modalities:
+            if spec.is_continuous and max(abs(spec.lo), abs(spec.hi)) > SAFE_MAGNITUDE:
+                raise MMBenchError(f"dataset '{label}': modality '{spec.name}' has bounds [{spec.lo:.3g}, "
+                                   f"{spec.hi:.3g}], beyond {SAFE_MAGNITUDE:.0e} in magnitude, where float32 "
+                                   "arithmetic overflows to inf; scale the data (e.g. min-max to [0, 1])")
 
 
 def probe_cell(cell: TrainCell, data: MultimodalDataset) -> list[str]:
