@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ def _common() -> argparse.ArgumentParser:
                         help="only warnings and the result, no progress bars")
     common.add_argument("-v", "--verbose", action="store_true",
                         help="also a progress bar inside each cell (training epochs, batches)")
+    common.add_argument("--no-plugins", action="store_true",
+                        help="load no third-party plugins from entry points (as MMBENCH_NO_PLUGINS=1)")
     return common
 
 
@@ -122,7 +125,11 @@ def _trust_option(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mmbench.runner import RunOptions, run_suite
+    from mmbench.config.options import RunOptions
+    from mmbench.config.suite import load_suite
+
+    suite = load_suite(args.suite)  # torch-free: a mistake in the file is reported at once
+    from mmbench.runner import run_suite
     from mmbench.store.folders import writable_file
 
     options = RunOptions(out_dir=args.out, cache_dir=args.cache_dir, device=args.device,
@@ -135,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                          wait=args.wait)
     if args.summary is not None:
         writable_file(args.summary, "--summary")
-    result = run_suite(args.suite, options)
+    result = run_suite(suite, options)
     log.info("%d models trained, %d loaded from the checkpoint cache; %.1fs",
              result.models_trained, result.models_from_cache, result.seconds)
     log.info("%s %s", "kept" if result.kept else "wrote", ", ".join(str(p) for p in result.files.values()))
@@ -180,13 +187,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     """Counts of done / pending / failed cells of the latest run, and each failure."""
     from mmbench.store.database import open_existing
 
-    store = open_existing(args.results)
     try:
-        cells, config = store.statuses(), store.config() or {}
+        store = open_existing(args.results)
+        try:
+            cells, config = store.statuses(), store.config() or {}
+        finally:
+            store.close()
     except sqlite3.DatabaseError:
         return _damaged(args.results)
-    finally:
-        store.close()
     counts = {k: sum(c.status == k for c in cells) for k in ("done", "pending", "failed", "damaged")}
     if not counts["damaged"]:
         counts.pop("damaged")
@@ -214,6 +222,10 @@ def cmd_repair(args: argparse.Namespace) -> int:
     found = repair(args.results)
     print(f"{args.results}: kept {found.summary()}; the damaged store is {found.damaged}. Rerun the "
           "suite with the same --out to compute what was lost.")
+    if found.dropped:
+        print(f"dropped {len(found.dropped)} rows that were read but cannot be used:")
+        for line in found.dropped:
+            print(f"  {line}")
     return 0
 
 
@@ -287,12 +299,13 @@ def _describe(entry: object) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Load the suite and its datasets and plan every cell; train and evaluate nothing."""
-    from mmbench.config.datasets import load_datasets
     from mmbench.config.suite import load_suite
+
+    suite = load_suite(args.suite)  # torch-free: a mistake in the file is reported at once
+    from mmbench.config.datasets import load_datasets
     from mmbench.execution.probe import probe_plan, row_report
     from mmbench.plan.cells import check_suite, make_plan, warn_unread
 
-    suite = load_suite(args.suite)
     check_suite(suite)
     datasets = load_datasets(suite, args.trust_pickle, args.data_dir)
     plan = make_plan(suite, datasets)
@@ -308,12 +321,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def configure_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="mmbench: %(message)s", stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:  # a name from data or a plugin never drives the terminal
+        handler.setFormatter(EscapingFormatter("mmbench: %(message)s"))
+
+
+def _plugins(disabled: bool) -> None:
+    """``--no-plugins`` before any registry lookup (Ray workers inherit it), a bad
+    ``$MMBENCH_PLUGIN_TIMEOUT`` refused at once, and every distribution's entry points read
+    before torch is imported (an unreadable one is a warning)."""
+    from mmbench.registry import NO_PLUGINS_ENV, plugin_timeout, plugins_enabled, scan_plugins
+
+    if disabled:
+        os.environ[NO_PLUGINS_ENV] = "1"
+    if plugins_enabled():
+        plugin_timeout()
+    scan_plugins()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args)
     try:
+        _plugins(args.no_plugins)
         return int(args.func(args))
     except MMBenchError as exc:
         if args.debug:
@@ -339,9 +368,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 PIPE_CLOSED = 141
 
 
+class EscapingFormatter(logging.Formatter):
+    """Log lines with control characters written as escapes (line breaks kept)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from mmbench.text import escaped
+
+        return escaped(super().format(record), frozenset("\n"))
+
+
 def _fail(message: str, code: int, prefix: str = "error: ") -> int:
+    from mmbench.text import escaped
+
     try:
-        print(f"mmbench: {prefix}{message}", file=sys.stderr)
+        print(f"mmbench: {prefix}{escaped(message)}", file=sys.stderr)
     except (BrokenPipeError, OSError):
         pass
     return code
@@ -349,8 +389,6 @@ def _fail(message: str, code: int, prefix: str = "error: ") -> int:
 
 def _silence_stdout() -> None:
     """After a closed pipe, point stdout at /dev/null so the interpreter's final flush is quiet."""
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

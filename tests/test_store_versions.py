@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import tiny_suite, write_suite
 
 from mmbench.store.database import SCHEMA_VERSION
@@ -165,3 +166,33 @@ def test_repair_drops_and_lists_rows_whose_json_is_bad(finished, tmp_path: Path)
     code, _, err = rerun(finished, out)
     assert code == 0 and "internal error" not in err, err
     assert (out / "results.csv").read_text() == original
+
+
+def test_compare_refuses_runs_on_other_data_with_the_same_labels(finished, tmp_path: Path) -> None:
+    from mmbench.report.publish import load_run
+
+    root, suite = finished
+    raw = yaml.safe_load(suite.read_text())
+    raw["datasets"][0]["params"]["noise"] = 1.3  # other inputs, the same labels
+    other = write_suite(tmp_path, raw, "other.yaml")
+    code, _, err = cli("run", str(other), "--out", str(tmp_path / "other"), "--cache-dir", str(root / "cache"), "-q")
+    assert code == 0, err
+    mine, theirs = load_run(root / "done"), load_run(tmp_path / "other")
+    shared = set(mine.labels) & set(theirs.labels)
+    assert shared and all((mine.labels[k] == theirs.labels[k]).all() for k in shared)
+    code, _, err = cli("compare", str(root / "done"), str(tmp_path / "other"))
+    assert code == 2 and "evaluated different data" in err and len(err.strip().splitlines()) == 1, err
+    code, out, err = cli("compare", str(root / "done"), str(root / "done"))
+    assert code == 0 and "could not be checked" not in out, err
+
+
+def test_every_compare_error_names_its_folder(finished, tmp_path: Path) -> None:
+    root, _ = finished
+    broken = copied(finished, tmp_path)
+    edit(broken, ("UPDATE meta SET value = '{broken' WHERE name = 'datasets'", ()))
+    for pair in ((root / "done", broken), (broken, root / "done")):
+        code, _, err = cli("compare", *map(str, pair))
+        assert code == 2 and str(broken) in err and len(err.strip().splitlines()) == 1, err
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("compare", str(root / "done"), str(tmp_path / "empty"))
+    assert code == 2 and str(tmp_path / "empty") in err, err

@@ -12,6 +12,7 @@ from mmbench.config.suite import Component, Suite, label_of
 from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError, first_line
 from mmbench.registry import DATASETS
+from mmbench.text import refusal, slug_clash
 
 
 def load_datasets(suite: Suite, trust_pickle: bool = False,
@@ -26,8 +27,23 @@ def load_datasets(suite: Suite, trust_pickle: bool = False,
         given = {"trust_pickle": trust_pickle, "data_root": data_root, "suite_dir": suite.folder}
         extra = {k: v for k, v in given.items() if k in wants}
         out[label_of(comp)] = _load(loader, comp, extra)
+        check_names(out[label_of(comp)], label_of(comp))
         check_finite(out[label_of(comp)], label_of(comp))
     return out
+
+
+def check_names(data: MultimodalDataset, label: str) -> None:
+    """Modality and group names reach terminals, tables and plot file names: no control
+    characters, and no two that map to one file name."""
+    for what, names in (("modality", data.modality_names), ("group", sorted(data.groups))):
+        for name in names:
+            problem = refusal(f"dataset '{label}': {what}", str(name))
+            if problem:
+                raise MMBenchError(problem)
+        clash = slug_clash([str(n) for n in names])
+        if clash:
+            raise MMBenchError(f"dataset '{label}': {what} names '{clash[0]}' and '{clash[1]}' map to the same "
+                               "file name; rename one")
 
 
 def _load(loader: Any, comp: Component, extra: dict[str, Any]) -> MultimodalDataset:

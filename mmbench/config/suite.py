@@ -16,7 +16,7 @@ from typing import Any
 
 from mmbench.config.yamlfile import read_yaml
 from mmbench.errors import MMBenchError, did_you_mean
-from mmbench.perturb.clean import CLEAN
+from mmbench.text import LAYOUT, file_slug, refusal, slug_clash
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,21 @@ class EvalConfig:
     split: str = "test"
 
 
+def default_perturbations() -> tuple[Component, ...]:
+    """The clean split only. Imported when needed: the perturbation modules import torch, and a
+    suite's structure is checked without it, so that a mistake in the file is reported at once."""
+    from mmbench.perturb.clean import CLEAN
+
+    return (Component(CLEAN),)
+
+
 @dataclass(frozen=True)
 class Suite:
     name: str
     datasets: tuple[Component, ...]
     models: tuple[Component, ...]
     recipes: tuple[Component, ...] = (Component("standard"),)
-    perturbations: tuple[Component, ...] = (Component(CLEAN),)
+    perturbations: tuple[Component, ...] = field(default_factory=default_perturbations)
     metrics: tuple[str, ...] = ("accuracy", "macro_f1")
     seeds: tuple[int, ...] = (0,)
     eval: EvalConfig = EvalConfig()
@@ -83,6 +91,8 @@ def label_of(component: Component) -> str:
     return component.label or component.name
 
 
+#: the most suite files one suite may read through ``include:`` (each inclusion counts)
+MAX_INCLUDE_READS = 64
 TOP_KEYS = tuple(f.name for f in fields(Suite) if f.name != "folder") + ("include",)
 COMPONENT_KEYS = ("name", "params", "label", "models", "datasets")
 
@@ -104,10 +114,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+def _read_with_includes(path: Path, chain: tuple[Path, ...], reads: list[Path] | None = None) -> dict[str, Any]:
+    """The suite at ``path`` merged over its includes; ``reads``: every file read so far for
+    this suite (at most :data:`MAX_INCLUDE_READS`, so a small include graph cannot expand)."""
     resolved = path.resolve()
     if resolved in chain:
         raise MMBenchError(f"{path}: include cycle ({' -> '.join(p.name for p in chain + (resolved,))})")
+    reads = [] if reads is None else reads
+    reads.append(resolved)
+    if len(reads) > MAX_INCLUDE_READS:
+        raise MMBenchError(f"{chain[0] if chain else path}: its includes read more than {MAX_INCLUDE_READS} "
+                           "files (a file included many times counts each time); include each file once")
     data = _read_yaml(path)
     includes = data.pop("include", [])
     includes = [includes] if isinstance(includes, str) else includes
@@ -115,13 +132,14 @@ def _read_with_includes(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
         raise MMBenchError(f"{path}: 'include' must be a path or a list of paths")
     merged: dict[str, Any] = {}
     for inc in includes:
-        merged.update(_read_with_includes(path.parent / inc, chain + (resolved,)))
+        merged.update(_read_with_includes(path.parent / inc, chain + (resolved,), reads))
     merged.update(data)
     return merged
 
 
 def parse_suite(raw: dict[str, Any], source: str = "suite") -> Suite:
     """Validate a suite mapping (after includes) into a :class:`Suite`."""
+    _check_text(raw, source, "")
     for key in raw:
         if key not in TOP_KEYS:
             raise MMBenchError(
@@ -131,20 +149,50 @@ def parse_suite(raw: dict[str, Any], source: str = "suite") -> Suite:
     for required in ("datasets", "models"):
         if not raw.get(required):
             raise MMBenchError(f"{source}: '{required}' is missing or empty; list at least one")
-    defaults = Suite("", (), ())
-    return Suite(
+    defaults = {f.name: f.default for f in fields(Suite)}
+    given = {"perturbations": components(raw["perturbations"], "perturbations", source)} if (
+        "perturbations" in raw) else {}  # else the default, looked up after every check (torch-free)
+    suite = Suite(
         name=_typed(raw, "name", str, source),
         description=_typed(raw, "description", str, source, ""),
         datasets=components(raw["datasets"], "datasets", source),
         models=components(raw["models"], "models", source),
         recipes=components(raw.get("recipes", ["standard"]), "recipes", source),
-        perturbations=components(raw.get("perturbations", [CLEAN]), "perturbations", source),
-        metrics=tuple(_str_list(raw.get("metrics", list(defaults.metrics)), "metrics", source)),
-        seeds=_seeds(raw.get("seeds", list(defaults.seeds)), source),
+        metrics=tuple(_str_list(raw.get("metrics", list(defaults["metrics"])), "metrics", source)),
+        seeds=_seeds(raw.get("seeds", list(defaults["seeds"])), source),
         eval=_eval_config(raw.get("eval", {}), source),
         baseline=_typed(raw, "baseline", str, source, ""),
         score_metric=_typed(raw, "score_metric", str, source, "accuracy"),
+        **given,
     )
+    _check_file_names(suite, source)
+    return suite
+
+
+def _check_file_names(suite: Suite, source: str) -> None:
+    """Dataset, model and recipe labels name plot files: two that map to one file name (``d 1``
+    and ``d_1``) would show one's figures as the other's."""
+    for key in ("datasets", "models", "recipes"):
+        clash = slug_clash([label_of(c) for c in getattr(suite, key)])
+        if clash:
+            raise MMBenchError(f"{source}: {key} '{clash[0]}' and '{clash[1]}' map to the same file name "
+                               f"'{file_slug(clash[0])}'; give one a label that differs in a letter or digit")
+
+
+def _check_text(value: Any, source: str, where: str) -> None:
+    """Every name, label and value of the suite is free of control characters (line breaks and
+    tabs only in its description): they would reach terminals, tables and file names."""
+    if isinstance(value, str):
+        problem = refusal(f"{source}: {where or 'a key'}", value, LAYOUT if where == "description" else frozenset())
+        if problem:
+            raise MMBenchError(problem)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key, source, f"{where}.{key}" if where else "a key")
+            _check_text(item, source, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_text(item, source, f"{where}[{i}]")
 
 
 def _typed(raw: dict[str, Any], key: str, kind: type, source: str, default: Any = None) -> Any:

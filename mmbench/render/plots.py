@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import colorsys
-import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmbench.store.folders import write_atomic
+from mmbench.text import file_slug
 
 #: distinct model colours: matplotlib's tab10, then ten from Kelly's colours of maximum contrast
 #: chosen away from those (black, light blue, reddish brown, salmon, violet, ...)
@@ -46,10 +46,6 @@ def model_colours(models: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
 def _pyplot():  # noqa: ANN202 (matplotlib.pyplot, imported lazily with the Agg backend)
     import matplotlib
 
@@ -76,7 +72,7 @@ def save(fig, out_dir: Path, *name: str) -> Path:  # noqa: ANN001 (a matplotlib 
     _>.png`` and close ``fig``."""
     wrap_titles(fig)
     fig.tight_layout()
-    path = out_dir / "plots" / ("_".join(_safe(n) for n in name) + ".png")
+    path = out_dir / "plots" / ("_".join(file_slug(n) for n in name) + ".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     fig.clf()

@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from mmbench.text import escaped
+
 
 @dataclass(frozen=True)
 class Num:
@@ -101,11 +103,13 @@ def github(lines: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
 
 def cell(value: Any) -> Any:
     """Text for a Markdown table cell or heading: HTML's ``& < >`` as entities (a label is never
-    markup), ``|`` escaped as ``\\|``, line breaks as spaces."""
+    markup), ``|`` escaped as ``\\|``, line breaks as spaces, other control characters as
+    visible escapes (``\\x1b``)."""
     if not isinstance(value, str):
         return value
     text = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    return escaped(text)
 
 
 def half_width(rows: pd.DataFrame) -> pd.Series:

@@ -44,17 +44,20 @@ class DatasetInfo:
     continuous: bool
     #: model label -> the modalities it takes (a model not listed takes every modality)
     reads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: split or group name -> a content hash of its inputs and labels (empty: an older store)
+    splits: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, data: MultimodalDataset, reads: Mapping[str, tuple[str, ...]] | None = None) -> DatasetInfo:
         return cls(data.modality_names, data.n_classes, all(m.is_continuous for m in data.modalities),
-                   {model: tuple(r) for model, r in (reads or {}).items()})
+                   {model: tuple(r) for model, r in (reads or {}).items()}, data.split_fingerprints())
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DatasetInfo:
         reads = raw.get("reads") if isinstance(raw.get("reads"), dict) else {}
+        splits = raw.get("splits") if isinstance(raw.get("splits"), dict) else {}
         return cls(tuple(raw["modalities"]), int(raw["n_classes"]), bool(raw["continuous"]),
-                   {str(m): tuple(r) for m, r in reads.items()})
+                   {str(m): tuple(r) for m, r in reads.items()}, {str(k): str(v) for k, v in splits.items()})
 
 
 def infos(datasets: Mapping[str, MultimodalDataset],

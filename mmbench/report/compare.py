@@ -11,6 +11,7 @@ robustness) are not compared.
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,9 +39,10 @@ class Comparison:
 
 def compare(a: Path, b: Path) -> Comparison:
     """Per shared (dataset, model, recipe, score): value in A, in B, A - B and its interval."""
-    run_a, run_b = load_run(a), load_run(b)
+    run_a, run_b = _load(a), _load(b)
     _check_comparable(a, b, run_a, run_b)
     notes, excluded = _differences(run_a, run_b)
+    notes += _unchecked(run_a, run_b)
     analysis_a, analysis_b = run_a.analysis(), run_b.analysis()
     both = analysis_a.scores.merge(analysis_b.scores, on=KEY + ["score"], suffixes=("_a", "_b"))
     both = both[~both["score"].isin(excluded)]
@@ -56,11 +58,48 @@ def compare(a: Path, b: Path) -> Comparison:
     return Comparison(table, run_a.reading.seeds == run_b.reading.seeds, tuple(notes))
 
 
+def _load(folder: Path) -> StoredRun:
+    """A run read back from ``folder``; every failure names the folder."""
+    try:
+        return load_run(folder)
+    except MMBenchError as exc:
+        text = str(exc)
+        raise MMBenchError(text if str(folder) in text else f"{folder}: {text}") from None
+    except sqlite3.DatabaseError as exc:
+        raise MMBenchError(f"{folder}: its store is damaged or unreadable ({exc}); 'mmbench status {folder}' "
+                           f"shows what is readable and 'mmbench repair {folder}' keeps it") from None
+
+
+def _shared_splits(run_a: StoredRun, run_b: StoredRun) -> list[tuple[str, str, str | None, str | None]]:
+    """(dataset, split, hash in A, hash in B) of every split or group both runs evaluated."""
+    out = []
+    for dataset, split in sorted(run_a.evaluated & run_b.evaluated):
+        info_a, info_b = run_a.datasets.get(dataset), run_b.datasets.get(dataset)
+        out.append((dataset, split, info_a.splits.get(split) if info_a else None,
+                    info_b.splits.get(split) if info_b else None))
+    return out
+
+
+def _unchecked(run_a: StoredRun, run_b: StoredRun) -> list[str]:
+    """A note when a store predates content hashes: its rows were matched by labels only."""
+    missing = [f"{d} {s}" for d, s, fa, fb in _shared_splits(run_a, run_b) if fa is None or fb is None]
+    if not missing:
+        return []
+    return [f"The data of {', '.join(missing)} could not be checked to be the same in both runs (a store "
+            "written before content hashes were kept; rerun it to record them): only its labels were "
+            "compared."]
+
+
 def _check_comparable(a: Path, b: Path, run_a: StoredRun, run_b: StoredRun) -> None:
     metric_a, metric_b = run_a.reading.score_metric, run_b.reading.score_metric
     if metric_a != metric_b:
         raise MMBenchError(f"{a} scores {metric_a} and {b} scores {metric_b}; compare runs with the "
                            "same score_metric")
+    for dataset, split, hash_a, hash_b in _shared_splits(run_a, run_b):
+        if hash_a and hash_b and hash_a != hash_b:
+            raise MMBenchError(f"{a} and {b} evaluated different data: dataset {dataset!r} {split!r} holds "
+                               f"other inputs or labels (content {hash_a[:8]} vs {hash_b[:8]}); compare runs "
+                               "on the same data")
     for name in set(run_a.labels) & set(run_b.labels):
         if not np.array_equal(run_a.labels[name], run_b.labels[name]):
             raise MMBenchError(f"{a} and {b} evaluated different rows ({name}); "

@@ -159,6 +159,8 @@ class StoredRun:
     labels: dict[str, np.ndarray]
     #: its store was written by a newer mmbench (read, never written)
     newer: bool = False
+    #: (dataset, split or group) of every sample set its cells evaluated
+    evaluated: frozenset[tuple[str, str]] = frozenset()
 
     def analysis(self) -> Analysis:
         return Analysis.build(self.frame, self.reps, self.datasets, self.reading)
@@ -176,11 +178,13 @@ def load_run(folder: Path) -> StoredRun:
         keys = [c.key for c in store.statuses() if c.kind == "eval"]
         reading = Reading.from_config(config)
         frame, reps = stored_frame(store, keys, datasets, reading)
-        labels = {s.sample_set.key: s.labels[:s.rows] for s in store.samples(keys).values()}
+        samples = store.samples(keys).values()
+        labels = {s.sample_set.key: s.labels[:s.rows] for s in samples}
+        evaluated = frozenset((s.sample_set.dataset, s.sample_set.split) for s in samples)
         newer = store.newer
     finally:
         store.close()
-    return StoredRun(config, reading, datasets, frame, reps, labels, newer)
+    return StoredRun(config, reading, datasets, frame, reps, labels, newer, evaluated)
 
 
 def republish(folder: Path) -> Published:

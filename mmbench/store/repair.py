@@ -64,6 +64,22 @@ def readable_rows(path: Path, table: str) -> TableRows:
         db.close()
 
 
+def _row_by_row(db: sqlite3.Connection, table: str) -> tuple[list[tuple], int]:
+    try:
+        top = db.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0  # noqa: S608
+    except sqlite3.DatabaseError:
+        top = 100_000
+    rows = []
+    for rowid in range(1, top + 1):
+        try:
+            row = db.execute(f"SELECT * FROM {table} WHERE rowid = ?", (rowid,)).fetchone()  # noqa: S608
+        except sqlite3.DatabaseError:
+            continue
+        if row is not None:
+            rows.append(row)
+    return rows, top
+
+
 def inspect_store(folder: Path) -> Salvage:
     """What is readable in a results folder's store, without changing it."""
     path = folder / FILENAME
