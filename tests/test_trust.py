@@ -172,3 +172,18 @@ def test_leaving_out_an_unread_modality_is_not_read_on_the_views_board(clinic, t
     shapley = pd.read_csv(root / "views" / "shapley.csv")
     vitals = shapley[(shapley["modality"] == "vitals") & (shapley["metric"] == "balanced_accuracy")]
     assert np.allclose(vitals["shapley"], 0.0)  # the sweep still counts it: it contributes nothing
+
+
+def test_an_only_column_that_removes_nothing_the_model_reads_is_not_read() -> None:
+    from mmbench.families.missing import views_board
+    from mmbench.render.tables import Board
+    from mmbench.report.marks import mark_board
+
+    every = pd.DataFrame([dict(dataset="d", metric="accuracy", model=m, recipe="r", imputation="zeros", view=v,
+                               modality=x, value=0.5) for m in ("both", "solo") for v in ("leave_one_out", "only_one")
+                          for x in ("a", "b")])
+    views = every[~((every["model"] == "solo") & ((every["view"] == "only_one") == (every["modality"] == "a")))]
+    table = views_board(views, "accuracy", "d", every=every)
+    marked = mark_board(Board("views", table), set(), ("a", "b"), {"solo": ("a",)}).table
+    solo = dict(zip([c.header for c in marked.columns], next(r for r in marked.rows if r[0] == "solo"), strict=True))
+    assert [str(solo[c]) for c in ("-a", "-b", "only a", "only b")] == ["0.5000", "not read", "not read", "0.5000"]

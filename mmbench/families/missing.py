@@ -133,7 +133,10 @@ def views_board(views: pd.DataFrame, metric: str, dataset: str, higher_is_better
     columns = [Column(c, term=c) for c in SWEEP]
     for c in order:
         prefix = "-" if c.startswith("-") else "only "
-        columns.append(Column(c, better, group=groups[prefix][0], short=c[len(prefix):], term=groups[prefix][1]))
+        kept = c[len(prefix):]
+        removed = kept if prefix == "-" else "+".join(m for m in modalities if m != kept)
+        columns.append(Column(c, better, group=groups[prefix][0], short=kept, term=groups[prefix][1],
+                              target=removed))
     return Table(tuple(columns), lines, "view")
 
 

@@ -49,13 +49,15 @@ class Column:
     higher values are better, False when lower are, None when neither (colour then shows the
     value only); ``group``/``short``: the column belongs to a grid level (e.g. ``eps 0.05``) and
     is called ``short`` within it (e.g. ``fac``), so a wide grid can show one level at a time;
-    ``term``: the glossary entry that defines it."""
+    ``term``: the glossary entry that defines it; ``target``: the modalities its cells perturb
+    (``a+b``) where that is not ``short`` (an "only m" column removes every other one)."""
 
     header: str
     better: bool | None = None
     group: str = ""
     short: str = ""
     term: str = ""
+    target: str = ""
 
 
 @dataclass(frozen=True)
