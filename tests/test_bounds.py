@@ -130,3 +130,12 @@ def test_an_array_is_sized_from_its_header_before_it_is_inflated(tmp_path: Path,
     for name, value in arrays.items():
         np.save(folder / f"{name}.npy", value)
     refused(cli("validate", str(arrays_suite(tmp_path, folder))), "declares 1,024,000 bytes")
+
+
+def test_a_pipe_as_suite_or_summary_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    refused(cli("validate", str(fifo)), "not a regular file")
+    suite = write_suite(tmp_path, tiny_suite(models=["late_fusion"]))
+    refused(cli("run", str(suite), "--out", str(tmp_path / "o"), "--summary", str(fifo)), "a pipe that nobody reads")
+    assert not (tmp_path / "o").exists()

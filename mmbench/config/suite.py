@@ -106,6 +106,8 @@ def load_suite(path: str | Path) -> Suite:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.exists() and not path.is_file():
+        raise MMBenchError(f"{path} is not a regular file (a folder, pipe or device); give a suite YAML file")
     if not path.is_file():
         raise MMBenchError(f"suite file not found: {path}; check the path (suites live in suites/)")
     data = read_yaml(path)

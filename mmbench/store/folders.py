@@ -57,9 +57,8 @@ def writable_file(path: Path, what: str) -> Path:
     """A file that text can be appended to (created if missing); one line otherwise."""
     if path.is_dir():
         raise MMBenchError(f"{what} {path} is a folder; give a file")
-    try:
-        with path.open("a", encoding="utf-8"):
-            pass
+    try:  # non-blocking: a pipe nobody reads would otherwise hang the run here (ENXIO instead)
+        os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644))
     except OSError as exc:
         raise MMBenchError(f"{what} {path} cannot be written ({_reason(exc)}); give a writable file") from None
     return path
@@ -67,7 +66,8 @@ def writable_file(path: Path, what: str) -> Path:
 
 def _reason(exc: OSError) -> str:
     return {errno.EACCES: "permission denied", errno.EROFS: "read-only file system",
-            errno.ENOTDIR: "a parent is a file", errno.ENOSPC: "disk full"}.get(exc.errno or 0, exc.strerror or str(exc))
+            errno.ENOTDIR: "a parent is a file", errno.ENOSPC: "disk full",
+            errno.ENXIO: "a pipe that nobody reads"}.get(exc.errno or 0, exc.strerror or str(exc))
 
 
 def refuse_links(folder: Path) -> None:
