@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -47,6 +48,18 @@ def tiny_suite(models: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
     }
     suite.update(extra)
     return suite
+
+
+def pyproject(name: str, entry_points: dict[str, dict[str, str]], packages: tuple[str, ...] = ()) -> str:
+    """A plugin's pyproject.toml: distribution ``name``, its ``packages`` (none: modules at the
+    top level) and ``entry_points`` (group -> name -> ``module:object``)."""
+    lines = ['[build-system]', 'requires = ["setuptools>=61"]', 'build-backend = "setuptools.build_meta"', '',
+             '[project]', f'name = "{name}"', 'version = "0.0.1"', '']
+    if packages:
+        lines += ['[tool.setuptools]', f'packages = {json.dumps(list(packages))}', '']
+    for group, entries in entry_points.items():
+        lines += [f'[project.entry-points."{group}"]', *(f'{k} = "{v}"' for k, v in entries.items()), '']
+    return "\n".join(lines)
 
 
 def install_package(source: Path, site: Path, files: dict[str, str]) -> Path:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import install_package, tiny_suite, write_suite
+from conftest import install_package, pyproject, tiny_suite, write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,21 +74,8 @@ class Misalignment(Family):
                        f"misaligned modalities, {dataset}") for dataset, g in rows.groupby("dataset")]
 '''
 
-PYPROJECT = '''
-[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "mmbench-demo-family"
-version = "0.0.1"
-
-[project.entry-points."mmbench.perturbations"]
-misalignment = "demo_family:misalignment"
-
-[project.entry-points."mmbench.families"]
-misalignment = "demo_family:Misalignment"
-'''
+PYPROJECT = pyproject("mmbench-demo-family", {"mmbench.perturbations": {"misalignment": "demo_family:misalignment"},
+                                               "mmbench.families": {"misalignment": "demo_family:Misalignment"}})
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import install_package
+from conftest import install_package, pyproject
 
 from mmbench.testing.attacks import case_id, representative
 
@@ -77,26 +77,10 @@ class ErrorRate(RowMetric):
         return outcomes.preds != outcomes.labels
 '''
 
-PYPROJECT = '''
-[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "mmbench-demo-plugin"
-version = "0.0.1"
-
-[tool.setuptools]
-packages = ["demo_plugin"]
-
-[project.entry-points."mmbench.models"]
-demo_model = "demo_plugin.models:MultimodalModel"
-undeclared_model = "demo_plugin.models:Undeclared"
-broken_fusion = "demo_plugin_missing:factory"
-
-[project.entry-points."mmbench.metrics"]
-error_rate = "demo_plugin.metrics:ErrorRate"
-'''
+PYPROJECT = pyproject("mmbench-demo-plugin", {
+    "mmbench.models": {"demo_model": "demo_plugin.models:MultimodalModel",
+                       "undeclared_model": "demo_plugin.models:Undeclared", "broken_fusion": "demo_plugin_missing:factory"},
+    "mmbench.metrics": {"error_rate": "demo_plugin.metrics:ErrorRate"}}, ("demo_plugin",))
 
 
 @pytest.fixture(scope="module")
@@ -255,30 +239,11 @@ def test_autoload_can_be_turned_off(plugin_site: Path) -> None:
     assert "demo_model" not in out.stdout and "broken_fusion" not in out.stderr
 
 
-BAD_PYPROJECT = """
-[build-system]
-requires = ["setuptools>=61"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "mmbench-bad-plugins"
-version = "0.0.1"
-
-[tool.setuptools]
-packages = ["bad_plugins"]
-
-[project.entry-points."mmbench.models"]
-exits_zero = "bad_plugins.exits_zero:factory"
-exits_three = "bad_plugins.exits_three:factory"
-interrupts = "bad_plugins.interrupts:factory"
-generator_exit = "bad_plugins.generator_exit:factory"
-loops = "bad_plugins.loops:factory"
-sleeps = "bad_plugins.sleeps:factory"
-good_model = "bad_plugins.good:GoodModel"
-
-[project.entry-points."mmbench.recipes"]
-slow_recipe = "bad_plugins.sleeps:factory"
-"""
+BAD_PYPROJECT = pyproject("mmbench-bad-plugins", {
+    "mmbench.models": {name: f"bad_plugins.{name}:factory"
+                       for name in ("exits_zero", "exits_three", "interrupts", "generator_exit", "loops", "sleeps")}
+    | {"good_model": "bad_plugins.good:GoodModel"},
+    "mmbench.recipes": {"slow_recipe": "bad_plugins.sleeps:factory"}}, ("bad_plugins",))
 
 GOOD = """
 from torch import nn
