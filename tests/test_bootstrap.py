@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_suite, write_suite
 from sklearn.metrics import f1_score
 
-from mmbench.analysis.bootstrap import metric_values, resample_weights
+from mmbench.analysis.bootstrap import metric_values, row_weights
 from mmbench.metrics.outcomes import Samples, SampleSet, stack
 from mmbench.registry import METRICS
 
@@ -38,7 +38,7 @@ def test_unit_weights_reproduce_the_metrics() -> None:
 def test_a_replicate_equals_the_metric_on_resampled_rows() -> None:
     """Weights are resampling counts: replicate b is the metric of the rows drawn, repeated."""
     s = _samples(np.random.default_rng(3), 120, 0.6)
-    weights = resample_weights(s.sample_set.key, 120, 5)
+    weights = row_weights("d|test", np.arange(120), 5)
     for b in range(5):
         rows = np.repeat(np.arange(120), weights[b].astype(int))
         drawn = Samples(s.sample_set, s.preds[rows], s.labels[rows], s.probs[rows])
@@ -57,12 +57,16 @@ def test_intervals_cover_the_true_accuracy_at_about_the_nominal_rate() -> None:
     assert 0.90 <= covered <= 0.99, covered
 
 
-def test_cells_of_one_sample_set_are_paired() -> None:
-    assert np.array_equal(resample_weights("a|test|all", 50), resample_weights("a|test|all", 50))
-    assert not np.array_equal(resample_weights("a|test|all", 50), resample_weights("b|test|all", 50))
+def test_cells_of_one_split_are_paired_row_by_row() -> None:
+    rows = np.arange(50)
+    assert np.array_equal(row_weights("a|test", rows), row_weights("a|test", rows))
+    assert not np.array_equal(row_weights("a|test", rows), row_weights("b|test", rows))
+    subset = np.array([3, 17, 40, 49, 6000])  # any rows, any split size: the same counts per row
+    assert np.array_equal(row_weights("a|test", subset)[:, :4], row_weights("a|test", rows)[:, subset[:4]])
+    assert np.array_equal(row_weights("a|test", subset, 30), row_weights("a|test", subset)[:30])
     s = _samples(np.random.default_rng(2), 200, 0.9)
     same = Samples(s.sample_set, s.preds.copy(), s.labels, s.probs)
-    (a, b) = _value("accuracy", [s, same], resample_weights(s.sample_set.key, 200)).T
+    (a, b) = _value("accuracy", [s, same], row_weights("d|test", np.arange(200))).T
     assert np.array_equal(a, b)  # identical outcomes, identical replicates: a zero-width difference
 
 
@@ -70,7 +74,7 @@ def test_score_metric_replicates_are_the_first_of_the_interval_draws() -> None:
     s = _samples(np.random.default_rng(4), 150, 0.7)
     out = metric_values({"k": s}, {"macro_f1": METRICS.get("macro_f1")}, {"d": 4},
                         score_metric="macro_f1", score_replicates=30)
-    direct = _value("macro_f1", [s], resample_weights(s.sample_set.key, 150, 30))[:, 0]
+    direct = _value("macro_f1", [s], row_weights("d|test", np.arange(150), 30))[:, 0]
     assert np.array_equal(out.replicates["k"], direct)
 
 
@@ -85,7 +89,7 @@ def test_draws_are_averaged_and_rows_resampled_with_all_their_draws() -> None:
                         score_replicates=20)
     correct = (three.preds == three.labels).reshape(3, 100)
     assert out.values[("three", "accuracy")][0] == pytest.approx(correct.mean())
-    weights = resample_weights(three.sample_set.key, 100, 20)
+    weights = row_weights("d|test", np.arange(100), 20)
     expected = (weights @ correct.T.astype(float)).sum(axis=1) / (3 * weights.sum(axis=1))
     assert out.replicates["three"] == pytest.approx(expected)
 
@@ -117,3 +121,19 @@ def test_main_and_clean_boards_give_one_number_one_interval(tmp_path: Path) -> N
     scores = result.scores.query("score == 'clean_accuracy'").set_index("model")
     for column in ("value", "ci_low", "ci_high"):
         pd.testing.assert_series_equal(cells[column], scores.loc[cells.index, column], check_names=False)
+
+
+def test_a_subset_cell_is_resampled_with_the_full_splits_weights_on_its_rows() -> None:
+    """Issue 23 point 1: a cell on a seeded row subset (max_rows) is paired with the full-split
+    cells: replicate b weights each of its rows exactly as the full split's replicate b does
+    (seeding by the sample set's name resampled it independently)."""
+    rng = np.random.default_rng(6)
+    full = _samples(rng, 300, 0.7)
+    ids = np.sort(rng.choice(300, 120, replace=False)).astype(np.int32)
+    part = full.restricted(SampleSet("d", "test", 120), ids)
+    out = metric_values({"full": full, "part": part}, {"accuracy": METRICS.get("accuracy")}, {"d": 4})
+    weights = row_weights("d|test", np.arange(300))[:, ids]
+    correct = (full.preds == full.labels)[ids].astype(float)
+    assert out.replicates["part"] == pytest.approx(weights @ correct / weights.sum(axis=1))
+    both = np.corrcoef(out.replicates["part"], out.replicates["full"])[0, 1]
+    assert both > 0.4  # shared rows, shared weights: the replicates move together

@@ -1,15 +1,19 @@
 """Per-row outcomes of evaluation cells, every metric's value, and paired bootstrap intervals.
 
-Every evaluation cell keeps its per-row outcomes (:class:`~mmbench.metrics.outcomes.Samples`).
-Its rows were drawn from one *sample set* (dataset, split or group, row
-subset), and every cell of a sample set is resampled with the same bootstrap weights, seeded by
-the set's name: the replicates of two models (or two perturbations) are paired, so differences
-get intervals too.
+Every evaluation cell keeps its per-row outcomes (:class:`~mmbench.metrics.outcomes.Samples`)
+and the ids of the rows of its split (or held-out group) it evaluated. A bootstrap replicate
+weights the *rows of a split*: row ``r`` of split ``s`` gets a Poisson(1) count in replicate ``b``
+that depends only on ``(s, r, b)`` (:func:`row_weights`), so every cell is resampled with the
+same weights on the rows it shares with any other, whether it evaluated the whole split or a
+seeded subset of it: models, perturbations, clean vs attacked and the parts of the composite
+are paired, and their differences get intervals too.
 
 One generic mechanism serves every registered metric: a bootstrap replicate is the metric
-computed with the rows weighted by multinomial resampling counts (the metric contract in
+computed with the rows weighted by their resampling counts (the metric contract in
 :mod:`mmbench.metrics.base`); intervals are percentile intervals (2.5%, 97.5%) of ``B``
-replicates.
+replicates. Poisson rather than multinomial counts (the Poisson bootstrap, asymptotically the
+same) because a multinomial draw couples every row to the split's size, so a subset could not
+reuse the full split's weights.
 """
 
 from __future__ import annotations
@@ -29,19 +33,35 @@ LEVEL = 0.95
 CHUNK = 64  # cells per vectorised metric call (bounds the [B, cells, classes] arrays)
 
 
-def resample_weights(sample_set: str, n: int, replicates: int = B) -> np.ndarray:
-    """[replicates, n] multinomial counts, the same for every cell of ``sample_set`` (the first
-    r rows of a larger draw equal a draw of r)."""
-    seed = int(hashlib.sha256(f"{sample_set}|{n}".encode()).hexdigest()[:8], 16)
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=replicates).astype(np.float64)
+#: rows of a split whose weights are drawn per generator call (bounds memory: rows x B bytes)
+ROW_CHUNK = 4096
 
 
-def by_sample_set(samples: dict[str, Samples]) -> dict[tuple[str, int], list[str]]:
-    """Cell keys grouped by the sample set they evaluated and their draws (sorted)."""
-    groups: dict[tuple[str, int], list[str]] = {}
+def row_weights(split: str, row_ids: np.ndarray, replicates: int = B) -> np.ndarray:
+    """[replicates, len(row_ids)] resampling counts of the given rows of ``split`` (``dataset|
+    split``): Poisson(1) draws laid out row after row from one generator seeded by the split, so
+    row r's counts are the same whichever rows, and however many, a cell evaluated."""
+    if replicates > B:
+        raise ValueError(f"at most {B} replicates")
+    ids = np.asarray(row_ids, dtype=np.int64)
+    out = np.zeros((replicates, len(ids)), dtype=np.float64)
+    if not len(ids):
+        return out
+    rng = np.random.default_rng(int(hashlib.sha256(f"{split}|rows".encode()).hexdigest()[:8], 16))
+    for start in range(0, int(ids.max()) + 1, ROW_CHUNK):
+        block = rng.poisson(1.0, size=(min(ROW_CHUNK, int(ids.max()) + 1 - start), B))
+        inside = (ids >= start) & (ids < start + ROW_CHUNK)
+        out[:, inside] = block[ids[inside] - start, :replicates].T
+    return out
+
+
+def weight_groups(samples: dict[str, Samples]) -> dict[tuple[str, bytes, int], list[str]]:
+    """Cell keys grouped by the split they evaluated, their row ids and draws (sorted): the
+    cells of one group share one weight matrix."""
+    groups: dict[tuple[str, bytes, int], list[str]] = {}
     for key, s in samples.items():
-        groups.setdefault((s.sample_set.key, s.draws), []).append(key)
+        split = f"{s.sample_set.dataset}|{s.sample_set.split}"
+        groups.setdefault((split, s.ids.astype(np.int64).tobytes(), s.draws), []).append(key)
     return dict(sorted(groups.items()))
 
 
@@ -63,21 +83,35 @@ def metric_values(samples: dict[str, Samples], metrics: dict[str, Callable[[int]
     the bootstrap resamples rows, not draws."""
     values: dict[tuple[str, str], tuple[float, float, float]] = {}
     reps: dict[str, np.ndarray] = {}
-    for (set_key, draws), keys in by_sample_set(samples).items():
+    for (split, _, draws), keys in weight_groups(samples).items():
         first = samples[keys[0]]
-        weights = np.vstack([np.ones((1, first.rows)), resample_weights(set_key, first.rows)])
+        weights = np.vstack([np.ones((1, first.rows)), row_weights(split, first.ids)])
         weights = np.tile(weights, (1, draws))  # row 0: the value; the rest: replicates
         classes = n_classes[first.sample_set.dataset]
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start:start + CHUNK]
-            for name, cls in metrics.items():
-                table = _compute(name, cls(classes), [samples[k] for k in chunk], weights)
-                lo, hi = _quantiles(table[1:])
-                values.update({(k, name): (float(table[0, i]), float(lo[i]), float(hi[i]))
-                               for i, k in enumerate(chunk)})
-                if name == score_metric:
-                    reps.update({k: table[1:1 + score_replicates, i] for i, k in enumerate(chunk)})
+        for name, cls in metrics.items():
+            metric = cls(classes)
+            table = np.hstack([_compute(name, metric, [samples[k] for k in keys[i:i + CHUNK]], weights)
+                               for i in range(0, len(keys), CHUNK)])
+            table = bounded(table, keys, samples, metric.higher_is_better)
+            lo, hi = _quantiles(table[1:])
+            values.update({(k, name): (float(table[0, i]), float(lo[i]), float(hi[i])) for i, k in enumerate(keys)})
+            if name == score_metric:
+                reps.update({k: table[1:1 + score_replicates, i] for i, k in enumerate(keys)})
     return MetricValues(values, reps)
+
+
+def bounded(table: np.ndarray, keys: list[str], samples: dict[str, Samples], higher_is_better: bool) -> np.ndarray:
+    """``table`` [1 + B, cells] with each derived cell that declares ``bounded_by`` (a per-row
+    worst case) never better than any of those cells, value and replicate alike: for accuracy
+    the per-row worst already is (it picks a wrong row wherever one is wrong), but for a
+    non-decomposable metric (macro-F1) the per-row pick does not minimise the metric."""
+    where = {k: i for i, k in enumerate(keys)}
+    worse = np.minimum if higher_is_better else np.maximum
+    for i, key in enumerate(keys):
+        members = [where[m] for m in samples[key].bounded_by if m in where]
+        if members:
+            table[:, i] = worse.reduce(table[:, [i, *members]], axis=1)
+    return table
 
 
 def _compute(name: str, metric: Metric, cells: list[Samples], weights: np.ndarray) -> np.ndarray:
