@@ -87,6 +87,7 @@ EXPECTED = {  # (A, B), worked out by hand in the comments
     "shift_relative_robustness": ((0.2 * 1.7 / 2 + 0.2 * 1.4 / 2) / 0.4, (0.2 * 1.5 / 2 + 0.2 * 1.2 / 2) / 0.4),
     "mce": (1.0, 0.8 / 0.6),
     "relative_mce": (1.0, (0.8 - 2 * 0.2) / (0.6 - 2 * 0.1)),
+    "relative_mce_conditions": (1.0, 1.0),                                    # the one condition hurts A
     "ood_accuracy": (0.7, 0.5),
     "subset_vote_certified": (0.7, 0.5),                                      # best s at k=1; k=0 is g_s
     "worst_group_accuracy": (0.7, 0.5),
@@ -151,7 +152,8 @@ def _anchor(heading: str) -> str:
 
 
 #: how each score of an error metric (1 - accuracy, lower is better) relates to the accuracy one
-AS_ERROR = {"mce": lambda x: x, "relative_mce": lambda x: x, "effective_robustness": lambda x: -x,
+AS_ERROR = {"mce": lambda x: x, "relative_mce": lambda x: x, "relative_mce_conditions": lambda x: x,
+            "effective_robustness": lambda x: -x,
             "missing_relative_robustness_fixed_step": lambda x: 0.1 * 2 - x}  # 3 levels: 2 steps
 
 

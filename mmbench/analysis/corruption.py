@@ -64,10 +64,11 @@ def _against(table: pd.DataFrame, baseline: str, metric: ScoreMetric) -> None:
 
 def shift_summary(errors: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, model, recipe): clean value, mean corrupted value, mean RA, and with a
-    baseline mCE and relative mCE (means over conditions), from :func:`corruption_errors`."""
+    baseline mCE and relative mCE (means over conditions; ``rel_conditions``: how many
+    conditions relative mCE rests on), from :func:`corruption_errors`."""
     out = errors.groupby(KEY).agg(clean_value=("clean_value", "first"), mean_acc=("mean_acc", "mean"),
                                   mean_ra=("ra", "mean"), mce=("ce", "mean"), rel_mce=("rel_ce", "mean"),
-                                  conditions=("ce", "size"))
+                                  conditions=("ce", "size"), rel_conditions=("rel_ce", "count"))
     return out.reset_index()
 
 

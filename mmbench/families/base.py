@@ -36,13 +36,16 @@ from mmbench.store.rows import CellFacts
 class ScoreSpec:
     """One leaderboard score: ``anchor`` is its section in docs/metrics.md; ``follows_metric``:
     better in the score metric's direction (an accuracy-like score), else lower is better (an
-    error ratio such as mCE); ``main``: shown on the main board."""
+    error ratio such as mCE); ``main``: shown on the main board; ``rests_on``: the score that
+    counts what this one averages (e.g. the conditions a relative mCE is defined on): a bootstrap
+    replicate in which that count differs from the value's is undefined for this score."""
 
     name: str
     description: str
     anchor: str
     follows_metric: bool = True
     main: bool = False
+    rests_on: str = ""
 
     def higher_is_better(self, scorer: ScoreMetric) -> bool:
         return scorer.higher_is_better if self.follows_metric else False

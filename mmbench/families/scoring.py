@@ -10,6 +10,7 @@ recompute everything on paired bootstrap replicates of every cell's score-metric
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -97,10 +98,39 @@ def score_replicates(ctx: Context, reps: dict[str, np.ndarray], found: list[Fami
     return runs.assign(recipe=split.str[0], b=split.str[1].astype(int))
 
 
-def with_intervals(point: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """``point`` scores with ``ci_low``/``ci_high``: percentiles over the replicates ``runs``."""
+#: the largest share of bootstrap replicates in which a score may be undefined (a ratio over a
+#: zero, a relative mCE whose conditions change) and still get an interval: one tail of the 95%
+#: interval; past it the percentiles would describe only the replicates where it exists
+MAX_UNDEFINED = 0.025
+
+
+def with_intervals(point: pd.DataFrame, runs: pd.DataFrame, replicates: int = 0,
+                   rests_on: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """``point`` scores with ``ci_low``/``ci_high`` (percentiles over the replicates ``runs``) and
+    ``undefined``: the share of the ``replicates`` in which the score does not exist (none, or
+    the count it ``rests_on`` differs from the value's); past :data:`MAX_UNDEFINED` no interval."""
     if runs.empty:
-        return point.assign(ci_low=np.nan, ci_high=np.nan)
-    bounds = runs.groupby(KEY + ["score"])["value"].quantile([(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-    bounds = bounds.unstack().set_axis(["ci_low", "ci_high"], axis=1).reset_index()
-    return point.merge(bounds, on=KEY + ["score"], how="left")
+        return point.assign(ci_low=np.nan, ci_high=np.nan, undefined=np.nan)
+    defined = _conditional(runs, point, rests_on or {}).dropna(subset=["value"])
+    group = defined.groupby(KEY + ["score"])["value"]
+    bounds = group.quantile([(1 - LEVEL) / 2, (1 + LEVEL) / 2]).unstack()
+    bounds = bounds.set_axis(["ci_low", "ci_high"], axis=1).assign(defined=group.size()).reset_index()
+    out = point.merge(bounds, on=KEY + ["score"], how="left")
+    total = replicates or int(runs["b"].max()) + 1
+    out["undefined"] = 1.0 - out.pop("defined").fillna(0.0) / total
+    out.loc[out["undefined"] > MAX_UNDEFINED, ["ci_low", "ci_high"]] = np.nan
+    return out
+
+
+def _conditional(runs: pd.DataFrame, point: pd.DataFrame, rests_on: Mapping[str, str]) -> pd.DataFrame:
+    """``runs`` with a score's replicate set to NaN where the count it rests on differs from
+    the count behind its value (the replicate averages other conditions: another quantity)."""
+    runs = runs.copy()
+    for score, count in rests_on.items():
+        want = point[point["score"] == count].set_index(KEY)["value"]
+        have = runs[runs["score"] == count].set_index(KEY + ["b"])["value"]
+        mine = runs["score"] == score
+        keys = pd.MultiIndex.from_frame(runs.loc[mine, KEY + ["b"]])
+        same = have.reindex(keys).to_numpy() == want.reindex(keys.droplevel("b")).to_numpy()
+        runs.loc[mine, "value"] = runs.loc[mine, "value"].where(same)
+    return runs

@@ -36,8 +36,10 @@ class Shift(Family):
                   "at 0", "corruptions"),
         ScoreSpec("mce", "mean corruption error against the suite baseline", "corruptions",
                   follows_metric=False, main=True),
-        ScoreSpec("relative_mce", "relative mCE against the suite baseline", "corruptions",
-                  follows_metric=False),
+        ScoreSpec("relative_mce", "relative mCE against the suite baseline, over the conditions that hurt "
+                  "the baseline", "corruptions", follows_metric=False, rests_on="relative_mce_conditions"),
+        ScoreSpec("relative_mce_conditions", "how many conditions relative mCE averages (those where the "
+                  "baseline's error grows)", "corruptions"),
     )
     composite = "shift_mean_accuracy"
 
@@ -53,6 +55,7 @@ class Shift(Family):
         out = {"shift_mean_accuracy": by_model["mean_acc"].mean()}
         if ctx.baseline:
             out["mce"], out["relative_mce"] = by_model["ce"].mean(), by_model["rel_ce"].mean()
+            out["relative_mce_conditions"] = by_model["rel_ce"].count().astype(float)
         points = severity_means(self.corrupted(ctx), ctx.clean())
         out["shift_relative_robustness"] = curve_score(points, lambda r: r["severity"] / 5)
         return out
@@ -99,6 +102,14 @@ class Shift(Family):
                 for (dataset, target), g in points.groupby(["dataset", "target"], sort=True)]
 
 
+def _cell(row: object, column: str) -> Num:
+    """A board number; relative mCE says on how many conditions it rests when not all."""
+    value, on = getattr(row, column), int(getattr(row, "rel_conditions", 0))
+    if column == "rel_mce" and on < int(getattr(row, "conditions", 0)):
+        return Num(value, note=f"on {on} of {int(getattr(row, 'conditions'))} conditions")
+    return Num(value)
+
+
 def corruption_board(summary: pd.DataFrame, dataset: str, ctx: Context) -> Table:
     """Clean and mean corrupted value, mean RA, and mCE / relative mCE against the baseline
     (ranked by mCE when there is a baseline, else by the mean corrupted value)."""
@@ -106,7 +117,7 @@ def corruption_board(summary: pd.DataFrame, dataset: str, ctx: Context) -> Table
     by, ascending = ("mce", True) if ctx.baseline else ("mean_acc", ctx.scorer.ascending)
     part = part.sort_values([by, "model"], ascending=[ascending, True], kind="stable")
     cols = ["clean_value", "mean_acc", "mean_ra"] + (["mce", "rel_mce"] if ctx.baseline else [])
-    lines = tuple((rank, r.model, r.recipe, *(Num(getattr(r, c)) for c in cols), int(r.conditions))
+    lines = tuple((rank, r.model, r.recipe, *(_cell(r, c) for c in cols), int(r.conditions))
                   for rank, r in enumerate(part.itertuples(), start=1))
     metric, better = ctx.scorer.name, ctx.scorer.higher_is_better
     names = {"clean_value": (f"clean {metric}", better, "clean_accuracy"),

@@ -115,7 +115,9 @@ class Analysis:
                       {k: d.continuous for k, d in datasets.items()}, reads=reads, unmasked=frame)
         present = [f for f in families() if f.present(ctx)]
         runs = score_replicates(ctx, reps, present)
-        scores = with_intervals(compute_scores(ctx, present), runs)
+        rests_on = {spec.name: spec.rests_on for f in present for spec in f.scores if spec.rests_on}
+        replicates = len(next(iter(reps.values()))) if reps else 0
+        scores = with_intervals(compute_scores(ctx, present), runs, replicates, rests_on)
         checks = [c for f in present if (c := f.checks(ctx)) is not None]
         sanity = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(columns=CHECK_COLUMNS)
         ctx.degenerate = degenerate_models(sanity)
