@@ -127,7 +127,8 @@ def worst_case(members: list[str], facts: Mapping[str, CellFacts],
                samples: Mapping[str, Samples]) -> tuple[CellFacts, Samples]:
     """The per-row worst case of attack cells over the same rows: for each row, the outcome of
     an attack that fooled it (the one with the lowest true-class probability), else the lowest
-    true-class probability among them."""
+    true-class probability among them. Its value in every metric is also bounded by the
+    members' (:func:`~mmbench.analysis.bootstrap.bounded`), so it is never above a reported attack."""
     cells = [samples[k] for k in members]
     preds = np.stack([c.preds for c in cells], axis=1)
     probs = np.stack([c.probs for c in cells], axis=1)
@@ -137,7 +138,7 @@ def worst_case(members: list[str], facts: Mapping[str, CellFacts],
     first = cells[0]
     full = None if first.full is None else np.stack([c.full for c in cells], axis=1)[rows, pick]
     combined = Samples(first.sample_set, preds[rows, pick], first.labels, probs[rows, pick], full, first.draws,
-                       row_ids=first.ids)
+                       row_ids=first.ids, bounded_by=tuple(members))
     lead = facts[members[0]]
     names = lead.facts["ensemble"]
     derived = replace(lead, perturbation=f"{WORST}[{names}]-{lead.facts['norm']}",

@@ -49,6 +49,9 @@ class Samples:
     #: int32 [n]: the position in its split of each row evaluated (once per row, not per draw);
     #: None only in stores of an older mmbench (then :attr:`ids` assumes the split's first rows)
     row_ids: np.ndarray | None = None
+    #: a derived cell only (never stored): the cells over the same rows whose value it may never
+    #: be better than, in any metric (a per-row worst case and the attacks it was taken over)
+    bounded_by: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:

@@ -1,0 +1,92 @@
+"""Numbers that hold at the edges (issue 23): scores undefined in some replicates say so and get
+no interval past a threshold; relative mCE says how many conditions it rests on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mmbench.analysis.corruption import corruption_errors, shift_summary
+from mmbench.families.scoring import MAX_UNDEFINED, with_intervals
+
+KEY = {"dataset": "d", "model": "m", "recipe": "r"}
+
+
+def frames(rel: list[float], counts: list[float], point_count: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    point = pd.DataFrame([{**KEY, "score": "rel", "value": 2.0}, {**KEY, "score": "n", "value": point_count},
+                          {**KEY, "score": "plain", "value": 0.5}])
+    runs = pd.DataFrame([{**KEY, "score": s, "value": v, "b": b}
+                         for b, (r, c) in enumerate(zip(rel, counts, strict=True))
+                         for s, v in (("rel", r), ("n", c), ("plain", 0.4 + 0.2 * b / len(rel)))])
+    return point, runs.dropna(subset=["value"])
+
+
+def test_a_score_undefined_in_some_replicates_carries_the_share_and_no_interval() -> None:
+    rng = np.random.default_rng(0)
+    rel = list(rng.normal(2, 1, 1000))
+    counts = [3.0] * 1000
+    for b in range(0, 1000, 5):  # one replicate in five: the reference unhurt on a condition
+        counts[b] = 2.0
+    for b in range(1, 1000, 50):  # and a few where no condition is left at all
+        rel[b] = np.nan
+    point, runs = frames(rel, counts, 3.0)
+    out = with_intervals(point, runs, 1000, {"rel": "n"}).set_index("score")
+    assert out.loc["rel", "undefined"] == pytest.approx((200 + 20) / 1000)
+    assert np.isnan(out.loc["rel", "ci_low"]) and np.isnan(out.loc["rel", "ci_high"])
+    assert out.loc["plain", "undefined"] == 0 and out.loc["plain", "ci_low"] < 0.5 < out.loc["plain", "ci_high"]
+    # below the threshold the interval stands, from the replicates where the score exists
+    few = [3.0] * 1000
+    few[7] = 2.0
+    out = with_intervals(*frames(list(rng.normal(2, 1, 1000)), few, 3.0), 1000, {"rel": "n"}).set_index("score")
+    assert out.loc["rel", "undefined"] == pytest.approx(0.001) and MAX_UNDEFINED > 0.001 and not np.isnan(out.loc["rel", "ci_low"])
+
+
+def test_relative_mce_says_on_how_many_conditions_it_rests() -> None:
+    rows = pd.DataFrame([{**KEY, "model": m, "corruption": c, "target": "all", "severity": 1.0, "value": v}
+                         for m, c, v in (("m", "blur", 0.6), ("m", "noise", 0.7), ("m", "jpeg", 0.8),
+                                         ("base", "blur", 0.5), ("base", "noise", 0.9), ("base", "jpeg", 0.9))])
+    clean = pd.Series({("d", "m", "r"): 0.9, ("d", "base", "r"): 0.9})
+    summary = shift_summary(corruption_errors(rows, clean, "base")).set_index("model")
+    assert summary.loc["m", "conditions"] == 3 and summary.loc["m", "rel_conditions"] == 1  # base unhurt twice
+    assert summary.loc["m", "rel_mce"] == (0.9 - 0.6) / (0.9 - 0.5)
+
+
+def test_the_worst_case_is_never_better_than_a_reported_attack_in_any_metric() -> None:
+    """Issue 23 point 5: the per-row worst case minimises correctness, not a non-decomposable
+    metric (macro-F1 of the per-row worst can exceed an attack's); every built-in metric's value
+    and replicates of the derived cell are bounded by the attacks', and accuracy's is the
+    per-row worst itself."""
+    from mmbench.analysis.bootstrap import metric_values
+    from mmbench.families.adversarial import worst_case
+    from mmbench.metrics.outcomes import Samples, SampleSet
+    from mmbench.registry import METRICS
+    from mmbench.store.rows import CellFacts
+
+    rng = np.random.default_rng(3)
+    n, classes = 400, 4
+    labels = rng.integers(0, classes, n).astype(np.int16)
+    cells, facts = {}, {}
+    for name, fool in (("fgsm", 0.2), ("pgd", 0.3)):
+        wrong = rng.random(n) < fool
+        preds = np.where(wrong, (labels + rng.integers(1, classes, n)) % classes, labels).astype(np.int16)
+        # right answers with a slim margin, wrong ones near a tie: the row a per-row worst case
+        # picks (a wrong one) can hold more true-class probability than another attack's right one
+        full = np.full((n, classes), 0.74 / (classes - 1), np.float32)
+        full[np.arange(n), labels] = 0.26
+        full[wrong] = 0.0
+        full[wrong, labels[wrong]], full[wrong, preds[wrong]] = 0.45, 0.55
+        cells[name] = Samples(SampleSet("d", "test"), preds, labels, full[np.arange(n), labels], full)
+        facts[name] = CellFacts("s", "d", "m", "r", 0, "adversarial", f"{name}-Linf", "all", 0.1,
+                                facts={"attack": name, "norm": "Linf", "ensemble": "fgsm,pgd"})
+    cells["worst"] = worst_case(["fgsm", "pgd"], facts, cells)[1]
+    names = METRICS.names()
+    out = metric_values(cells, {m: METRICS.get(m) for m in names}, {"d": classes})
+    for metric in names:
+        sign = 1 if METRICS.get(metric).higher_is_better else -1
+        worst = out.values[("worst", metric)]
+        for attack in ("fgsm", "pgd"):
+            mine = out.values[(attack, metric)]
+            assert sign * worst[0] <= sign * mine[0] + 1e-12, metric
+    correct = np.minimum(cells["fgsm"].preds == labels, cells["pgd"].preds == labels)
+    assert out.values[("worst", "accuracy")][0] == pytest.approx(correct.mean())
