@@ -15,7 +15,7 @@ SCORES = score_specs()
 
 
 def scores_of(frame: pd.DataFrame, reference: str = "", metric: ScoreMetric | None = None) -> pd.DataFrame:
-    return compute_scores(Context(frame, metric or ScoreMetric(), reference))
+    return compute_scores(Context(frame, metric or ScoreMetric(), reference, players={"d": ("a", "b")}))
 
 
 def _row(model, family, perturbation, target, severity, value, seed=0, **facts):
@@ -80,6 +80,7 @@ EXPECTED = {  # (A, B), worked out by hand in the comments
                                 (0.1 * 1.3 / 2 + 0.1 * 0.7 / 2) / 0.2),
     "adv_clean_accuracy": (0.9, 0.8),                                         # clean on the attacked rows
     "missing_worst_subset": (0.5, 0.4),                                       # 'all' (none kept) excluded
+    "missing_worst_single": (0.5, 0.4),                                       # one of two missing: a or b
     "missing_mean_rate": ((0.9 + 0.8 + 0.6) / 3, (0.8 + 0.6 + 0.4) / 3),
     "missing_relative_robustness": ((0.2 * 1.7 / 2 + 0.2 * 1.4 / 2) / 0.4, (0.2 * 1.4 / 2 + 0.2 * 1.0 / 2) / 0.4),
     "missing_relative_robustness_fixed_step": (0.1 * 1.7 / 2 + 0.1 * 1.4 / 2, 0.1 * 1.4 / 2 + 0.1 * 1.0 / 2),
@@ -188,7 +189,7 @@ def test_main_board_ranks_a_lower_is_better_composite_ascending() -> None:
     rows = [line.split("|")[2].strip() for line in board.splitlines()[2:4]]
     assert rows == ["A", "B"]  # A has the lower composite error
     assert "Scores read error_rate" in board
-    parts = ("adv_robust_accuracy, missing_worst_subset, missing_mean_rate, shift_mean_accuracy, compound_worst, "
+    parts = ("adv_robust_accuracy, missing_worst_single, missing_mean_rate, shift_mean_accuracy, compound_worst, "
              "worst_group_accuracy")
     assert f"Ranked by composite = mean of {parts}" in board
 
@@ -287,3 +288,16 @@ def test_a_model_lacking_a_composite_part_gets_no_composite() -> None:
     assert got.loc["A", "composite"] == pytest.approx(COMPOSITE[0])
     assert pd.isna(got.loc["B"].get("composite")) and pd.isna(got.loc["B"].get("effective_robustness"))
     assert got.loc["B", "adv_robust_accuracy"] == pytest.approx(0.35)  # its other scores stay
+
+
+def test_the_missing_part_of_the_composite_separates_models() -> None:
+    """Issue 23 point 6: with three modalities, keeping any one alone leaves every model at
+    chance (the all-subset worst is 0.1 for both), while one modality missing separates them."""
+    kept = {"b+c": 0.9, "a+c": 0.8, "a+b": 0.6, "a": 0.1, "b": 0.1, "c": 0.1}
+    rows = [_row(m, "missing", "missing-zeros", "x", 3 - len(k.split("+")), v - (0.3 if m == "B" and "+" in k else 0),
+                 imputation="zeros", kept=k) for m in ("A", "B") for k, v in kept.items()]
+    table = compute_scores(Context(pd.DataFrame(rows), ScoreMetric(), "", players={"d": ("a", "b", "c")}))
+    got = table.set_index(["model", "score"])["value"]
+    assert got[("A", "missing_worst_subset")] == got[("B", "missing_worst_subset")] == pytest.approx(0.1)
+    assert (got[("A", "missing_worst_single")], got[("B", "missing_worst_single")]) == pytest.approx((0.6, 0.3))
+    assert got[("A", "composite")] == pytest.approx(0.6)  # the single-missing worst is the part

@@ -1,8 +1,10 @@
 """``missing``: every kept subset of modalities (the rest imputed), with Shapley values.
 
 Rows carry ``kept`` (the present modalities, ``none`` when nothing is) and ``imputation``.
-Score: the worst value over the non-empty kept subsets and imputations
-(``missing_worst_subset``, the composite part). A full sweep also gives exact Shapley values per
+Scores: the worst value with exactly one modality missing (``missing_worst_single``, the
+composite part: the realistic failure, which separates models) and the worst over every
+non-empty kept subset (``missing_worst_subset``: with one modality left it sits at chance for
+most models, so it is shown on the reliance board, not ranked). A full sweep also gives exact Shapley values per
 modality (``shapley.csv``, bar plots) and the leave-one-out / only-one views
 (``single_modality.csv``)."""
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from mmbench.analysis.curves import KEY, seed_mean
-from mmbench.analysis.shapley import NONE, modality_shapley, single_modality_views, worst_single_missing
+from mmbench.analysis.shapley import NONE, kept_set, modality_shapley, single_modality_views, worst_single_missing
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES
 from mmbench.render.plots import Plot, grouped_bars
@@ -30,14 +32,25 @@ class Missing(Family):
     name = NAME
     title = "missing modalities"
     order = 20
-    scores = (ScoreSpec("missing_worst_subset", "worst value over the non-empty kept subsets and "
-                        "imputations", "missing-modalities", main=True),)
-    composite = "missing_worst_subset"
+    scores = (ScoreSpec("missing_worst_single", "worst value with exactly one modality missing, over the "
+                        "modalities and imputations", "missing-modalities", main=True),
+              ScoreSpec("missing_worst_subset", "worst value over the non-empty kept subsets and "
+                        "imputations", "missing-modalities"))
+    composite = "missing_worst_single"
 
     def compute(self, ctx: Context) -> dict[str, pd.Series]:
         rows = ctx.rows(NAME)
         subsets = seed_mean(rows[rows["kept"] != NONE], ["imputation", "kept"])
-        return {"missing_worst_subset": ctx.scorer.worst(subsets.groupby(KEY)["value"])} if len(subsets) else {}
+        if subsets.empty:
+            return {}
+        out = {"missing_worst_subset": ctx.scorer.worst(subsets.groupby(KEY)["value"])}
+        counts = {d: len(ctx.players.get(d) or frozenset().union(*map(kept_set, g))) for d, g in
+                  subsets.groupby("dataset")["kept"]}  # the dataset's modalities, else all the sweep kept
+        missing = subsets["dataset"].map(counts) - subsets["kept"].map(lambda k: len(kept_set(k)))
+        single = subsets[missing == 1]
+        if len(single):
+            out["missing_worst_single"] = ctx.scorer.worst(single.groupby(KEY)["value"])
+        return out
 
     def _all_rows(self, ctx: Context) -> pd.DataFrame:
         frame = ctx.frame if ctx.unmasked is None else ctx.unmasked  # the whole sweep, unread included
@@ -107,10 +120,15 @@ def reliance_board(shapley: pd.DataFrame, ctx: Context, dataset: str) -> Table |
     worst = worst_single_missing(rows, ctx.players, ctx.scorer.higher_is_better)
     value = worst.groupby(SWEEP)["value"].mean()
     modality = worst.groupby(SWEEP)["modality"].agg(lambda m: m.mode().iloc[0])
+    present = seed_mean(rows[rows["kept"] != NONE], ["imputation", "kept"])
+    subset = ctx.scorer.worst(present.groupby(SWEEP)["value"]) if len(present) else pd.Series(dtype=float)
     lines = tuple((*key, *(Num(v, fmt="+.4f") for v in table.loc[key]),
-                   Num(value[key], note=modality[key]) if key in value.index else Num(None)) for key in table.index)
+                   Num(value[key], note=modality[key]) if key in value.index else Num(None),
+                   Num(subset.get(key))) for key in table.index)
+    better = ctx.scorer.higher_is_better
     columns = (*(Column(c, term=c) for c in SWEEP), *(Column(m, None, term="shapley") for m in table.columns),
-               Column("worst single missing", ctx.scorer.higher_is_better, term="worst single missing"))
+               Column("worst single missing", better, term="worst single missing"),
+               Column("worst kept subset", better, term="missing_worst_subset"))
     return Table(columns, lines)
 
 
