@@ -170,8 +170,10 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
 # -- the store: damaged, read-only, locked -------------------------------------------------------------
 
 def _run(tmp_path: Path, suite: dict | None = None, out: Path | None = None, *extra: str) -> subprocess.CompletedProcess:
+    """``mmbench run`` of a small suite, in this process (the CLI's own exit paths; a subprocess
+    only where a test needs one: signals, locks held by another process)."""
     path = write_suite(tmp_path, suite or tiny_suite(perturbations=["clean", ADV]))
-    return mmbench("run", str(path), "--out", str(out or tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), *extra)
+    return cli("run", str(path), "--out", str(out or tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), *extra)
 
 
 def test_a_damaged_store_is_salvaged_and_the_rerun_computes_only_what_was_lost(tmp_path: Path) -> None:
