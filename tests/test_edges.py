@@ -90,3 +90,42 @@ def test_the_worst_case_is_never_better_than_a_reported_attack_in_any_metric() -
             assert sign * worst[0] <= sign * mine[0] + 1e-12, metric
     correct = np.minimum(cells["fgsm"].preds == labels, cells["pgd"].preds == labels)
     assert out.values[("worst", "accuracy")][0] == pytest.approx(correct.mean())
+
+
+@pytest.mark.parametrize("correct,n", [(92, 92), (0, 60), (58, 60), (30, 60)], ids=["n/n", "0/n", "near 1", "mid"])
+def test_a_proportion_interval_never_has_zero_width(correct: int, n: int) -> None:
+    """Issue 23 point 3: accuracy near 0 or 1 gets the exact (Clopper-Pearson) interval, checked
+    against scipy; a mid value keeps the bootstrap's, which is close to it."""
+    from scipy.stats import binomtest
+
+    from mmbench.analysis.bootstrap import metric_values
+    from mmbench.metrics.outcomes import Samples, SampleSet
+    from mmbench.registry import METRICS
+
+    labels = np.zeros(n, np.int16)
+    preds = np.where(np.arange(n) < correct, 0, 1).astype(np.int16)
+    cell = Samples(SampleSet("d", "test"), preds, labels, np.full(n, 0.5, np.float32))
+    value, lo, hi = metric_values({"c": cell}, {"accuracy": METRICS.get("accuracy")}, {"d": 2}).values[("c", "accuracy")]
+    exact = binomtest(correct, n).proportion_ci(0.95, method="exact")
+    assert value == correct / n and hi > lo
+    tolerance = 0.003 if min(correct, n - correct) < 5 else 0.05
+    assert lo == pytest.approx(exact.low, abs=tolerance) and hi == pytest.approx(exact.high, abs=tolerance)
+
+
+@pytest.mark.parametrize("right", [True, False], ids=["every row right", "no row right"])
+def test_macro_f1_at_its_ends_gets_the_exact_interval_of_the_rows_right(right: bool) -> None:
+    from scipy.stats import binomtest
+
+    from mmbench.analysis.bootstrap import metric_values
+    from mmbench.metrics.outcomes import Samples, SampleSet
+    from mmbench.registry import METRICS
+
+    labels = (np.arange(80) % 2).astype(np.int16)
+    preds = labels if right else 1 - labels
+    cell = Samples(SampleSet("d", "test"), preds.astype(np.int16), labels, np.full(80, 0.5, np.float32))
+    out = metric_values({"c": cell}, {m: METRICS.get(m) for m in ("macro_f1", "balanced_accuracy")}, {"d": 2})
+    exact = binomtest(80 if right else 0, 80).proportion_ci(0.95, method="exact")
+    for metric in ("macro_f1", "balanced_accuracy"):
+        value, lo, hi = out.values[("c", metric)]
+        assert value == (1.0 if right else 0.0) and hi > lo
+        assert (lo, hi) == pytest.approx((exact.low, exact.high), abs=0.003)

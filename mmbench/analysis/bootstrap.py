@@ -92,12 +92,49 @@ def metric_values(samples: dict[str, Samples], metrics: dict[str, Callable[[int]
             metric = cls(classes)
             table = np.hstack([_compute(name, metric, [samples[k] for k in keys[i:i + CHUNK]], weights)
                                for i in range(0, len(keys), CHUNK)])
-            table = bounded(table, keys, samples, metric.higher_is_better)
+            table = bounded(exact_near_edges(table, keys, samples, metric), keys, samples, metric.higher_is_better)
             lo, hi = _quantiles(table[1:])
             values.update({(k, name): (float(table[0, i]), float(lo[i]), float(hi[i])) for i, k in enumerate(keys)})
             if name == score_metric:
                 reps.update({k: table[1:1 + score_replicates, i] for i, k in enumerate(keys)})
     return MetricValues(values, reps)
+
+
+#: a proportion with fewer rows than this on one side (k or n - k) gets the exact interval
+EDGE = 5
+
+
+def exact_near_edges(table: np.ndarray, keys: list[str], samples: dict[str, Samples], metric: Metric) -> np.ndarray:
+    """``table`` with the replicates of each proportion cell near 0 or 1 replaced by
+    Clopper-Pearson quantiles (:func:`exact_replicates`): a percentile bootstrap of 92/92 is
+    [1, 1], the exact interval [0.961, 1]. A metric at its ``perfect`` value (every row right)
+    or at 0 (no row right, for such a metric) gets the exact interval of n (or 0) of n rows right."""
+    for i, key in enumerate(keys):
+        n = samples[key].rows
+        if metric.proportion:
+            k = float(table[0, i]) * n
+        elif metric.perfect is not None and table[0, i] in (0.0, metric.perfect):
+            k = float(n) if table[0, i] == metric.perfect else 0.0  # every row right, or none
+        else:
+            continue
+        if n and min(k, n - k) < EDGE:
+            table[1:, i] = exact_replicates(k, n, table[1:, i])
+    return table
+
+
+def exact_replicates(k: float, n: int, replicates: np.ndarray) -> np.ndarray:
+    """Replicates whose 2.5% and 97.5% percentiles are the Clopper-Pearson bounds of ``k`` of
+    ``n`` (quantiles of Beta(k, n - k + 1) below the median, of Beta(k + 1, n - k) above; ``k``
+    may be fractional, a mean over draws), given to the replicates in the order of the bootstrap
+    ones, so what pairing they had is kept; scores built on the cell inherit the interval."""
+    from scipy.stats import beta
+
+    u = (np.arange(len(replicates)) + 0.5) / len(replicates)
+    lower = beta.ppf(u, k, n - k + 1) if k > 0 else np.zeros_like(u)
+    upper = beta.ppf(u, k + 1, n - k) if k < n else np.ones_like(u)
+    out = np.empty(len(replicates))
+    out[np.argsort(replicates, kind="stable")] = np.where(u < 0.5, lower, upper)
+    return out
 
 
 def bounded(table: np.ndarray, keys: list[str], samples: dict[str, Samples], higher_is_better: bool) -> np.ndarray:

@@ -63,6 +63,13 @@ class Metric(abc.ABC):
     higher_is_better: ClassVar[bool] = True
     #: whether :meth:`compute` reads ``outcomes.probs`` (the full probability vectors)
     needs_probs: ClassVar[bool] = False
+    #: a share of rows (a mean of one 0/1 number per row, like accuracy): near 0 and 1 its
+    #: interval is the exact Clopper-Pearson one, which never has zero width
+    proportion: ClassVar[bool] = False
+    #: the value reached exactly when every row is right, 0 exactly when none is (macro-F1,
+    #: balanced accuracy: 1): a cell at either end gets the exact interval of n (or 0) of n rows
+    #: right instead of a zero-width bootstrap one
+    perfect: ClassVar[float | None] = None
 
     def __init__(self, n_classes: int) -> None:
         self.n_classes = n_classes

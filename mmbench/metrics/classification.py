@@ -11,6 +11,8 @@ from mmbench.registry import METRICS
 
 @METRICS.register("accuracy", description="fraction of samples classified correctly")
 class Accuracy(RowMetric):
+    proportion = True
+
     def row_values(self, outcomes: Outcomes) -> np.ndarray:
         return outcomes.preds == outcomes.labels
 
@@ -25,6 +27,8 @@ def _mean_over_present(per_class: np.ndarray, present: np.ndarray) -> np.ndarray
 class MacroF1(ClassCountMetric):
     """Mean F1 over the classes that occur in the truth or the predictions (sklearn's rule)."""
 
+    perfect = 1.0
+
     def from_counts(self, tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
         both = predicted + actual
         f1 = 2 * tp / np.where(both > 0, both, 1)
@@ -33,6 +37,8 @@ class MacroF1(ClassCountMetric):
 
 @METRICS.register("balanced_accuracy", description="mean recall over the classes in the truth")
 class BalancedAccuracy(ClassCountMetric):
+    perfect = 1.0
+
     def from_counts(self, tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
         return _mean_over_present(tp / np.where(actual > 0, actual, 1), actual > 0)
 
