@@ -129,3 +129,38 @@ def test_macro_f1_at_its_ends_gets_the_exact_interval_of_the_rows_right(right: b
         value, lo, hi = out.values[("c", metric)]
         assert value == (1.0 if right else 0.0) and hi > lo
         assert (lo, hi) == pytest.approx((exact.low, exact.high), abs=0.003)
+
+
+def test_abstentions_are_misses_that_are_no_class_false_positive_in_every_family() -> None:
+    """Issue 23 point 4: smoothing's abstentions and the subset vote's uncertified rows are the
+    same thing (-1): macro-F1 equals scikit-learn's with the real classes as explicit labels."""
+    from sklearn.metrics import f1_score
+
+    from mmbench.families.subset_vote import SubsetVote
+    from mmbench.metrics.outcomes import Samples, SampleSet, stack
+    from mmbench.perturb.certify import ABSTAIN
+    from mmbench.registry import METRICS
+    from mmbench.store.rows import CellFacts
+
+    rng = np.random.default_rng(8)
+    n, classes = 300, 3
+    labels = rng.integers(0, classes, n).astype(np.int16)
+    facts, samples = {}, {}
+    for kept in ("a", "b", "c"):  # three single-modality voters that mostly agree with the labels
+        preds = np.where(rng.random(n) < 0.7, labels, rng.integers(0, classes, n)).astype(np.int16)
+        key = f"missing-{kept}"
+        facts[key] = CellFacts("s", "d", "m", "r", 0, "missing", "missing-zeros", "x", 1.0,
+                               facts={"kept": kept, "imputation": "zeros"})
+        samples[key] = Samples(SampleSet("d", "test"), preds, labels, np.full(n, 0.5, np.float32))
+    derived = SubsetVote().derive(facts, samples)
+    certified = [s for f, s in derived.values() if f.facts.get("k", 0) > 0]
+    assert certified and all((s.preds == ABSTAIN).any() for s in certified)
+    for cell in certified:
+        present = sorted((set(cell.labels.tolist()) | set(cell.preds.tolist())) - {ABSTAIN})
+        expected = f1_score(cell.labels, cell.preds, labels=present, average="macro", zero_division=0)
+        got = METRICS.get("macro_f1")(classes).value(stack([cell], classes, False))[0]
+        assert got == pytest.approx(expected)
+    smoothed = np.where(rng.random(n) < 0.2, ABSTAIN, labels).astype(np.int16)  # smoothing abstains
+    got = METRICS.get("macro_f1")(classes).value(stack([Samples(SampleSet("d", "test"), smoothed, labels,
+                                                                np.full(n, 0.5, np.float32))], classes, False))[0]
+    assert got == pytest.approx(f1_score(labels, smoothed, labels=[0, 1, 2], average="macro"))

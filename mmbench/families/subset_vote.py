@@ -21,6 +21,7 @@ from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.families.missing import NAME as SOURCE  # the family whose stored cells this one reads
 from mmbench.hashing import content_hash
 from mmbench.metrics.outcomes import Samples
+from mmbench.perturb.certify import ABSTAIN
 from mmbench.registry import FAMILIES
 from mmbench.render.tables import Board, Column, Num, Table, half_width
 from mmbench.store.rows import CellFacts
@@ -100,7 +101,7 @@ def sweep_cells(kept: Mapping[frozenset[str], str], facts: Mapping[str, CellFact
         m = len(modalities)
         for k in (0, *(k for k in CHANGED if 2 * affected_votes(m, s, k) < comb(m, s))):  # else none can be
             keep = np.ones(n, bool) if k == 0 else certified(margin, len(modalities), s, k)
-            preds = np.where(keep, winner, (labels.astype(np.int64) + 1) % classes).astype(np.int16)
+            preds = np.where(keep, winner, ABSTAIN).astype(np.int16)  # uncertified: no class's prediction
             probs = np.where(keep, share[np.arange(n), labels.astype(np.int64)], 0.0).astype(np.float32)
             full = None if first.full is None else np.where(keep[:, None], share, 0.0).astype(np.float32)
             cell = replace(lead, family=NAME, perturbation=f"subset_vote[s={s}]-{base['imputation']}",
