@@ -164,3 +164,16 @@ def test_abstentions_are_misses_that_are_no_class_false_positive_in_every_family
     got = METRICS.get("macro_f1")(classes).value(stack([Samples(SampleSet("d", "test"), smoothed, labels,
                                                                 np.full(n, 0.5, np.float32))], classes, False))[0]
     assert got == pytest.approx(f1_score(labels, smoothed, labels=[0, 1, 2], average="macro"))
+
+
+def test_certified_boards_give_the_chance_level(tmp_path) -> None:
+    """Issue 23 point 6: a certified score at one class's share is what a constant classifier
+    scores; the certificate boards say so with the number."""
+    import mmbench
+    from conftest import tiny_suite, write_suite
+
+    suite = tiny_suite(models=["late_fusion"], perturbations=["clean", {"name": "missing", "params": {}}])
+    result = mmbench.run(write_suite(tmp_path, suite), out_dir=tmp_path / "o", cache_dir=tmp_path / "c",
+                         progress=False)
+    board = next(b for h, b in result.boards.items() if "certified against k" in h)
+    assert "Chance level: always predicting the majority class scores 0." in board

@@ -157,6 +157,19 @@ def baseline_rows(ctx: Context, metric: str | None = None) -> pd.DataFrame:
     return ctx.rows(BASELINE, metric)
 
 
+def chance_note(ctx: Context, dataset: str) -> str:
+    """A board note giving what a constant classifier scores on ``dataset``'s clean rows (the
+    majority-class baseline, mean over models and seeds), so a certified value at that level is
+    recognisable as certifying nothing; empty without clean cells."""
+    rows = baseline_rows(ctx)
+    rows = rows[(rows["dataset"] == dataset) & (rows["perturbation"] == MAJORITY)]
+    if rows.empty:
+        return ""
+    return (f" Chance level: always predicting the majority class scores {rows['value'].mean():.4f} "
+            f"{ctx.scorer.name} on the clean rows, and a constant classifier is certified everywhere: "
+            "a certified value at or below it shows no robustness.")
+
+
 def degenerate_checks(ctx: Context) -> pd.DataFrame | None:
     """``degenerate``: per trained model, whether its clean score is above the majority-class
     baseline on the same rows by more than its interval's half-width, and it does not predict

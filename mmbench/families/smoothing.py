@@ -22,6 +22,7 @@ from scipy.stats import norm
 
 from mmbench.analysis.curves import KEY, seed_mean
 from mmbench.families.base import Context, Family, ScoreSpec
+from mmbench.families.clean import chance_note
 from mmbench.metrics.outcomes import Samples
 from mmbench.perturb.certify import ABSTAIN
 from mmbench.perturb.smoothing import SMOOTHED, SMOOTHING
@@ -44,7 +45,9 @@ class Smoothing(Family):
     order = 27
     scores = (
         ScoreSpec("smoothing_certified", "best over sigma of the mean over targets and the radius grid of "
-                  "the certified value of the smoothed classifier", "smoothing"),
+                  "the certified value of the smoothed classifier (a constant classifier is certified "
+                  "everywhere and scores the majority class's share: the board gives that chance level)",
+                  "smoothing"),
     )
 
     def compute(self, ctx: Context) -> dict[str, pd.Series]:
@@ -87,6 +90,7 @@ class Smoothing(Family):
                 "rows where CERTIFY abstains or certifies less count as wrong; ACR: average certified radius.")
         top = ceilings(rows[rows["dataset"] == dataset])
         note += f" The largest radius the draws can certify: {top}." if top else ""
+        note += chance_note(ctx, dataset)
         return [Board(f"{dataset}: certified by randomized smoothing ({ctx.scorer.name})", table, note)]
 
     def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:

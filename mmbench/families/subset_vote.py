@@ -18,6 +18,7 @@ from mmbench.analysis.curves import KEY, seed_mean
 from mmbench.analysis.shapley import NONE
 from mmbench.analysis.subset_vote import affected_votes, certified, complete_sizes, subsets_of, vote
 from mmbench.families.base import Context, Family, ScoreSpec
+from mmbench.families.clean import chance_note
 from mmbench.families.missing import NAME as SOURCE  # the family whose stored cells this one reads
 from mmbench.hashing import content_hash
 from mmbench.metrics.outcomes import Samples
@@ -43,7 +44,8 @@ class SubsetVote(Family):
     source = SOURCE
     scores = (ScoreSpec("subset_vote_certified", "best over subset sizes s and imputations of the share of "
                         "rows the subset vote g_s classifies correctly with a certificate against any "
-                        "change of one whole modality", "subset-vote"),)
+                        "change of one whole modality (a constant classifier scores the majority class's "
+                        "share: the board gives that chance level)", "subset-vote"),)
 
     def compute(self, ctx: Context) -> dict[str, pd.Series]:
         rows = ctx.rows(NAME)
@@ -74,6 +76,7 @@ class SubsetVote(Family):
         note = ("g_s: majority vote of the predictions on every kept subset of s modalities (ties to the lower "
                 "class); k=1, k=2: share of rows it classifies correctly with a margin that no change of k whole "
                 "modalities can overturn; a cell where no row can be certified is left out (-).")
+        note += chance_note(ctx, dataset)
         return [Board(f"{dataset}: certified against k corrupted modalities (subset vote g_s, {ctx.scorer.name})",
                       table, note)]
 
