@@ -177,3 +177,30 @@ def test_certified_boards_give_the_chance_level(tmp_path) -> None:
                          progress=False)
     board = next(b for h, b in result.boards.items() if "certified against k" in h)
     assert "Chance level: always predicting the majority class scores 0." in board
+
+
+def test_only_separated_cells_are_coloured_apart_and_skewed_intervals_show_their_ends() -> None:
+    """Issue 23 point 7: 0.980 and 0.985 whose paired difference does not exclude 0 share the
+    best's colour; a model the paired interval separates gets its own; a skewed interval is
+    written [lo, hi] (mCE 0.6816 +- 0.6072 is really [0.23, 1.44])."""
+    from mmbench.render.tables import Column, Num, Table
+    from mmbench.report.html_tables import _colours
+    from mmbench.report.leaderboard import separated
+
+    rng = np.random.default_rng(9)
+    base = rng.normal(0.98, 0.01, 1000)
+    runs = pd.DataFrame([{"dataset": "d", "model": m, "recipe": "r", "score": "clean_accuracy", "b": b, "value": v}
+                         for b in range(1000)
+                         for m, v in (("A", base[b] + 0.005), ("B", base[b] + rng.normal(0, 0.01)), ("C", base[b] - 0.2))])
+    part = pd.DataFrame([{"dataset": "d", "model": m, "recipe": "r", "score": "clean_accuracy", "value": v}
+                         for m, v in (("A", 0.985), ("B", 0.980), ("C", 0.780))])
+    apart = separated(runs, part, {"clean_accuracy": True})
+    assert apart == {("A", "r", "clean_accuracy"): False, ("B", "r", "clean_accuracy"): False,
+                     ("C", "r", "clean_accuracy"): True}
+    table = Table((Column("model"), Column("clean_accuracy", True)),
+                  tuple((m, Num(v, 0.01, separated=apart[(m, "r", "clean_accuracy")]))
+                        for m, v in (("A", 0.985), ("B", 0.980), ("C", 0.780))))
+    a, b, c = _colours(table, 1, table.columns[1])
+    assert a == b != c
+    assert str(Num(0.6816, 0.6072, lo=0.23, hi=1.44)) == "0.6816 [0.2300, 1.4400]"
+    assert str(Num(0.5, 0.01, lo=0.49, hi=0.511)) == "0.5000 ± 0.0100"

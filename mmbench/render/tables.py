@@ -15,29 +15,52 @@ from tabulate import tabulate
 from mmbench.text import escaped
 
 
+#: an interval whose longer side exceeds the shorter this many times is written ``[lo, hi]``
+SKEW = 1.5
+
+
 @dataclass(frozen=True)
 class Num:
     """A number in a board: ``value`` (None: missing), the half-width ``hw`` of its 95% interval,
     the standard deviation ``sd`` across seeds, ``note`` (a short text after the number, such as
-    the modality a worst case came from; without a number, why there is none, e.g. "not read")
-    and ``fmt`` (its format)."""
+    the modality a worst case came from; without a number, why there is none, e.g. "not read"),
+    ``fmt`` (its format), and where known the interval ``lo``/``hi`` and whether the model is
+    ``separated`` from the column's best."""
 
     value: float | None
     hw: float | None = None
     sd: float | None = None
     note: str = ""
     fmt: str = ".4f"
+    #: the interval itself, where known: written ``[lo, hi]`` instead of ``± hw`` when skewed
+    lo: float | None = None
+    hi: float | None = None
+    #: whether the paired interval of the difference to the column's best excludes 0 (None:
+    #: not known; boards then compare the intervals themselves)
+    separated: bool | None = None
 
     @property
     def missing(self) -> bool:
         return self.value is None or bool(pd.isna(self.value))
 
+    @property
+    def skewed(self) -> bool:
+        """The interval reaches further on one side than :data:`SKEW` times the other."""
+        if self.missing or self.lo is None or self.hi is None or pd.isna(self.lo) or pd.isna(self.hi):
+            return False
+        down, up = float(self.value) - self.lo, self.hi - float(self.value)
+        return max(down, up) > SKEW * min(down, up)
+
+    def interval(self) -> str:
+        """`` ± hw`` or, for a skewed interval, `` [lo, hi]``; empty without one."""
+        if self.skewed:
+            return f" [{self.lo:{self.fmt}}, {self.hi:{self.fmt}}]"
+        return f" ± {self.hw:.4f}" if self.hw is not None and not pd.isna(self.hw) else ""
+
     def __str__(self) -> str:
         if self.missing:
             return self.note or "-"  # e.g. "not read": why there is no number
-        text = f"{self.value:{self.fmt}}"
-        if self.hw is not None and not pd.isna(self.hw):
-            text += f" ± {self.hw:.4f}"
+        text = f"{self.value:{self.fmt}}" + self.interval()
         if self.sd is not None and not pd.isna(self.sd):
             text += f" (sd {self.sd:.4f})"
         return f"{text} ({self.note})" if self.note else text

@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
+
 from mmbench.render.tables import Board, Column, Num, Table
 
 #: a table with more grid columns than this shows one grid level at a time (a selector)
@@ -106,9 +108,12 @@ def _cell(value: Any, col: Column, label: str, colour: str, terms: Mapping[str, 
     extra = "".join(f'<span class="extra">{esc(t)}</span>'
                     for t in (f"sd {value.sd:.4f}" if value.sd is not None and value.sd == value.sd else "",
                               f"({value.note})" if value.note else "") if t)
-    hw = f'<span class="hw">± {value.hw:.4f}</span>' if value.hw is not None and value.hw == value.hw else ""
+    shown = value.interval().strip()
+    hw = f'<span class="hw">{esc(shown)}</span>' if shown else ""
     title = f"{col.header} of {label}: {value}" if label else f"{col.header}: {value}"
-    if hw:
+    if value.skewed:
+        title += f" (95% interval; ± {value.hw:.4f} as a half-width)"
+    elif hw:
         title += " (± half-width of the 95% interval)"
     if col.term in terms:
         title += f". {terms[col.term]}"
@@ -118,24 +123,34 @@ def _cell(value: Any, col: Column, label: str, colour: str, terms: Mapping[str, 
 
 
 def _colours(table: Table, i: int, col: Column) -> list[str]:
-    """Each row's background for column ``i``: its value's place between the column's extremes."""
-    values = [row[i].value if isinstance(row[i], Num) and not row[i].missing else None for row in table.rows]
-    present = [float(v) for v in values if v is not None]
+    """Each row's background for column ``i``: its value's place between the column's extremes,
+    given only where the model is separated from the column's best (the paired interval of the
+    difference excludes 0, else the two intervals do not overlap); one tied with the best shares
+    its colour. Without intervals (Shapley values, ...) every value is placed."""
+    nums = [row[i] if isinstance(row[i], Num) and not row[i].missing else None for row in table.rows]
+    present = [float(n.value) for n in nums if n is not None]
     if len(present) < 2 or max(present) == min(present):
-        return [""] * len(values)
+        return [""] * len(nums)
     low, high = min(present), max(present)
-    out = []
-    for v in values:
-        if v is None:
-            out.append("")
-            continue
-        t = (float(v) - low) / (high - low)
-        if col.better is None:
-            out.append(f"hsl(212, 70%, {96 - 22 * t:.0f}%)")
-        else:
-            good = t if col.better else 1 - t
-            out.append(f"hsl({8 + 112 * good:.0f}, 62%, {88 - 4 * abs(good - 0.5):.0f}%)")
-    return out
+    lead = max((n for n in nums if n is not None), key=lambda n: n.value if col.better is not False else -n.value)
+    return [_shade((float((n if col.better is None else _tied(n, lead)).value) - low) / (high - low), col.better)
+            if n is not None else "" for n in nums]
+
+
+def _tied(num: Num, lead: Num) -> Num:
+    """``lead`` where ``num`` is not separated from it, else ``num`` (whose place then shows)."""
+    if num.separated is not None:
+        return num if num.separated else lead
+    if num.hw is None or lead.hw is None or pd.isna(num.hw) or pd.isna(lead.hw):
+        return num
+    return lead if abs(float(num.value) - float(lead.value)) <= num.hw + lead.hw else num
+
+
+def _shade(t: float, better: bool | None) -> str:
+    if better is None:
+        return f"hsl(212, 70%, {96 - 22 * t:.0f}%)"
+    good = t if better else 1 - t
+    return f"hsl({8 + 112 * good:.0f}, 62%, {88 - 4 * abs(good - 0.5):.0f}%)"
 
 
 def markdown_table(text: str) -> Table | None:

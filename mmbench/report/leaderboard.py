@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mmbench.analysis.bootstrap import LEVEL
 from mmbench.families.scoring import COMPOSITE, EFFECTIVE, composite_parts
 from mmbench.render.tables import Board, Column, Num, Table, cell, half_width
 from mmbench.report.analysis import Analysis
@@ -34,17 +35,44 @@ def main_board(analysis: Analysis, dataset: str) -> Board | None:
                                                         values="hw", aggfunc="first", dropna=False)
     scorer = analysis.ctx.scorer
     order = value[COMPOSITE.name].sort_values(ascending=scorer.ascending, kind="stable").index
-    lines = tuple((rank, model, recipe, *(Num(value.loc[(model, recipe)].get(c), half.loc[(model, recipe)].get(c))
-                                          for c in columns))
+    bounds = part.set_index(["model", "recipe", "score"])[["ci_low", "ci_high"]]
+    apart = separated(analysis.runs[analysis.runs["dataset"] == dataset] if len(analysis.runs) else analysis.runs,
+                      part, {c: specs[c].higher_is_better(scorer) if c in specs else True for c in columns})
+
+    def num(model: str, recipe: str, c: str) -> Num:
+        lo, hi = bounds.loc[(model, recipe, c)] if (model, recipe, c) in bounds.index else (None, None)
+        return Num(value.loc[(model, recipe)].get(c), half.loc[(model, recipe)].get(c), lo=lo, hi=hi,
+                   separated=apart.get((model, recipe, c)))
+
+    lines = tuple((rank, model, recipe, *(num(model, recipe, c) for c in columns))
                   for rank, (model, recipe) in enumerate(order, start=1))
     read = "" if scorer.name == "accuracy" else f" Scores read {scorer.name} where they say accuracy."
     unranked = value[COMPOSITE.name].isna().sum() if COMPOSITE.name in value else 0
     lacking = f" {unranked} model(s) lacking one of these parts have no composite (-), listed last." if unranked else ""
     note = (f"Ranked by composite = mean of {', '.join(parts)}; ± is the half-width of the 95% "
-            f"paired-bootstrap interval.{lacking}{read}")
+            f"paired-bootstrap interval ([lo, hi] where it is skewed).{lacking}{read}")
     heads = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
              *(Column(c, specs[c].higher_is_better(scorer) if c in specs else None, term=c) for c in columns))
     return analysis.marked(Board(main_heading(dataset, scorer.name), Table(heads, lines), note), dataset)
+
+
+def separated(runs: pd.DataFrame, part: pd.DataFrame, higher: dict[str, bool]) -> dict[tuple[str, str, str], bool]:
+    """(model, recipe, score) -> whether the paired 95% interval of its difference to the score's
+    best model (same bootstrap replicates) excludes 0; the best and those tied with it: False."""
+    out: dict[tuple[str, str, str], bool] = {}
+    for score, better in higher.items():
+        own = part[(part["score"] == score) & part["value"].notna()]
+        reps = runs[runs["score"] == score] if len(runs) else runs
+        if own.empty or reps.empty:
+            continue
+        lead = own.loc[own["value"].idxmax() if better else own["value"].idxmin()]
+        wide = reps.pivot_table(index="b", columns=["model", "recipe"], values="value")
+        if (lead["model"], lead["recipe"]) not in wide.columns:
+            continue
+        diff = wide.sub(wide[(lead["model"], lead["recipe"])], axis=0)
+        low, high = diff.quantile((1 - LEVEL) / 2), diff.quantile((1 + LEVEL) / 2)
+        out.update({(m, r, score): bool(low[(m, r)] > 0 or high[(m, r)] < 0) for m, r in diff.columns})
+    return out
 
 
 def main_heading(dataset: str, metric: str) -> str:
