@@ -204,3 +204,38 @@ def test_only_separated_cells_are_coloured_apart_and_skewed_intervals_show_their
     assert a == b != c
     assert str(Num(0.6816, 0.6072, lo=0.23, hi=1.44)) == "0.6816 [0.2300, 1.4400]"
     assert str(Num(0.5, 0.01, lo=0.49, hi=0.511)) == "0.5000 ± 0.0100"
+
+
+def test_composite_intervals_equal_an_explicit_paired_bootstrap_over_shared_rows(tmp_path) -> None:
+    """Issue 23 point 1, end to end: attacks on a seeded 20-row subset, missing modalities on every
+    test row; recomputing each replicate by hand from the stored per-row outcomes, with one
+    Poisson count per row of the split shared by every cell, gives the composite's interval."""
+    import hashlib
+
+    import mmbench
+    from conftest import tiny_suite, write_suite
+
+    adv = {"name": "adversarial", "params": {"attacks": ["fgsm"], "eps": [0.1], "targets": ["all"], "max_rows": 20}}
+    suite = tiny_suite(models=["late_fusion"], perturbations=["clean", adv, {"name": "missing", "params": {}}])
+    suite["datasets"][0]["params"]["noise"] = 2.5  # no part near 0 or 1 (those get exact intervals)
+    result = mmbench.run(write_suite(tmp_path, suite), out_dir=tmp_path / "o", cache_dir=tmp_path / "c",
+                         progress=False)
+    rows = mmbench.outcomes(tmp_path / "o")
+    seed = int(hashlib.sha256(b"synthetic|test|rows").hexdigest()[:8], 16)
+    weights = np.random.default_rng(seed).poisson(1.0, size=(int(rows["row"].max()) + 1, 1000))
+
+    def replicates(cell: pd.DataFrame) -> np.ndarray:
+        w = weights[cell["row"].to_numpy()]
+        correct = cell["correct"].to_numpy(float)
+        assert 5 <= correct.sum() <= len(correct) - 5
+        return correct @ w / w.sum(axis=0)
+
+    attacked = rows[rows["family"] == "adversarial"]
+    assert attacked["row"].nunique() == 20
+    missing = rows[(rows["family"] == "missing") & (rows["kept"] != "none")]
+    players = max(len(k.split("+")) for k in missing["kept"])
+    single = missing[missing["kept"].map(lambda k: len(k.split("+"))) == players - 1]
+    worst = np.min([replicates(g) for _, g in single.groupby("cell")], axis=0)
+    composite = (replicates(attacked) + worst) / 2
+    got = result.scores.set_index("score").loc["composite"]
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx(tuple(np.quantile(composite, [0.025, 0.975])), abs=1e-9)
