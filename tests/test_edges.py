@@ -237,5 +237,6 @@ def test_composite_intervals_equal_an_explicit_paired_bootstrap_over_shared_rows
     single = missing[missing["kept"].map(lambda k: len(k.split("+"))) == players - 1]
     worst = np.min([replicates(g) for _, g in single.groupby("cell")], axis=0)
     composite = (replicates(attacked) + worst) / 2
+    assert "Parts on a seeded row subset (adv_robust_accuracy on 20 rows) are paired" in result.leaderboard
     got = result.scores.set_index("score").loc["composite"]
     assert (got["ci_low"], got["ci_high"]) == pytest.approx(tuple(np.quantile(composite, [0.025, 0.975])), abs=1e-9)

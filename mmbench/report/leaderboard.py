@@ -50,10 +50,23 @@ def main_board(analysis: Analysis, dataset: str) -> Board | None:
     unranked = value[COMPOSITE.name].isna().sum() if COMPOSITE.name in value else 0
     lacking = f" {unranked} model(s) lacking one of these parts have no composite (-), listed last." if unranked else ""
     note = (f"Ranked by composite = mean of {', '.join(parts)}; ± is the half-width of the 95% "
-            f"paired-bootstrap interval ([lo, hi] where it is skewed).{lacking}{read}")
+            f"paired-bootstrap interval ([lo, hi] where it is skewed).{lacking}{subset_note(analysis, dataset)}{read}")
     heads = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
              *(Column(c, specs[c].higher_is_better(scorer) if c in specs else None, term=c) for c in columns))
     return analysis.marked(Board(main_heading(dataset, scorer.name), Table(heads, lines), note), dataset)
+
+
+def subset_note(analysis: Analysis, dataset: str) -> str:
+    """A sentence naming the composite parts computed on a row subset (``max_rows``), which are
+    paired with the others row by row; empty when every part used all rows."""
+    frame = analysis.ctx.frame
+    frame = frame[(frame["dataset"] == dataset) & (frame["rows"] > 0)]
+    parts = [f"{f.composite} on {int(frame.loc[frame['family'] == f.name, 'rows'].max())} rows"
+             for f in analysis.families if f.composite and (frame["family"] == f.name).any()]
+    if not parts:
+        return ""
+    return (f" Parts on a seeded row subset ({', '.join(parts)}) are paired with the others on the rows they "
+            "share (every replicate weights a row the same in every cell).")
 
 
 def separated(runs: pd.DataFrame, part: pd.DataFrame, higher: dict[str, bool]) -> dict[tuple[str, str, str], bool]:
