@@ -329,7 +329,7 @@ def _plugins(disabled: bool) -> None:
     """``--no-plugins`` before any registry lookup (Ray workers inherit it), a bad
     ``$MMBENCH_PLUGIN_TIMEOUT`` refused at once, and every distribution's entry points read
     before torch is imported (an unreadable one is a warning)."""
-    from mmbench.registry import NO_PLUGINS_ENV, plugin_timeout, plugins_enabled, scan_plugins
+    from mmbench.plugins import NO_PLUGINS_ENV, plugin_timeout, plugins_enabled, scan_plugins
 
     if disabled:
         os.environ[NO_PLUGINS_ENV] = "1"

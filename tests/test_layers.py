@@ -24,7 +24,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmbench.config",),
     ("mmbench.store",),
     ("mmbench.perturb", "mmbench.train", "mmbench.models", "mmbench.data", "mmbench.metrics"),
-    ("mmbench.registry", "mmbench.errors", "mmbench.hashing", "mmbench.version", "mmbench.bounds", "mmbench.text"),
+    ("mmbench.registry", "mmbench.errors", "mmbench.hashing", "mmbench.version", "mmbench.bounds", "mmbench.text",
+     "mmbench.plugins"),
 )
 
 

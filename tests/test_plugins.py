@@ -328,11 +328,11 @@ def test_distributions_are_read_once_and_timers_are_put_back(bad_plugin_site: Pa
     one); a plugin's time limit leaves the SIGALRM handler, a running timer and SIGINT as found."""
     import signal
 
-    from mmbench import registry
+    from mmbench import plugins, registry
 
     monkeypatch.syspath_prepend(str(bad_plugin_site))
-    monkeypatch.setattr(registry, "_ENTRY_POINTS", None)
-    monkeypatch.setattr(registry, "_TIMED_OUT", set())
+    monkeypatch.setattr(plugins, "_ENTRY_POINTS", None)
+    monkeypatch.setattr(plugins, "_TIMED_OUT", set())
     monkeypatch.setenv("MMBENCH_PLUGIN_TIMEOUT", "0.5")
     monkeypatch.delenv("MMBENCH_NO_PLUGINS", raising=False)
     sentinel, sigint = (lambda signum, frame: None), signal.getsignal(signal.SIGINT)
