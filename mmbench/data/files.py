@@ -17,6 +17,8 @@ from mmbench.errors import MMBenchError
 MAX_BYTES_ENV = "MMBENCH_MAX_ARRAY_BYTES"
 #: the most bytes one array of a data file may hold once loaded (4 GiB)
 MAX_ARRAY_BYTES = 4 << 30
+#: what a ``.npy`` member holds besides its array: the magic string and the header (<= 4 KiB)
+NPY_HEADER_BYTES = 4096
 
 
 def array_limit() -> int:
@@ -68,7 +70,7 @@ def check_npz_members(file: Path, names: list[str]) -> None:
     with zipfile.ZipFile(file) as archive:
         for name in names:
             info = archive.getinfo(f"{name}.npy")
-            if info.file_size > limit + 4096:
+            if info.file_size > limit + NPY_HEADER_BYTES:
                 raise MMBenchError(f"arrays: '{name}' in {file} inflates to {info.file_size:,} bytes, more than "
                                    f"the limit of {limit:,} (${MAX_BYTES_ENV} raises it)")
             with archive.open(info) as handle:

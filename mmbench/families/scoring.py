@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from mmbench.analysis.bootstrap import LEVEL
 from mmbench.analysis.curves import KEY
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES
@@ -23,7 +24,6 @@ COMPOSITE = ScoreSpec("composite", "mean of the composite parts of the families 
                       main=True)
 EFFECTIVE = ScoreSpec("effective_robustness", "composite minus the baseline's composite, minus the "
                       "clean difference", "effective-robustness", main=True)
-LEVEL = 0.95
 
 
 def families() -> list[Family]:

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mmbench.analysis.bootstrap import LEVEL
 from mmbench.analysis.curves import KEY
 from mmbench.errors import MMBenchError
 from mmbench.render.tables import github
 from mmbench.report.publish import StoredRun, load_run
 
-LEVEL = 0.95
 #: scores read against the suite's baseline model
 AGAINST_BASELINE = frozenset({"mce", "relative_mce", "effective_robustness"})
 

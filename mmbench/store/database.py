@@ -155,7 +155,7 @@ class Store:
                 "another --out or upgrade mmbench")
         self._migrate()
         if found < SCHEMA_VERSION:
-            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES ('schema', ?)", (json.dumps(SCHEMA_VERSION),))
+            self.set_meta("schema", SCHEMA_VERSION)
         return db
 
     def _read_only(self) -> sqlite3.Connection:
