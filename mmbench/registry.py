@@ -2,8 +2,10 @@
 
 Modelled on timm's model registry (a decorator on a tiny factory, wildcard listing) and
 lm-evaluation-harness's ``Registry`` (did-you-mean errors, entry-point loading). Built-in entries
-live in modules that are imported lazily on first lookup, so ``import mmbench`` stays cheap and
-has no side effects; third-party entries come from Python entry points.
+live in the modules of one package per registry (``mmbench.models``, ...), every one of which is
+imported on the first lookup (no hand-kept list: a new module registers by existing), so
+``import mmbench`` stays cheap and has no side effects; third-party entries come from Python
+entry points.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import logging
+import pkgutil
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,8 +25,6 @@ from mmbench.plugins import SKIPPED, entry_points, load_plugin, plugin_timeout, 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
@@ -46,11 +47,12 @@ class Registry(Generic[T]):
     def __init__(
         self,
         kind: str,
-        builtin_modules: tuple[str, ...] = (),
+        package: str = "",
         entry_point_group: str | None = None,
     ) -> None:
         self.kind = kind
-        self._builtin_modules = builtin_modules
+        #: the package whose modules hold the built-in entries (all imported on first lookup)
+        self.package = package
         self._group = entry_point_group
         self._entries: dict[str, Entry[T]] = {}
         self._loaded = False
@@ -123,7 +125,7 @@ class Registry(Generic[T]):
             try:
                 if self._group and plugins_enabled():
                     entry_points(self._group)  # before the built-ins import torch
-                for module in self._builtin_modules:
+                for module in builtin_modules(self.package):
                     importlib.import_module(module)
                 if self._group and plugins_enabled():
                     self._load_entry_points()
@@ -147,51 +149,25 @@ class Registry(Generic[T]):
 
 
 
+def builtin_modules(package: str) -> list[str]:
+    """Every module of ``package`` (not its sub-packages, not ``_private`` ones), sorted."""
+    if not package:
+        return []
+    found = importlib.import_module(package).__path__
+    return sorted(f"{package}.{m.name}" for m in pkgutil.iter_modules(found)
+                  if not m.ispkg and not m.name.startswith("_"))
+
+
 # Factories have signatures that depend on the kind; they are documented where they are used.
 ModelFactory = Callable[..., Any]
 
-MODELS: Registry[ModelFactory] = Registry(
-    "model",
-    (
-        "mmbench.models.seed", "mmbench.models.early", "mmbench.models.late",
-        "mmbench.models.tensor", "mmbench.models.attention", "mmbench.models.gated",
-        "mmbench.models.unimodal",
-    ),
-    entry_point_group="mmbench.models",
-)
-DATASETS: Registry[Any] = Registry(
-    "dataset", ("mmbench.data.mfeat", "mmbench.data.synthetic", "mmbench.data.digits",
-                "mmbench.data.avmnist", "mmbench.data.affect",
-                "mmbench.data.arrays"), entry_point_group="mmbench.datasets"
-)
-PERTURBATIONS: Registry[Any] = Registry(
-    "perturbation",
-    ("mmbench.perturb.clean", "mmbench.perturb.adversarial", "mmbench.perturb.dropout",
-     "mmbench.perturb.shift", "mmbench.perturb.natural", "mmbench.perturb.smoothing",
-     "mmbench.perturb.compound"),
-    entry_point_group="mmbench.perturbations",
-)
-CORRUPTIONS: Registry[Any] = Registry(
-    "corruption", ("mmbench.perturb.corruptions",), entry_point_group="mmbench.corruptions"
-)
-METRICS: Registry[Any] = Registry(
-    "metric", ("mmbench.metrics.classification",), entry_point_group="mmbench.metrics"
-)
-RECIPES: Registry[Any] = Registry(
-    "recipe",
-    ("mmbench.train.standard", "mmbench.train.adversarial", "mmbench.train.modality_dropout",
-     "mmbench.train.pretrained", "mmbench.train.gaussian_augment"),
-    entry_point_group="mmbench.recipes",
-)
-
-FAMILIES: Registry[Any] = Registry(
-    "family",
-    ("mmbench.families.clean", "mmbench.families.adversarial", "mmbench.families.missing",
-     "mmbench.families.random_dropout", "mmbench.families.shift", "mmbench.families.natural",
-     "mmbench.families.subset_vote", "mmbench.families.smoothing",
-     "mmbench.families.compound"),
-    entry_point_group="mmbench.families",
-)
+MODELS: Registry[ModelFactory] = Registry("model", "mmbench.models", "mmbench.models")
+DATASETS: Registry[Any] = Registry("dataset", "mmbench.data", "mmbench.datasets")
+PERTURBATIONS: Registry[Any] = Registry("perturbation", "mmbench.perturb", "mmbench.perturbations")
+CORRUPTIONS: Registry[Any] = Registry("corruption", "mmbench.perturb", "mmbench.corruptions")
+METRICS: Registry[Any] = Registry("metric", "mmbench.metrics", "mmbench.metrics")
+RECIPES: Registry[Any] = Registry("recipe", "mmbench.train", "mmbench.recipes")
+FAMILIES: Registry[Any] = Registry("family", "mmbench.families", "mmbench.families")
 
 REGISTRIES: dict[str, Registry[Any]] = {
     "models": MODELS,

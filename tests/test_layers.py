@@ -132,3 +132,34 @@ def test_no_family_or_perturbation_is_named_outside_its_own_module() -> None:
             continue
         offenders += [f"{module}: '{name}'" for name in _literals(path) & watched if module not in owners[name]]
     assert not offenders, offenders
+
+
+def test_registries_load_their_builtins_from_packages_above_them() -> None:
+    """Each registry imports every module of one package on first lookup: no hand-kept list of
+    modules; those run-time edges point from the bottom layer up to a layer that registers."""
+    from mmbench.registry import REGISTRIES, builtin_modules
+
+    source = PACKAGE.parent / "mmbench" / "registry.py"
+    assert not [s for s in _literals(source) if s.count(".") >= 2 and s.startswith("mmbench.")], \
+        "registry.py names modules by hand"
+    for kind, registry in REGISTRIES.items():
+        modules = builtin_modules(registry.package)
+        assert modules, kind
+        assert all(layer(m) < layer("mmbench.registry") for m in modules), (kind, registry.package)
+        assert {m for m in MODULES if m.rpartition(".")[0] == registry.package
+                and not m.rpartition(".")[2].startswith("_")} == set(modules)
+
+
+def test_report_names_no_family_and_no_score() -> None:
+    """report/ reads families and scores generically (score roles, family terms and hooks): no
+    string in its code is a registered family's or score's name, and it imports no family module."""
+    from mmbench.families.scoring import families, score_specs
+
+    names = {f.name for f in families()} | {s.name for s in score_specs()}
+    report = {m: p for m, p in MODULES.items() if m.startswith("mmbench.report")}
+    named = {m: sorted(_literals(p) & names) for m, p in report.items() if _literals(p) & names}
+    assert not named, named
+    family_modules = {m for m in MODULES if m.startswith("mmbench.families.")} - {
+        "mmbench.families.base", "mmbench.families.scoring"}
+    reached = {m: sorted(imports(m) & family_modules) for m in report if imports(m) & family_modules}
+    assert not reached, reached

@@ -37,11 +37,16 @@ class Adversarial(Family):
     """Attacks per modality, subset and jointly over eps; the per-row worst case derived."""
 
     name = NAME
+    terms = {
+        "target@eps": "Worst attack on the target modality (or all jointly) at perturbation budget eps, "
+                      "in the data's normalised units.",
+        "eps": "The attack budget: the largest perturbation norm allowed, in normalised units.",
+    }
     title = "adversarial attacks"
     order = 10
     scores = (
         ScoreSpec("adv_robust_accuracy", "mean over (target, eps) of the worst attack's value",
-                  "adversarial", main=True),
+                  "adversarial", main=True, headline="under attack", clean_on="adv_clean_accuracy"),
         ScoreSpec("adv_relative_robustness", "area under the worst attack's value vs eps (real "
                   "spacing, clean value at eps 0) / eps span", "adversarial"),
         ScoreSpec("adv_clean_accuracy", "the clean value on the rows the attacks evaluated (max_rows), "

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import pandas as pd
@@ -38,7 +39,14 @@ class ScoreSpec:
     better in the score metric's direction (an accuracy-like score), else lower is better (an
     error ratio such as mCE); ``main``: shown on the main board; ``rests_on``: the score that
     counts what this one averages (e.g. the conditions a relative mCE is defined on): a bootstrap
-    replicate in which that count differs from the value's is undefined for this score."""
+    replicate in which that count differs from the value's is undefined for this score.
+
+    What the report reads generically (it names no score): ``reference`` marks the clean score
+    every robustness score is read against (first on the main board, the clean side of effective
+    robustness and of the reading's largest drop); a ``headline`` (the words the reading uses
+    for it, e.g. "under attack") marks the score the reading calls robust, compared there with
+    ``clean_on`` (the clean score on the same rows, when the family evaluates a row subset); ``against_baseline`` a score measured against the suite's baseline
+    model (``mmbench compare`` leaves it out when the two runs' baselines differ)."""
 
     name: str
     description: str
@@ -46,6 +54,10 @@ class ScoreSpec:
     follows_metric: bool = True
     main: bool = False
     rests_on: str = ""
+    reference: bool = False
+    headline: str = ""
+    clean_on: str = ""
+    against_baseline: bool = False
 
     def higher_is_better(self, scorer: ScoreMetric) -> bool:
         return scorer.higher_is_better if self.follows_metric else False
@@ -130,6 +142,9 @@ class Family:
     composite: ClassVar[str | None] = None
     #: the family whose stored cells :meth:`derive` reads, when its rows are all derived
     source: ClassVar[str | None] = None
+    #: its boards' column headings (and other words the page shows) -> what they mean, for the
+    #: glossary of report.html
+    terms: ClassVar[Mapping[str, str]] = MappingProxyType({})
 
     def compute(self, ctx: Context) -> dict[str, pd.Series]:
         """Score name -> value per (dataset, model, recipe), from ``ctx.frame`` (which may be a
@@ -140,6 +155,17 @@ class Family:
                samples: Mapping[str, Samples]) -> dict[str, tuple[CellFacts, Samples]]:
         """Cells derived from stored outcomes (new key -> facts and outcomes); none by default."""
         return {}
+
+    def baselines(self, facts: Mapping[str, CellFacts], samples: Mapping[str, Samples],
+                  classes: Mapping[str, int]) -> dict[str, tuple[CellFacts, Samples]]:
+        """Reference cells derived from stored outcomes that are no model's result (e.g. the
+        majority-class predictor beside each clean cell; ``classes``: dataset -> class count)."""
+        return {}
+
+    def exported(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` without the rows of this family that are the analysis's references rather
+        than results (they stay in the analysis, not in results.csv); all of them by default."""
+        return frame
 
     def tables(self, ctx: Context) -> dict[str, pd.DataFrame]:
         """Tables written as ``<name>.csv`` in the results folder."""

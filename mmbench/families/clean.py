@@ -30,7 +30,7 @@ class Clean(Family):
     title = "clean"
     order = 0
     scores = (ScoreSpec("clean_accuracy", "the score metric on the clean evaluation split",
-                        "clean-accuracy", main=True),)
+                        "clean-accuracy", main=True, reference=True),)
 
     def compute(self, ctx: Context) -> dict[str, pd.Series]:
         rows = ctx.clean_rows()
@@ -53,6 +53,17 @@ class Clean(Family):
                     out[f"{CLEAN}:{key}:{sample_set.rows}"] = (replace(f, rows=sample_set.rows),
                                                                full.restricted(sample_set, s.ids))
         return out
+
+    def baselines(self, facts: Mapping[str, CellFacts], samples: Mapping[str, Samples],
+                  classes: Mapping[str, int]) -> dict[str, tuple[CellFacts, Samples]]:
+        return trivial_baselines(facts, samples, classes)
+
+    def exported(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The trivial baselines are not a model's results (they go to baselines.csv), and the
+        clean cells restricted to another family's row subset are the analysis's reference (its
+        clean-on-the-same-rows scores, curves' level 0), not a second clean result."""
+        own = (frame["family"] != BASELINE) & ~((frame["family"] == CLEAN) & (frame["rows"] != 0))
+        return frame[own].drop(columns=[c for c in BASELINE_FACTS if c in frame])
 
     def checks(self, ctx: Context) -> pd.DataFrame | None:
         return degenerate_checks(ctx)

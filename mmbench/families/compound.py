@@ -30,6 +30,14 @@ class Compound(Family):
     """Stages applied in order, each read against the same stages alone."""
 
     name = NAME
+    terms = {
+        "worst compound": "The worst condition of two or more perturbation stages applied in order (e.g. a "
+                          "modality missing, then another attacked), mean over seeds; the condition in brackets.",
+        "worst stage alone": "The worst of the same stages applied alone, on the same rows; the stage in brackets.",
+        "compound extra drop": "How much more the worst compound costs than the worst stage alone (worst stage "
+                               "alone minus worst compound for a higher-is-better metric); negative: no stage "
+                               "combination is worse than its worst stage.",
+    }
     title = "compound perturbations"
     order = 45
     scores = (ScoreSpec("compound_worst", "worst value over the compound conditions of two or more stages",

@@ -17,6 +17,7 @@ import pandas as pd
 from mmbench.analysis.curves import KEY, seed_mean
 from mmbench.analysis.shapley import NONE, kept_set, modality_shapley, single_modality_views, worst_single_missing
 from mmbench.families.base import Context, Family, ScoreSpec
+from mmbench.perturb.dropout import IMPUTATION_TERM
 from mmbench.registry import FAMILIES
 from mmbench.render.plots import Plot, grouped_bars
 from mmbench.render.tables import Board, Column, Num, Table
@@ -30,6 +31,15 @@ class Missing(Family):
     """Every kept subset of modalities, imputed; Shapley values per modality."""
 
     name = NAME
+    terms = {
+        "imputation": IMPUTATION_TERM,
+        "one modality left out": "Score with that modality missing (imputed) and every other kept.",
+        "one modality alone": "Score with only that modality kept, every other imputed.",
+        "shapley": "The modality's Shapley value: its average contribution to the score over every "
+                   "order of adding modalities (the kept-subset sweep); higher means more reliance.",
+        "worst single missing": "The score with the single most harmful modality missing (that "
+                                "modality in brackets).",
+    }
     title = "missing modalities"
     order = 20
     scores = (ScoreSpec("missing_worst_single", "worst value with exactly one modality missing, over the "

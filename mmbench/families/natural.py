@@ -20,6 +20,10 @@ class NaturalShift(Family):
     """Held-out groups of real shift: out-of-distribution and worst-group values."""
 
     name = NAME
+    terms = {
+        "group": "Score on one group of the natural split: id is the in-distribution test rows, the "
+                 "others are held-out groups.",
+    }
     title = "natural shift"
     order = 50
     scores = (

@@ -11,6 +11,7 @@ import pandas as pd
 
 from mmbench.analysis.curves import KEY, curve_score, seed_mean
 from mmbench.families.base import Context, Family, ScoreSpec
+from mmbench.perturb.dropout import IMPUTATION_TERM
 from mmbench.registry import FAMILIES
 from mmbench.render.plots import Plot, curves
 from mmbench.render.tables import Board, level_table
@@ -23,6 +24,10 @@ class RandomDropout(Family):
     """Per-row random modality dropout at rates; value vs rate curves."""
 
     name = NAME
+    terms = {
+        "dropout rate": "Probability that each modality of a test row is dropped (then imputed).",
+        "imputation": IMPUTATION_TERM,
+    }
     title = "random modality dropout"
     order = 30
     scores = (

@@ -23,7 +23,8 @@ from mmbench.registry import FAMILIES
 COMPOSITE = ScoreSpec("composite", "mean of the composite parts of the families present", "composite",
                       main=True)
 EFFECTIVE = ScoreSpec("effective_robustness", "composite minus the baseline's composite, minus the "
-                      "clean difference", "effective-robustness", main=True)
+                      "clean difference", "effective-robustness", main=True,
+                      against_baseline=True)
 
 
 def families() -> list[Family]:
@@ -35,6 +36,17 @@ def families() -> list[Family]:
 def score_specs(found: list[Family] | None = None) -> list[ScoreSpec]:
     """Every score (families' in board order, then the composite and effective robustness)."""
     return [s for f in (found or families()) for s in f.scores] + [COMPOSITE, EFFECTIVE]
+
+
+def role(found: list[Family], flag: str) -> ScoreSpec | None:
+    """The first score of ``found`` whose :class:`ScoreSpec` field ``flag`` is set (``reference``:
+    the clean score; ``headline``: the score the reading calls robust), or None."""
+    return next((s for s in score_specs(found) if getattr(s, flag)), None)
+
+
+def against_baseline(found: list[Family] | None = None) -> frozenset[str]:
+    """The scores measured against the suite's baseline model."""
+    return frozenset(s.name for s in score_specs(found) if s.against_baseline)
 
 
 def composite_parts(found: list[Family], present: set[str]) -> list[str]:
@@ -52,8 +64,9 @@ def compute_scores(ctx: Context, found: list[Family] | None = None) -> pd.DataFr
     present = composite_parts(found, set(table.columns))
     if present and len(table):
         table[COMPOSITE.name] = table[present].mean(axis=1).mask(incomplete(table, present))
-        if ctx.baseline and "clean_accuracy" in table:
-            table[EFFECTIVE.name] = _effective(table, ctx.baseline)
+        reference = role(found, "reference")
+        if ctx.baseline and reference is not None and reference.name in table:
+            table[EFFECTIVE.name] = _effective(table, ctx.baseline, reference.name)
     if table.empty:
         return pd.DataFrame(columns=KEY + ["score", "value"])
     long = table.rename_axis(KEY).reset_index().melt(id_vars=KEY, var_name="score", value_name="value")
@@ -69,15 +82,16 @@ def incomplete(table: pd.DataFrame, parts: list[str]) -> pd.Series:
     return (expected & ~have).any(axis=1)
 
 
-def _effective(table: pd.DataFrame, reference: str) -> pd.Series:
-    """(composite - reference composite) - (clean - reference clean), same dataset and recipe."""
+def _effective(table: pd.DataFrame, reference: str, clean: str) -> pd.Series:
+    """(composite - reference composite) - (clean - reference clean), same dataset and recipe
+    (``reference``: the baseline model; ``clean``: the clean score)."""
     if reference not in table.index.get_level_values("model"):
         return pd.Series(np.nan, index=table.index)
-    ref = table.xs(reference, level="model")[[COMPOSITE.name, "clean_accuracy"]]
+    ref = table.xs(reference, level="model")[[COMPOSITE.name, clean]]
     aligned = ref.reindex(pd.MultiIndex.from_arrays([table.index.get_level_values("dataset"),
                                                      table.index.get_level_values("recipe")]))
     return ((table[COMPOSITE.name].to_numpy() - aligned[COMPOSITE.name].to_numpy())
-            - (table["clean_accuracy"].to_numpy() - aligned["clean_accuracy"].to_numpy()))
+            - (table[clean].to_numpy() - aligned[clean].to_numpy()))
 
 
 def score_replicates(ctx: Context, reps: dict[str, np.ndarray], found: list[Family] | None = None) -> pd.DataFrame:

@@ -27,6 +27,11 @@ class Shift(Family):
     """Corruptions at severities, averaged over draws; mCE against the baseline."""
 
     name = NAME
+    terms = {
+        "severity": "Corruption strength, 1 (mild) to 5 (strong); 0 is the clean data.",
+        "mean RA": "Mean relative accuracy: corrupted over clean score, averaged over conditions.",
+        "conditions": "Number of (corruption, severity, target) conditions averaged.",
+    }
     title = "corruptions"
     order = 40
     scores = (
@@ -35,9 +40,10 @@ class Shift(Family):
         ScoreSpec("shift_relative_robustness", "area under the mean value vs severity/5, clean value "
                   "at 0", "corruptions"),
         ScoreSpec("mce", "mean corruption error against the suite baseline", "corruptions",
-                  follows_metric=False, main=True),
+                  follows_metric=False, main=True, against_baseline=True),
         ScoreSpec("relative_mce", "relative mCE against the suite baseline, over the conditions that hurt "
-                  "the baseline", "corruptions", follows_metric=False, rests_on="relative_mce_conditions"),
+                  "the baseline", "corruptions", follows_metric=False, rests_on="relative_mce_conditions",
+                  against_baseline=True),
         ScoreSpec("relative_mce_conditions", "how many conditions relative mCE averages (those where the "
                   "baseline's error grows)", "corruptions"),
     )

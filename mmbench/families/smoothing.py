@@ -41,6 +41,17 @@ class Smoothing(Family):
     """Certified accuracy at a radius grid and the average certified radius, per target."""
 
     name = NAME
+    terms = {
+        "sigma": "Scale of the Gaussian noise randomized smoothing adds to the target modality, in "
+                 "normalised units (the same units as eps).",
+        "smoothed": "The smoothed classifier's score: its prediction is the class the model returns most "
+                    "often under the noise (no abstention, no certificate).",
+        "certified radius": "Certified score at L2 radius r: a row counts only if the smoothed prediction is "
+                            "right and certified (Cohen et al.'s CERTIFY, 1 - alpha confidence) against every "
+                            "change of the target of L2 norm up to r, in normalised units over its features.",
+        "ACR": "Average certified radius: the mean over test rows of the certified radius of correct "
+               "predictions (0 for wrong or abstained ones); ± from a normal approximation.",
+    }
     title = "certified by randomized smoothing"
     order = 27
     scores = (

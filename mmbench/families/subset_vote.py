@@ -39,6 +39,11 @@ class SubsetVote(Family):
     """The subset-vote classifier of every complete subset size, and its certificates."""
 
     name = NAME
+    terms = {
+        "subset vote": "g_s: the majority vote of the model's predictions on every kept subset of s modalities "
+                       "(ties to the lower class); k=1, k=2: the share of rows it classifies correctly with a "
+                       "vote margin no change of k whole modalities can overturn; g_s is its plain accuracy.",
+    }
     title = "certified against corrupted modalities (subset vote)"
     order = 25
     source = SOURCE

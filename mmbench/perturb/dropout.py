@@ -37,6 +37,8 @@ from mmbench.registry import PERTURBATIONS
 
 ZEROS, NATIVE = "zeros", "native"
 IMPUTATIONS = (ZEROS, "mean", "noise", NATIVE)
+#: what "imputation" means on the boards of the families that remove modalities
+IMPUTATION_TERM = "How a missing modality is filled in before the model sees it (zeros, the training mean, ...)."
 NONE = "none"
 #: the two families: a fixed kept subset per case, and random per-row dropout at a rate
 MISSING, RANDOM_DROPOUT = "missing", "random_dropout"

@@ -18,13 +18,13 @@ from mmbench.analysis.direction import ScoreMetric
 from mmbench.analysis.sanity import CHECK_COLUMNS
 from mmbench.analysis.unread import masked, unread_rows
 from mmbench.data.base import MultimodalDataset
-from mmbench.families.base import CLEAN, Context, Family
-from mmbench.families.clean import BASELINE, BASELINE_FACTS
+from mmbench.families.base import Context, Family
 from mmbench.families.scoring import (
     COMPOSITE,
     composite_parts,
     compute_scores,
     families,
+    role,
     score_replicates,
     with_intervals,
 )
@@ -122,7 +122,13 @@ class Analysis:
         sanity = pd.concat(checks, ignore_index=True) if checks else pd.DataFrame(columns=CHECK_COLUMNS)
         ctx.degenerate = degenerate_models(sanity)
         _warn_degenerate(sanity)
-        return cls(ctx, present, scores, runs, sanity, exported(frame, unread))
+        return cls(ctx, present, scores, runs, sanity, exported(frame, unread, present))
+
+    @property
+    def reference(self) -> str:
+        """The clean score every robustness score is read against (empty without one)."""
+        spec = role(self.families, "reference")
+        return spec.name if spec is not None else ""
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -156,7 +162,7 @@ class Analysis:
         """Every figure: the families' (``section``: the family's name), each dataset's
         robustness profile (``profile``) and the rank stability of the ranking score."""
         files = [as_plot(p, family.name) for family in self.families for p in family.plots(self.ctx, out_dir)]
-        ranking = next((s for s in ("composite", "clean_accuracy") if (self.scores["score"] == s).any()), None)
+        ranking = next((s for s in (COMPOSITE.name, self.reference) if (self.scores["score"] == s).any()), None)
         if ranking is not None:
             files += rank_stability(self.runs, out_dir, ranking, ascending=self.ctx.scorer.ascending)
         files += self.profiles(out_dir)
@@ -166,7 +172,7 @@ class Analysis:
         """The scores of the robustness profile: clean, composite and the composite's parts."""
         present = set(self.scores.loc[self.scores["dataset"] == dataset, "score"])
         parts = composite_parts(self.families, present)
-        return [s for s in ("clean_accuracy", COMPOSITE.name, *parts) if s in present] if parts else []
+        return [s for s in (self.reference, COMPOSITE.name, *parts) if s in present] if parts else []
 
     def profiles(self, out_dir: Path) -> list[Plot]:
         """Per dataset, every model's profile scores as grouped bars (models in composite order)."""
@@ -189,14 +195,14 @@ class Analysis:
         return out
 
 
-def exported(frame: pd.DataFrame, unread: pd.Series) -> pd.DataFrame:
-    """The rows results.csv holds: the trivial baselines are not a model's results (they go to
-    baselines.csv), and the clean cells restricted to another family's row subset are the
-    analysis's reference (its ``adv_clean_accuracy``, curves' eps 0), not a second clean result;
-    a ``read`` column says which cells perturbed nothing their model takes (present when any did)."""
-    own = (frame["family"] != BASELINE) & ~((frame["family"] == CLEAN) & (frame["rows"] != 0))
-    tidy = frame[own].drop(columns=[c for c in BASELINE_FACTS if c in frame])
-    return tidy.assign(read=~unread[own]) if unread.any() else tidy
+def exported(frame: pd.DataFrame, unread: pd.Series, present: list[Family]) -> pd.DataFrame:
+    """The rows results.csv holds: each family leaves out its rows that are the analysis's
+    references rather than results (:meth:`Family.exported`); a ``read`` column says which cells
+    perturbed nothing their model takes (present when any did)."""
+    tidy = frame
+    for family in present:
+        tidy = family.exported(tidy)
+    return tidy.assign(read=~unread[tidy.index]) if unread.any() else tidy
 
 
 def _warn_degenerate(sanity: pd.DataFrame) -> None:

@@ -21,11 +21,9 @@ import pandas as pd
 from mmbench.analysis.bootstrap import LEVEL
 from mmbench.analysis.curves import KEY
 from mmbench.errors import MMBenchError
+from mmbench.families.scoring import against_baseline
 from mmbench.render.tables import github
 from mmbench.report.publish import StoredRun, load_run
-
-#: scores read against the suite's baseline model
-AGAINST_BASELINE = frozenset({"mce", "relative_mce", "effective_robustness"})
 
 
 @dataclass(frozen=True)
@@ -116,9 +114,9 @@ def _differences(run_a: StoredRun, run_b: StoredRun) -> tuple[list[str], frozens
                      "difference is starred.")
     base_a, base_b = run_a.reading.baseline, run_b.reading.baseline
     if base_a != base_b:
-        excluded = AGAINST_BASELINE
+        excluded = against_baseline()
         notes.append(f"Baselines differ (A: {base_a or 'none'}, B: {base_b or 'none'}): "
-                     f"{', '.join(sorted(AGAINST_BASELINE))} are measured against different models "
+                     f"{', '.join(sorted(excluded))} are measured against different models "
                      "and are not compared.")
     return notes, excluded
 

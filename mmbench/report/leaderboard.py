@@ -28,7 +28,8 @@ def main_board(analysis: Analysis, dataset: str) -> Board | None:
         return None
     specs = {s.name: s for s in [*(s for f in analysis.families for s in f.scores), COMPOSITE, EFFECTIVE]}
     main = [name for name, s in specs.items() if s.main and name in present]
-    columns = ["clean_accuracy", COMPOSITE.name] + [c for c in main if c not in ("clean_accuracy", COMPOSITE.name)]
+    first = [analysis.reference, COMPOSITE.name]
+    columns = first + [c for c in main if c not in first]
     columns = [c for c in columns if c in present]
     value = part.pivot_table(index=["model", "recipe"], columns="score", values="value", aggfunc="first")
     half = part.assign(hw=half_width(part)).pivot_table(index=["model", "recipe"], columns="score",

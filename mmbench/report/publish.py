@@ -23,7 +23,6 @@ import pandas as pd
 
 from mmbench.analysis.bootstrap import metric_values
 from mmbench.errors import MMBenchError
-from mmbench.families.clean import trivial_baselines
 from mmbench.families.scoring import families
 from mmbench.metrics.outcomes import Samples
 from mmbench.registry import METRICS
@@ -63,14 +62,16 @@ def stored_frame(store: Store, keys: list[str], datasets: Mapping[str, DatasetIn
 
 def with_derived(facts: dict[str, CellFacts], samples: dict[str, Samples],
                  classes: Mapping[str, int] | None = None) -> tuple[dict[str, CellFacts], dict[str, Samples]]:
-    """The stored cells plus those every family derives from their outcomes, and the trivial
-    baselines beside each clean cell (``classes``: dataset -> its class count)."""
+    """The stored cells plus those every family derives from their outcomes, and the reference
+    cells families put beside them (:meth:`Family.baselines`, e.g. the trivial baselines;
+    ``classes``: dataset -> its class count)."""
     facts, samples = dict(facts), dict(samples)
     for family in families():
         for key, (f, s) in family.derive(facts, samples).items():
             facts[key], samples[key] = f, s
-    for key, (f, s) in trivial_baselines(facts, samples, classes or {}).items():
-        facts[key], samples[key] = f, s
+    for family in families():
+        for key, (f, s) in family.baselines(facts, samples, classes or {}).items():
+            facts[key], samples[key] = f, s
     return facts, samples
 
 

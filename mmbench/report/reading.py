@@ -10,13 +10,9 @@ import dataclasses
 import pandas as pd
 
 from mmbench.families.base import Context
-from mmbench.families.scoring import COMPOSITE
+from mmbench.families.scoring import COMPOSITE, role
 from mmbench.render.tables import half_width
 from mmbench.report.analysis import Analysis
-
-CLEAN, ROBUST = "clean_accuracy", "adv_robust_accuracy"
-#: clean on the rows the attacks evaluated: what robust accuracy is compared with
-ROBUST_REFERENCE = "adv_clean_accuracy"
 
 
 def reading(analysis: Analysis, dataset: str) -> str | None:
@@ -36,7 +32,7 @@ def reading(analysis: Analysis, dataset: str) -> str | None:
         index=["model", "recipe"], columns="score", values=["value", "hw"], aggfunc="first")
     ctx = without_models(analysis.ctx, dataset, bad)
     families = [f.reading(ctx, dataset) for f in analysis.families]
-    sentences = [_most_robust(table, analysis), *families, _largest_drop(table), left_out if bad else None]
+    sentences = [_most_robust(table, analysis), *families, _largest_drop(table, analysis), left_out if bad else None]
     return " ".join(s for s in sentences if s)
 
 
@@ -72,15 +68,19 @@ def _most_robust(table: pd.DataFrame, analysis: Analysis) -> str:
     return text[:-1] + f"; the runner-up {_name(second)} ({composite.iloc[1]:.3f}) is {gap:.3f} behind, {verdict}."
 
 
-def _largest_drop(table: pd.DataFrame) -> str | None:
-    if ("value", CLEAN) not in table.columns:
+def _largest_drop(table: pd.DataFrame, analysis: Analysis) -> str | None:
+    """From clean to the headline score (a family's :attr:`ScoreSpec.headline`, compared with
+    clean on its own rows), or to the composite when no headline score is present."""
+    reference, headline = role(analysis.families, "reference"), role(analysis.families, "headline")
+    if reference is None or ("value", reference.name) not in table.columns:
         return None
-    robust = ROBUST if ("value", ROBUST) in table.columns else COMPOSITE.name
-    clean = ROBUST_REFERENCE if robust == ROBUST and ("value", ROBUST_REFERENCE) in table.columns else CLEAN
+    found = headline is not None and ("value", headline.name) in table.columns
+    robust = headline.name if found else COMPOSITE.name
+    clean = headline.clean_on if found and ("value", headline.clean_on) in table.columns else reference.name
     drop = (table[("value", clean)] - table[("value", robust)]).dropna()
     if drop.empty:
         return None
     key = drop.abs().idxmax()
-    what = "under attack, on the same rows" if robust == ROBUST else "on the composite"
+    what = f"{headline.headline}, on the same rows" if found and headline else "on the composite"
     return (f"The largest drop from clean to robust is {_name(key)}'s: {table.loc[key, ('value', clean)]:.3f} "
             f"clean vs {table.loc[key, ('value', robust)]:.3f} {what}.")
