@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_suite, write_suite
 from sklearn.metrics import f1_score
 
-from mmbench.analysis.bootstrap import metric_values, row_weights
+from mmbench.stats.bootstrap import metric_values, row_weights
 from mmbench.metrics.outcomes import Samples, SampleSet, stack
 from mmbench.registry import METRICS
 

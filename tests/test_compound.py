@@ -14,7 +14,7 @@ import torch
 from conftest import tiny_suite, write_suite
 
 import mmbench
-from mmbench.analysis.direction import ScoreMetric
+from mmbench.stats.direction import ScoreMetric
 from mmbench.config.suite import Component
 from mmbench.data.base import MultimodalDataset
 from mmbench.data.synthetic import make_synthetic

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mmbench
-from mmbench.analysis.shapley import kept_set, shapley_values
+from mmbench.stats.shapley import kept_set, shapley_values
 from mmbench.config.suite import Component
 from mmbench.data.base import MultimodalDataset
 from mmbench.data.synthetic import make_synthetic
@@ -128,7 +128,7 @@ def test_shapley_axioms_by_hand() -> None:
 @pytest.fixture(scope="module")
 def reliance():
     """Shapley values on data with an informative modality, its exact copy, and noise."""
-    from mmbench.analysis.shapley import modality_shapley
+    from mmbench.stats.shapley import modality_shapley
     from mmbench.execution.evaluate import EvalSettings, evaluate
     from mmbench.metrics.outcomes import SampleSet, stack
     from mmbench.registry import METRICS
@@ -171,7 +171,7 @@ def test_shapley_on_a_trained_model(reliance) -> None:
 
 def test_single_modality_views(reliance) -> None:
     """Leave-one-out and only-one rows are read off the sweep at the right subsets."""
-    from mmbench.analysis.shapley import single_modality_views
+    from mmbench.stats.shapley import single_modality_views
     from mmbench.families.missing import views_board
 
     _, frame = reliance

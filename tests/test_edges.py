@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmbench.analysis.corruption import corruption_errors, shift_summary
+from mmbench.stats.corruption import corruption_errors, shift_summary
 from mmbench.families.scoring import MAX_UNDEFINED, with_intervals
 
 KEY = {"dataset": "d", "model": "m", "recipe": "r"}
@@ -57,7 +57,7 @@ def test_the_worst_case_is_never_better_than_a_reported_attack_in_any_metric() -
     metric (macro-F1 of the per-row worst can exceed an attack's); every built-in metric's value
     and replicates of the derived cell are bounded by the attacks', and accuracy's is the
     per-row worst itself."""
-    from mmbench.analysis.bootstrap import metric_values
+    from mmbench.stats.bootstrap import metric_values
     from mmbench.families.adversarial import worst_case
     from mmbench.metrics.outcomes import Samples, SampleSet
     from mmbench.registry import METRICS
@@ -98,7 +98,7 @@ def test_a_proportion_interval_never_has_zero_width(correct: int, n: int) -> Non
     against scipy; a mid value keeps the bootstrap's, which is close to it."""
     from scipy.stats import binomtest
 
-    from mmbench.analysis.bootstrap import metric_values
+    from mmbench.stats.bootstrap import metric_values
     from mmbench.metrics.outcomes import Samples, SampleSet
     from mmbench.registry import METRICS
 
@@ -116,7 +116,7 @@ def test_a_proportion_interval_never_has_zero_width(correct: int, n: int) -> Non
 def test_macro_f1_at_its_ends_gets_the_exact_interval_of_the_rows_right(right: bool) -> None:
     from scipy.stats import binomtest
 
-    from mmbench.analysis.bootstrap import metric_values
+    from mmbench.stats.bootstrap import metric_values
     from mmbench.metrics.outcomes import Samples, SampleSet
     from mmbench.registry import METRICS
 

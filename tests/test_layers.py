@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("mmbench.report",),
     ("mmbench.families",),
     ("mmbench.render",),
-    ("mmbench.analysis",),
+    ("mmbench.stats",),
     ("mmbench.execution",),
     ("mmbench.plan",),
     ("mmbench.config",),

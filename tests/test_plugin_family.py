@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mmbench.analysis.curves import KEY, seed_mean
+from mmbench.stats.curves import KEY, seed_mean
 from mmbench.families.base import Family, ScoreSpec
 from mmbench.perturb.base import Perturbation
 from mmbench.render.plots import curves

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mmbench.analysis.sanity import DatasetFacts, sanity_checks
+from mmbench.stats.sanity import DatasetFacts, sanity_checks
 from mmbench.store.rows import TidyRow, rows_to_frame
 
 FACTS = {"d": DatasetFacts(n_classes=10, all_attackable=True)}

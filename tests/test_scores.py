@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mmbench.analysis.curves import area_under
-from mmbench.analysis.direction import ScoreMetric
+from mmbench.stats.curves import area_under
+from mmbench.stats.direction import ScoreMetric
 from mmbench.families.base import Context
 from mmbench.families.scoring import compute_scores, score_replicates, score_specs, with_intervals
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from mmbench.analysis.corruption import corruption_errors, natural_summary, shift_summary
+from mmbench.stats.corruption import corruption_errors, natural_summary, shift_summary
 from mmbench.config.suite import Component
 from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError
@@ -63,7 +63,7 @@ def test_corruption_errors_by_hand() -> None:
 
 
 def test_severity_means_by_hand() -> None:
-    from mmbench.analysis.corruption import severity_means
+    from mmbench.stats.corruption import severity_means
 
     frame = _hand_frame()
     means = severity_means(_corrupted(frame), _clean(frame)).set_index(["model", "severity"])["value"]

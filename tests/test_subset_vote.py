@@ -9,7 +9,7 @@ from math import comb
 import numpy as np
 import pytest
 
-from mmbench.analysis.subset_vote import affected_votes, certified, complete_sizes, subsets_of, vote
+from mmbench.stats.subset_vote import affected_votes, certified, complete_sizes, subsets_of, vote
 
 CLASSES = 3
 

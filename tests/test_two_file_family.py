@@ -60,7 +60,7 @@ FAMILY = '''
 
 from __future__ import annotations
 
-from mmbench.analysis.curves import KEY, seed_mean
+from mmbench.stats.curves import KEY, seed_mean
 from mmbench.families.base import Family, ScoreSpec
 from mmbench.perturb.misalignment import NAME
 from mmbench.registry import FAMILIES

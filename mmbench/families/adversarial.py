@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmbench.analysis.curves import KEY, curve_score, seed_mean
-from mmbench.analysis.sanity import DatasetFacts, sanity_checks
+from mmbench.stats.curves import KEY, curve_score, seed_mean
+from mmbench.stats.sanity import DatasetFacts, sanity_checks
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.hashing import content_hash
 from mmbench.metrics.outcomes import Samples
@@ -133,7 +133,7 @@ def worst_case(members: list[str], facts: Mapping[str, CellFacts],
     """The per-row worst case of attack cells over the same rows: for each row, the outcome of
     an attack that fooled it (the one with the lowest true-class probability), else the lowest
     true-class probability among them. Its value in every metric is also bounded by the
-    members' (:func:`~mmbench.analysis.bootstrap.bounded`), so it is never above a reported attack."""
+    members' (:func:`~mmbench.stats.bootstrap.bounded`), so it is never above a reported attack."""
     cells = [samples[k] for k in members]
     preds = np.stack([c.preds for c in cells], axis=1)
     probs = np.stack([c.probs for c in cells], axis=1)

@@ -24,8 +24,8 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from mmbench.analysis.curves import KEY, seed_mean
-from mmbench.analysis.direction import ScoreMetric
+from mmbench.stats.curves import KEY, seed_mean
+from mmbench.stats.direction import ScoreMetric
 from mmbench.metrics.outcomes import Samples
 from mmbench.perturb.clean import CLEAN as CLEAN_PERTURBATION
 from mmbench.render.plots import Plot, model_colours
@@ -172,7 +172,7 @@ class Family:
         return {}
 
     def checks(self, ctx: Context) -> pd.DataFrame | None:
-        """Sanity checks of its rows (columns as in :mod:`mmbench.analysis.sanity`)."""
+        """Sanity checks of its rows (columns as in :mod:`mmbench.stats.sanity`)."""
         return None
 
     def boards(self, ctx: Context, dataset: str) -> list[Board | tuple[str, Any]]:

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from mmbench.analysis.curves import KEY
+from mmbench.stats.curves import KEY
 from mmbench.families.base import CLEAN, Context, Family, ScoreSpec
 from mmbench.hashing import derive_seed
 from mmbench.metrics.outcomes import Samples, SampleSet

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mmbench.analysis.curves import KEY
-from mmbench.analysis.sanity import GROUP
+from mmbench.stats.curves import KEY
+from mmbench.stats.sanity import GROUP
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES
 from mmbench.render.tables import Board, Column, Num, Table, half_width

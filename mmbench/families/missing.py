@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmbench.analysis.curves import KEY, seed_mean
-from mmbench.analysis.shapley import NONE, kept_set, modality_shapley, single_modality_views, worst_single_missing
+from mmbench.stats.curves import KEY, seed_mean
+from mmbench.stats.shapley import NONE, kept_set, modality_shapley, single_modality_views, worst_single_missing
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.perturb.dropout import IMPUTATION_TERM
 from mmbench.registry import FAMILIES

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mmbench.analysis.corruption import natural_summary
+from mmbench.stats.corruption import natural_summary
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES
 from mmbench.render.tables import Board, Column, Num, Table

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmbench.analysis.curves import KEY, curve_score, seed_mean
+from mmbench.stats.curves import KEY, curve_score, seed_mean
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.perturb.dropout import IMPUTATION_TERM
 from mmbench.registry import FAMILIES

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from mmbench.analysis.bootstrap import LEVEL
-from mmbench.analysis.curves import KEY
+from mmbench.stats.bootstrap import LEVEL
+from mmbench.stats.curves import KEY
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmbench.analysis.corruption import corruption_errors, severity_means, shift_summary
-from mmbench.analysis.curves import KEY, curve_score
+from mmbench.stats.corruption import corruption_errors, severity_means, shift_summary
+from mmbench.stats.curves import KEY, curve_score
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.registry import FAMILIES
 from mmbench.render.plots import Plot, curves

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from mmbench.analysis.curves import KEY, seed_mean
+from mmbench.stats.curves import KEY, seed_mean
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.families.clean import chance_note
 from mmbench.metrics.outcomes import Samples

@@ -1,7 +1,7 @@
 """``subset_vote``: certified robustness to whole corrupted modalities, derived from the stored
 per-row predictions of the missing-modality sweep (no forward pass). For each model, seed and
 imputation whose sweep holds every kept subset of size ``s``, the subset-vote classifier g_s
-(:mod:`mmbench.analysis.subset_vote`) becomes a cell, and for k = 1 and 2 changed modalities a
+(:mod:`mmbench.stats.subset_vote`) becomes a cell, and for k = 1 and 2 changed modalities a
 cell that is correct only on the rows g_s classifies correctly with a certificate; both are
 read like any other cell (paired-bootstrap intervals)."""
 
@@ -14,9 +14,9 @@ from math import comb
 import numpy as np
 import pandas as pd
 
-from mmbench.analysis.curves import KEY, seed_mean
-from mmbench.analysis.shapley import NONE
-from mmbench.analysis.subset_vote import affected_votes, certified, complete_sizes, subsets_of, vote
+from mmbench.stats.curves import KEY, seed_mean
+from mmbench.stats.shapley import NONE
+from mmbench.stats.subset_vote import affected_votes, certified, complete_sizes, subsets_of, vote
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.families.clean import chance_note
 from mmbench.families.missing import NAME as SOURCE  # the family whose stored cells this one reads

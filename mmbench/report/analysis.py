@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mmbench.analysis.direction import ScoreMetric
-from mmbench.analysis.sanity import CHECK_COLUMNS
-from mmbench.analysis.unread import masked, unread_rows
+from mmbench.stats.direction import ScoreMetric
+from mmbench.stats.sanity import CHECK_COLUMNS
+from mmbench.stats.unread import masked, unread_rows
 from mmbench.data.base import MultimodalDataset
 from mmbench.families.base import Context, Family
 from mmbench.families.scoring import (

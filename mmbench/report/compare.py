@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmbench.analysis.bootstrap import LEVEL
-from mmbench.analysis.curves import KEY
+from mmbench.stats.bootstrap import LEVEL
+from mmbench.stats.curves import KEY
 from mmbench.errors import MMBenchError
 from mmbench.families.scoring import against_baseline
 from mmbench.render.tables import github

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mmbench.analysis.bootstrap import LEVEL
+from mmbench.stats.bootstrap import LEVEL
 from mmbench.families.scoring import COMPOSITE, EFFECTIVE, composite_parts
 from mmbench.render.tables import Board, Column, Num, Table, cell, half_width
 from mmbench.report.analysis import Analysis

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from mmbench.analysis.unread import NOT_READ, not_read
+from mmbench.stats.unread import NOT_READ, not_read
 from mmbench.render.tables import Board, Column, Num, Table
 
 DEGENERATE = "degenerate"

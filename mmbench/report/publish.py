@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mmbench.analysis.bootstrap import metric_values
+from mmbench.stats.bootstrap import metric_values
 from mmbench.errors import MMBenchError
 from mmbench.families.scoring import families
 from mmbench.metrics.outcomes import Samples

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mmbench.analysis.curves import KEY
-from mmbench.analysis.direction import ScoreMetric
+from mmbench.stats.curves import KEY
+from mmbench.stats.direction import ScoreMetric
 
 ACCURACY = ScoreMetric()
 CONDITION = KEY + ["corruption", "target"]
