@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +79,39 @@ def install_package(source: Path, site: Path, files: dict[str, str]) -> Path:
                     "--no-index", "--target", str(site), str(source)], check=True, capture_output=True, timeout=300)
     assert list(site.glob("*.dist-info"))
     return site
+
+
+@dataclass
+class Completed:
+    """What a command returned and printed (the fields of ``subprocess.CompletedProcess`` tests read)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> Completed:
+    """``mmbench ARGS`` in this process (no Python + torch start-up per call): its exit status and
+    what it printed; the working directory, environment and logging are restored afterwards. For
+    what a subprocess proves nothing extra about (a start-up path, a signal, a hang needs one)."""
+    from mmbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    root = logging.getLogger()
+    saved_logging = (list(root.handlers), root.level)
+    try:
+        os.environ.update(env or {})
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        root.handlers[:], root.level = saved_logging
+    return Completed(int(code), out.getvalue(), err.getvalue())

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import tiny_suite, write_suite
+from conftest import Completed, run_cli, tiny_suite, write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def mmbench(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mmbench", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **(env or {})})
+def mmbench(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None) -> Completed:
+    """In this process: argument parsing, checks and messages are the same code as the console
+    script's (tests/test_fast_errors.py and test_hardening.py run it as a subprocess)."""
+    return run_cli(*args, cwd=cwd, env=env)
 
 
 @pytest.mark.parametrize("kind", ["models", "datasets", "perturbations", "corruptions", "metrics", "recipes", "families"])
@@ -39,7 +37,7 @@ def test_validate_ok() -> None:
     assert out.returncode == 0 and "ok" in out.stdout
 
 
-def _assert_one_line_error(out: subprocess.CompletedProcess, *needles: str) -> None:
+def _assert_one_line_error(out: Completed, *needles: str) -> None:
     assert out.returncode == 2, (out.stdout, out.stderr)
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()

@@ -16,31 +16,22 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import tiny_suite, write_suite
+from conftest import Completed, run_cli, tiny_suite, write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 ADV = {"name": "adversarial", "params": {"attacks": ["fgsm"], "eps": [0.1]}}
 
 
-def mmbench(*args: str, cwd: Path = REPO, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mmbench", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO)})
+def mmbench(*args: str, cwd: Path = REPO) -> Completed:
+    """``mmbench ARGS`` in this process (a subprocess only where a test needs one: a signal, a
+    pipe, a lock held by another process)."""
+    return run_cli(*args, cwd=cwd)
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    """``mmbench ARGS`` in this process (faster than a subprocess), as a completed process."""
-    import contextlib
-    import io
-
-    from mmbench.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+cli = mmbench  # the name the tests of the store use
 
 
-def one_line(out: subprocess.CompletedProcess, code: int, *needles: str) -> str:
+def one_line(out: Completed, code: int, *needles: str) -> str:
     assert out.returncode == code, (out.returncode, out.stderr[-2000:])
     assert "Traceback" not in out.stderr
     lines = [line for line in out.stderr.strip().splitlines() if line.startswith("mmbench: error")]
@@ -169,7 +160,7 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path: Path) -> None:
 
 # -- the store: damaged, read-only, locked -------------------------------------------------------------
 
-def _run(tmp_path: Path, suite: dict | None = None, out: Path | None = None, *extra: str) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, suite: dict | None = None, out: Path | None = None, *extra: str) -> Completed:
     """``mmbench run`` of a small suite, in this process (the CLI's own exit paths; a subprocess
     only where a test needs one: signals, locks held by another process)."""
     path = write_suite(tmp_path, suite or tiny_suite(perturbations=["clean", ADV]))
