@@ -91,19 +91,16 @@ class Adversarial(Family):
         return sanity_checks(rows, info, ctx.clean_on(rows, metric="accuracy"))
 
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
-        rows = ctx.rows(NAME)
-        every = ctx.frame if ctx.unmasked is None else ctx.unmasked  # cells not read keep their column
-        every = every[(every["family"] == NAME) & (every["dataset"] == dataset)]
+        every = ctx.unmasked_rows(NAME, dataset)  # cells not read keep their column
         grid = sorted(set(zip(every["target"], every["severity"], strict=True)))
-        table = robust_board(rows[rows["dataset"] == dataset], ctx, grid)
-        heading = f"{dataset}: robust {ctx.scorer.name} (worst attack per target@eps)"
-        return [Board(heading, table)] if table else []
+        return self.board(ctx, dataset, lambda rows: robust_board(rows, ctx, grid),
+                          f"{dataset}: robust {ctx.scorer.name} (worst attack per target@eps)")
 
     def reading(self, ctx: Context, dataset: str) -> str | None:
         """The weakest modality: the one whose worst attack alone, at the largest eps, leaves
         the least (mean over models)."""
-        rows = ctx.rows(NAME)
-        single = rows[(rows["dataset"] == dataset) & rows["target"].isin(ctx.players.get(dataset, ()))]
+        rows = ctx.rows(NAME, dataset=dataset)
+        single = rows[rows["target"].isin(ctx.players.get(dataset, ()))]
         if single.empty:
             return None
         top = single[single["severity"] == single["severity"].max()]

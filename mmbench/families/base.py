@@ -29,7 +29,7 @@ from mmbench.stats.direction import ScoreMetric
 from mmbench.metrics.outcomes import Samples
 from mmbench.perturb.clean import CLEAN as CLEAN_PERTURBATION
 from mmbench.render.plots import Plot, model_colours
-from mmbench.render.tables import Board
+from mmbench.render.tables import Board, Table
 from mmbench.store.rows import CellFacts
 
 
@@ -92,17 +92,28 @@ class Context:
             self.memo[key] = compute()
         return self.memo[key]
 
-    def rows(self, family: str, metric: str | None = None) -> pd.DataFrame:
-        """A family's rows of ``metric`` (default: the score metric)."""
+    def rows(self, family: str, metric: str | None = None, dataset: str | None = None,
+             any_metric: bool = False) -> pd.DataFrame:
+        """A family's rows of ``metric`` (default: the score metric; ``any_metric``: every metric),
+        of one ``dataset`` when given."""
         frame = self.frame
-        return frame[(frame["family"] == family) & (frame["metric"] == (metric or self.scorer.name))]
+        rows = frame[frame["family"] == family]
+        rows = rows if any_metric else rows[rows["metric"] == (metric or self.scorer.name)]
+        return rows if dataset is None else rows[rows["dataset"] == dataset]
 
-    def clean_rows(self, metric: str | None = None, any_metric: bool = False) -> pd.DataFrame:
+    def unmasked_rows(self, family: str, dataset: str | None = None) -> pd.DataFrame:
+        """A family's rows of every metric (of one ``dataset`` when given) before "not read"
+        values were removed (:attr:`unmasked`, else the frame): a whole sweep."""
+        frame = self.frame if self.unmasked is None else self.unmasked
+        rows = frame[frame["family"] == family]
+        return rows if dataset is None else rows[rows["dataset"] == dataset]
+
+    def clean_rows(self, metric: str | None = None, any_metric: bool = False,
+                   dataset: str | None = None) -> pd.DataFrame:
         """The clean family's rows of ``metric`` (default: the score metric; ``any_metric``:
-        every metric) on all rows of the evaluation split."""
-        frame = self.frame
-        clean = frame[(frame["family"] == CLEAN) & (frame["rows"] == 0)]
-        return clean if any_metric else clean[clean["metric"] == (metric or self.scorer.name)]
+        every metric) on all rows of the evaluation split, of one ``dataset`` when given."""
+        clean = self.rows(CLEAN, metric, dataset, any_metric)
+        return clean[clean["rows"] == 0]
 
     def clean_on(self, rows: pd.DataFrame, extra: tuple[str, ...] = (), metric: str | None = None) -> pd.DataFrame:
         """The clean value of the score metric on the same rows as each of ``rows``' cells (per
@@ -179,6 +190,13 @@ class Family:
         """Its boards for one dataset: :class:`~mmbench.render.tables.Board` (typed cells, so
         report.html can sort, colour and fold them), or ``(heading, Markdown text)`` pairs."""
         return []
+
+    def board(self, ctx: Context, dataset: str, table: Callable[[pd.DataFrame], Table | None], heading: str,
+              note: str = "") -> list[Board]:
+        """The one board ``table`` makes of its rows of ``dataset`` (the score metric's), under
+        ``heading`` with ``note``; none where ``table`` makes none (e.g. no rows)."""
+        made = table(ctx.rows(self.name, dataset=dataset))
+        return [] if made is None else [Board(heading, made, note)]
 
     def plots(self, ctx: Context, out_dir: Path) -> list[Plot | Path]:
         """The figures it draws under ``out_dir/plots``: :class:`~mmbench.render.plots.Plot`

@@ -70,14 +70,13 @@ class Clean(Family):
 
     def tables(self, ctx: Context) -> dict[str, pd.DataFrame]:
         """``baselines.csv``: the trivial baselines beside each model's clean cell."""
-        rows = ctx.frame[ctx.frame["family"] == BASELINE]
+        rows = ctx.rows(BASELINE, any_metric=True)
         columns = ["dataset", "model", "recipe", "seed", "split", "perturbation", *BASELINE_FACTS, "metric",
                    "value", "n", "ci_low", "ci_high"]
         return {"baselines": rows[columns].reset_index(drop=True)} if len(rows) else {}
 
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
-        rows = ctx.clean_rows(any_metric=True)
-        rows = rows[rows["dataset"] == dataset]
+        rows = ctx.clean_rows(any_metric=True, dataset=dataset)
         if rows.empty:
             return []
         present = set(rows["metric"])
@@ -86,7 +85,7 @@ class Clean(Family):
                 "deviation across training seeds. The last rows are trivial baselines on the same rows: "
                 "always predicting the majority class, and uniformly random predictions (chance).")
         table = metric_board(rows, metrics)
-        base = ctx.frame[(ctx.frame["family"] == BASELINE) & (ctx.frame["dataset"] == dataset)]
+        base = ctx.rows(BASELINE, dataset=dataset, any_metric=True)
         return [Board(f"{dataset} (clean, test split)", with_baselines(table, base, metrics), note)]
 
 
@@ -163,17 +162,18 @@ def _chance(s: Samples, labels: np.ndarray, n_classes: int) -> Samples:
     return Samples(s.sample_set, preds, tiled, probs, full, CHANCE_DRAWS, row_ids=s.ids)
 
 
-def baseline_rows(ctx: Context, metric: str | None = None) -> pd.DataFrame:
-    """The trivial baselines' rows of ``metric`` (default: the score metric)."""
-    return ctx.rows(BASELINE, metric)
+def baseline_rows(ctx: Context, metric: str | None = None, dataset: str | None = None) -> pd.DataFrame:
+    """The trivial baselines' rows of ``metric`` (default: the score metric), of one ``dataset``
+    when given."""
+    return ctx.rows(BASELINE, metric, dataset)
 
 
 def chance_note(ctx: Context, dataset: str) -> str:
     """A board note giving what a constant classifier scores on ``dataset``'s clean rows (the
     majority-class baseline, mean over models and seeds), so a certified value at that level is
     recognisable as certifying nothing; empty without clean cells."""
-    rows = baseline_rows(ctx)
-    rows = rows[(rows["dataset"] == dataset) & (rows["perturbation"] == MAJORITY)]
+    rows = baseline_rows(ctx, dataset=dataset)
+    rows = rows[rows["perturbation"] == MAJORITY]
     if rows.empty:
         return ""
     return (f" Chance level: always predicting the majority class scores {rows['value'].mean():.4f} "

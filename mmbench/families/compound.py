@@ -54,14 +54,11 @@ class Compound(Family):
         return stage_checks(rows, ctx.scorer.higher_is_better) if len(rows) else None
 
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
-        rows = ctx.rows(NAME)
-        table = worst_board(rows[rows["dataset"] == dataset], ctx)
-        if table is None:
-            return []
         note = ("Worst over the compound conditions (stages applied in order, each to the previous one's output) "
                 "and over the same stages alone on the same rows, mean over seeds ± the interval's half-width; "
                 "extra drop: how much more the worst compound costs than the worst stage alone.")
-        return [Board(f"{dataset}: compound perturbations (worst condition, {ctx.scorer.name})", table, note)]
+        return self.board(ctx, dataset, lambda rows: worst_board(rows, ctx),
+                          f"{dataset}: compound perturbations (worst condition, {ctx.scorer.name})", note)
 
 
 def stage_keys(rows: pd.DataFrame) -> list[str]:

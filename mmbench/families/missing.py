@@ -62,17 +62,13 @@ class Missing(Family):
             out["missing_worst_single"] = ctx.scorer.worst(single.groupby(KEY)["value"])
         return out
 
-    def _all_rows(self, ctx: Context) -> pd.DataFrame:
-        frame = ctx.frame if ctx.unmasked is None else ctx.unmasked  # the whole sweep, unread included
-        return frame[frame["family"] == NAME]
-
     def shapley(self, ctx: Context) -> pd.DataFrame:
-        return ctx.once((NAME, "shapley"), lambda: modality_shapley(self._all_rows(ctx), ctx.players))
+        return ctx.once((NAME, "shapley"), lambda: modality_shapley(ctx.unmasked_rows(NAME), ctx.players))
 
     def views(self, ctx: Context) -> pd.DataFrame:
         """Leave-one-out and only-one values; a modality its model does not read has no
         leave-one-out value (the board says "not read")."""
-        rows = ctx.frame[ctx.frame["family"] == NAME]
+        rows = ctx.rows(NAME, any_metric=True)
         return ctx.once((NAME, "views"), lambda: single_modality_views(rows, ctx.players))
 
     def tables(self, ctx: Context) -> dict[str, pd.DataFrame]:
@@ -85,7 +81,7 @@ class Missing(Family):
         table = reliance_board(self.shapley(ctx), ctx, dataset)
         if table:
             out.append(Board(f"{dataset}: modality reliance (Shapley values of {metric})", table))
-        every = ctx.once((NAME, "all views"), lambda: single_modality_views(self._all_rows(ctx), ctx.players))
+        every = ctx.once((NAME, "all views"), lambda: single_modality_views(ctx.unmasked_rows(NAME), ctx.players))
         table = views_board(self.views(ctx), metric, dataset, ctx.scorer.higher_is_better, every)
         if table:
             out.append(Board(f"{dataset}: {metric} with one modality left out (-m) or alone (only m)", table))
@@ -125,8 +121,7 @@ def reliance_board(shapley: pd.DataFrame, ctx: Context, dataset: str) -> Table |
     if part.empty:
         return None
     table = part.pivot_table(index=SWEEP, columns="modality", values="shapley", aggfunc="mean", sort=False)
-    rows = ctx.frame[(ctx.frame["family"] == NAME) & (ctx.frame["dataset"] == dataset)
-                     & (ctx.frame["metric"] == metric)]
+    rows = ctx.rows(NAME, dataset=dataset)
     worst = worst_single_missing(rows, ctx.players, ctx.scorer.higher_is_better)
     value = worst.groupby(SWEEP)["value"].mean()
     modality = worst.groupby(SWEEP)["modality"].agg(lambda m: m.mode().iloc[0])

@@ -5,6 +5,7 @@ MultiBench's fixed-step variant."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -49,10 +50,9 @@ class RandomDropout(Family):
                 "missing_relative_robustness_fixed_step": curve_score(rates, lambda r: r["severity"], 0.1)}
 
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
-        rows = ctx.rows(NAME)
-        table = level_table(rows[rows["dataset"] == dataset], ["model", "recipe", "imputation"],
-                            ascending=ctx.scorer.ascending, axis="dropout rate")
-        return [Board(f"{dataset}: {ctx.scorer.name} vs random modality-dropout rate", table)] if table else []
+        table = partial(level_table, index=["model", "recipe", "imputation"], ascending=ctx.scorer.ascending,
+                        axis="dropout rate")
+        return self.board(ctx, dataset, table, f"{dataset}: {ctx.scorer.name} vs random modality-dropout rate")
 
     def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
         rows = ctx.rows(NAME).rename(columns={"severity": "level"})

@@ -49,8 +49,9 @@ class Shift(Family):
     )
     composite = "shift_mean_accuracy"
 
-    def corrupted(self, ctx: Context) -> pd.DataFrame:
-        rows = ctx.rows(NAME)
+    def corrupted(self, ctx: Context, dataset: str | None = None) -> pd.DataFrame:
+        """Its rows above severity 0 (of one ``dataset`` when given): the clean reference left out."""
+        rows = ctx.rows(NAME, dataset=dataset)
         return rows[rows["severity"] > 0]
 
     def compute(self, ctx: Context) -> dict[str, pd.Series]:
@@ -75,8 +76,7 @@ class Shift(Family):
         return {"corruptions": errors} if not errors.empty else {}
 
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
-        rows = self.corrupted(ctx)
-        rows = rows[rows["dataset"] == dataset]
+        rows = self.corrupted(ctx, dataset)
         if rows.empty:
             return []
         levels = ", ".join(f"{s:g}" for s in sorted(rows["severity"].unique()))

@@ -62,8 +62,7 @@ class Smoothing(Family):
     )
 
     def compute(self, ctx: Context) -> dict[str, pd.Series]:
-        rows = ctx.rows(NAME)
-        cert = rows[rows["perturbation"] == CERTIFIED]
+        cert = certified_rows(ctx)
         if cert.empty:
             return {}
         per = seed_mean(cert, ["target", "severity", "radius"]).groupby(KEY + ["severity"])["value"].mean()
@@ -83,8 +82,7 @@ class Smoothing(Family):
         return None if rows.empty else certified_checks(rows)
 
     def tables(self, ctx: Context) -> dict[str, pd.DataFrame]:
-        rows = ctx.rows(NAME)
-        cert = rows[rows["perturbation"] == CERTIFIED]
+        cert = certified_rows(ctx)
         if cert.empty:
             return {}
         keys = ["dataset", "model", "recipe", "seed", "target", "severity"]
@@ -92,21 +90,17 @@ class Smoothing(Family):
         return {"certified_radius": acr.rename(columns={"severity": "sigma"})}
 
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
-        rows = ctx.rows(NAME)
-        table = smoothing_table(rows[rows["dataset"] == dataset], ctx.scorer.higher_is_better)
-        if table is None:
-            return []
         note = ("smoothed: the smoothed classifier's value (its prediction under the noise, no abstention); "
                 "r=...: certified value at that L2 radius (normalised units over the target's features), "
                 "rows where CERTIFY abstains or certifies less count as wrong; ACR: average certified radius.")
-        top = ceilings(rows[rows["dataset"] == dataset])
+        top = ceilings(ctx.rows(NAME, dataset=dataset))
         note += f" The largest radius the draws can certify: {top}." if top else ""
-        note += chance_note(ctx, dataset)
-        return [Board(f"{dataset}: certified by randomized smoothing ({ctx.scorer.name})", table, note)]
+        return self.board(ctx, dataset, lambda rows: smoothing_table(rows, ctx.scorer.higher_is_better),
+                          f"{dataset}: certified by randomized smoothing ({ctx.scorer.name})",
+                          note + chance_note(ctx, dataset))
 
     def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
-        rows = ctx.rows(NAME)
-        cert = rows[rows["perturbation"] == CERTIFIED]
+        cert = certified_rows(ctx)
         metric = ctx.scorer.name
         return [Plot(curves(g.assign(level=g["radius"]), out_dir, [NAME, dataset, target, f"sigma{sigma:g}"],
                             "L2 radius (normalised units)", f"certified {metric}",
@@ -114,6 +108,12 @@ class Smoothing(Family):
                      f"Certified {metric} of the smoothed classifier against any L2 change of {target} up to each "
                      f"radius (noise sigma {sigma:g}), mean over seeds; one line per model.", dataset)
                 for (dataset, target, sigma), g in cert.groupby(["dataset", "target", "severity"], sort=True)]
+
+
+def certified_rows(ctx: Context) -> pd.DataFrame:
+    """The family's certified cells' rows (the score metric's), every radius of every dataset."""
+    rows = ctx.rows(NAME)
+    return rows[rows["perturbation"] == CERTIFIED]
 
 
 def ceilings(rows: pd.DataFrame) -> str:

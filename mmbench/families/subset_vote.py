@@ -74,16 +74,12 @@ class SubsetVote(Family):
         return out
 
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
-        rows = ctx.rows(NAME)
-        table = certificate_table(rows[rows["dataset"] == dataset], ctx.scorer.higher_is_better)
-        if table is None:
-            return []
         note = ("g_s: majority vote of the predictions on every kept subset of s modalities (ties to the lower "
                 "class); k=1, k=2: share of rows it classifies correctly with a margin that no change of k whole "
                 "modalities can overturn; a cell where no row can be certified is left out (-).")
-        note += chance_note(ctx, dataset)
-        return [Board(f"{dataset}: certified against k corrupted modalities (subset vote g_s, {ctx.scorer.name})",
-                      table, note)]
+        return self.board(ctx, dataset, lambda rows: certificate_table(rows, ctx.scorer.higher_is_better),
+                          f"{dataset}: certified against k corrupted modalities (subset vote g_s, {ctx.scorer.name})",
+                          note + chance_note(ctx, dataset))
 
 
 def sweep_cells(kept: Mapping[frozenset[str], str], facts: Mapping[str, CellFacts],
