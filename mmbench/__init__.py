@@ -13,6 +13,12 @@ Public API (everything else is internal)::
     model = mmbench.create_model("late_fusion", data.modalities, data.n_classes)
     trained = mmbench.load_model("results/smoke", dataset="mfeat", model="late_fusion")
     rows = mmbench.outcomes("results/smoke", model="late_fusion", family="clean")  # row ids too
+    checked = mmbench.validate("suites/smoke.yaml", seeds=[0, 1])    # prepared as run would, not run
+    print(checked.report("smoke"))                                      # what mmbench validate prints
+    mmbench.status("results/smoke").counts                              # done / pending / failed cells
+    print(mmbench.compare("results/a", "results/b"))                    # paired score differences
+
+Every command of the command line is a function here (``mmbench.cli`` only parses and prints).
 """
 
 from __future__ import annotations
@@ -22,12 +28,15 @@ from typing import Any
 from mmbench.version import __version__  # noqa: E402
 
 __all__ = [
-    "MMBenchError", "__version__", "create_model", "evaluate", "list_corruptions", "list_datasets",
-    "list_families", "list_metrics", "list_models", "list_perturbations", "list_recipes", "load_dataset",
-    "load_model", "make_dataset", "outcomes", "register_corruption", "register_dataset", "register_family",
-    "register_metric", "register_model", "register_perturbation", "register_recipe", "run", "run_suite",
+    "MMBenchError", "RunOptions", "__version__", "attacks", "compare", "create_model", "describe", "evaluate",
+    "inspect_store", "list_corruptions", "list_datasets", "list_families", "list_metrics", "list_models",
+    "list_perturbations", "list_recipes", "load_dataset", "load_model", "load_suite", "make_dataset", "outcomes",
+    "refused_attacks", "register_corruption", "register_dataset", "register_family", "register_metric",
+    "register_model", "register_perturbation", "register_recipe", "repair", "republish", "run", "run_suite",
+    "setup_plugins", "status", "validate",
 ]
 
+from mmbench.config.options import RunOptions  # noqa: E402  (a dataclass: no side effects, no torch)
 from mmbench.errors import MMBenchError  # noqa: E402  (no side effects, no torch)
 
 
@@ -155,15 +164,112 @@ def outcomes(results_dir: Any, **filters: Any) -> Any:
     return _outcomes(results_dir, **filters)
 
 
-def run(suite: Any, **options: Any) -> Any:
-    """Run a suite file, mapping or :class:`Suite` (see :func:`mmbench.api.run`)."""
+def load_suite(path: Any) -> Any:
+    """Read a suite file (with its includes) and check its structure, importing no torch: a
+    mistake in the file is a one-line :class:`MMBenchError` at once (see
+    :func:`mmbench.config.suite.load_suite`)."""
+    from mmbench.config.suite import load_suite as _load
+
+    return _load(path)
+
+
+def run(suite: Any, options: Any = None, **fields: Any) -> Any:
+    """Run a suite file, mapping or :class:`Suite` with a :class:`RunOptions` or its fields as
+    keywords (see :func:`mmbench.api.run`)."""
     from mmbench.api import run as _run
 
-    return _run(suite, **options)
+    return _run(suite, options, **fields)
+
+
+def validate(suite: Any, options: Any = None, **fields: Any) -> Any:
+    """Load, check and plan a suite as :func:`run` would, executing nothing; returns the row
+    report and the counts that ``mmbench validate`` prints (see :func:`mmbench.api.validate`)."""
+    from mmbench.api import validate as _validate
+
+    return _validate(suite, options, **fields)
+
+
+def republish(results_dir: Any, summary: Any = None) -> Any:
+    """Re-render a results folder's files and boards from its store (``mmbench report``; see
+    :func:`mmbench.api.republish`)."""
+    from mmbench.api import republish as _republish
+
+    return _republish(results_dir, summary)
+
+
+def compare(a: Any, b: Any, summary: Any = None) -> str:
+    """Paired score differences A - B of two results folders, as Markdown (``mmbench compare``;
+    see :func:`mmbench.api.compare`)."""
+    from mmbench.api import compare as _compare
+
+    return _compare(a, b, summary)
+
+
+def status(results_dir: Any) -> Any:
+    """Done / pending / failed cells of a results folder (``mmbench status``; see
+    :func:`mmbench.api.status`)."""
+    from mmbench.api import status as _status
+
+    return _status(results_dir)
+
+
+def inspect_store(results_dir: Any) -> Any:
+    """What of a damaged results store can be read (see :func:`mmbench.api.inspect_store`)."""
+    from mmbench.api import inspect_store as _inspect
+
+    return _inspect(results_dir)
+
+
+def repair(results_dir: Any) -> Any:
+    """Salvage a damaged results store into a fresh one (``mmbench repair``; see
+    :func:`mmbench.api.repair`)."""
+    from mmbench.api import repair as _repair
+
+    return _repair(results_dir)
+
+
+def describe(kind: str, pattern: str | None = None) -> Any:
+    """The registered components of ``kind`` as ``mmbench ls`` lists them (see
+    :func:`mmbench.api.describe`)."""
+    from mmbench.api import describe as _describe
+
+    return _describe(kind, pattern)
+
+
+def attacks(pattern: str | None = None) -> Any:
+    """The catalogue of attacks of the ``adversarial`` perturbation, one row each (see
+    :func:`mmbench.api.attacks`)."""
+    from mmbench.api import attacks as _attacks
+
+    return _attacks(pattern)
+
+
+def refused_attacks() -> dict[str, str]:
+    """torchattacks attacks that are not supported, with why (see :func:`mmbench.api.refused_attacks`)."""
+    from mmbench.api import refused_attacks as _refused
+
+    return _refused()
+
+
+def setup_plugins(enabled: bool = True) -> None:
+    """Set up third-party plugins before any registry lookup (the command line calls it first):
+    ``enabled=False`` loads none, here and in Ray workers (as ``MMBENCH_NO_PLUGINS=1``); a bad
+    ``$MMBENCH_PLUGIN_TIMEOUT`` is refused at once; every distribution's entry points are read
+    now, before torch is imported (an unreadable one is a warning)."""
+    import os
+
+    from mmbench import plugins
+
+    if not enabled:
+        os.environ[plugins.NO_PLUGINS_ENV] = "1"
+    if plugins.plugins_enabled():
+        plugins.plugin_timeout()
+    plugins.scan_plugins()
 
 
 def run_suite(suite: Any, options: Any = None) -> Any:
-    """Run a suite (a path or a :class:`~mmbench.config.suite.Suite`); see ``RunOptions``."""
+    """Run a suite (a path, mapping or :class:`~mmbench.config.suite.Suite`) with a
+    :class:`RunOptions` (see :func:`mmbench.runner.run_suite`)."""
     from mmbench.runner import run_suite as _run
 
     return _run(suite, options)

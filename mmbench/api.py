@@ -1,11 +1,15 @@
-"""The Python API for notebooks: :func:`run` a suite, or :func:`evaluate` a model that is already
-trained, with the same engine as the command line (the same rows, intervals, scores and boards).
+"""The Python API, which the command line is a thin layer over: :func:`run` or :func:`validate` a
+suite, or :func:`evaluate` a model that is already trained, with the same engine as the command line
+(the same preparation, rows, intervals, scores and boards); :func:`republish`, :func:`compare`,
+:func:`status`, :func:`inspect_store` and :func:`repair` a results folder; :func:`describe` the
+registered components and list the :func:`attacks`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fnmatch
 import hashlib
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -15,14 +19,26 @@ from typing import Any
 from torch import nn
 
 from mmbench.config.options import RunOptions
-from mmbench.config.suite import Component, EvalConfig, Suite, components, load_suite, parse_suite
+from mmbench.config.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, param_defaults
+from mmbench.config.suite import Component, EvalConfig, Suite, components
 from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError, did_you_mean
+from mmbench.execution.probe import row_report
 from mmbench.models.base import FusionModel
 from mmbench.models.calling import derive_call
+from mmbench.perturb.attacks import CATALOGUE, REFUSED
 from mmbench.perturb.clean import CLEAN
-from mmbench.registry import DATASETS, METRICS, MODELS
-from mmbench.runner import RunResult, run_suite
+from mmbench.registry import DATASETS, METRICS, MODELS, REGISTRIES
+from mmbench.report.compare import compare as compare_runs
+from mmbench.report.compare import render
+from mmbench.report.publish import Published
+from mmbench.report.publish import republish as republish_folder
+from mmbench.runner import RunResult, append_summary, prepare, run_suite
+from mmbench.store.database import CellStatus, open_existing
+from mmbench.store.folders import writable_file
+from mmbench.store.repair import Salvage
+from mmbench.store.repair import inspect_store as inspect_folder
+from mmbench.store.repair import repair as repair_folder
 
 #: registry names under which :func:`evaluate` registers its model and data while it runs
 MODEL_ENTRY, DATA_ENTRY = "evaluated_model", "evaluated_data"
@@ -30,26 +46,59 @@ MODEL_ENTRY, DATA_ENTRY = "evaluated_model", "evaluated_data"
 EVALUATE_INPUTS = "pass inputs=[...] to mmbench.evaluate (or set mmbench_meta = {'inputs': [...]} on the module)"
 
 
-def run(suite: str | Path | Mapping[str, Any] | Suite, **options: Any) -> RunResult:
-    """Run a suite (a YAML path, a mapping with the same keys, or a :class:`Suite`);
-    ``options`` are :class:`~mmbench.config.options.RunOptions` fields (``out_dir``,
-    ``cache_dir``, ``device``, ``seeds``, ``threads``, ``force``, ...)."""
-    if isinstance(suite, Mapping):
-        suite = parse_suite({"name": "suite", **dict(suite)}, "suite")
-    elif not isinstance(suite, Suite):
-        suite = load_suite(suite)
-    return run_suite(suite, run_options(options))
+def run(suite: str | Path | Mapping[str, Any] | Suite, options: RunOptions | None = None,
+        **fields: Any) -> RunResult:
+    """Run a suite (a YAML path, a mapping with the same keys, or a :class:`Suite`) as
+    ``mmbench run`` does; ``options``: a :class:`~mmbench.config.options.RunOptions`, or its
+    fields as keywords (``out_dir``, ``cache_dir``, ``device``, ``seeds``, ``threads``,
+    ``force``, ...; keywords replace those of ``options``)."""
+    return run_suite(suite, run_options(fields, options))
 
 
-def run_options(options: dict[str, Any]) -> RunOptions:
-    fields = [f.name for f in dataclasses.fields(RunOptions)]
-    for key in options:
-        if key not in fields:
-            raise MMBenchError(f"unknown run option '{key}'{did_you_mean(key, fields)}; "
-                               f"options: {', '.join(fields)}")
-    if options.get("seeds") is not None:
-        options = {**options, "seeds": tuple(options["seeds"])}
-    return RunOptions(**options)
+def validate(suite: str | Path | Mapping[str, Any] | Suite, options: RunOptions | None = None,
+             **fields: Any) -> Validation:
+    """Prepare a suite exactly as :func:`run` would (the same :func:`~mmbench.runner.prepare`:
+    load, check, resolve the device and executor, load the datasets, plan, probe each model
+    once) and execute nothing, as ``mmbench validate`` does: a suite this accepts never fails
+    its preparation in :func:`run` with the same options, and the reverse. ``options``: as for
+    :func:`run` (those of preparation matter: ``seeds``, ``device``, ``threads``, ``amp``,
+    ``executor``, ``address``, ``workers``, ``trust_pickle``, ``data_root``). Returns what
+    ``mmbench validate`` prints."""
+    prepared = prepare(suite, run_options(fields, options))
+    plan = prepared.plan
+    return Validation(tuple(row_report(plan, prepared.datasets)), len(plan.train_cells), len(plan.eval_cells),
+                      prepared.suite.seeds, prepared.warnings)
+
+
+@dataclasses.dataclass(frozen=True)
+class Validation:
+    """What :func:`validate` found: ``rows``, the row report (per dataset its split sizes and
+    held-out groups, the loader's notes, the rows each ``natural_shift`` evaluation uses); the
+    number of ``models`` to train and of ``evaluations``; the training ``seeds`` (after a
+    ``seeds`` option); the ``warnings`` of probing the models (also logged)."""
+
+    rows: tuple[str, ...]
+    models: int
+    evaluations: int
+    seeds: tuple[int, ...]
+    warnings: tuple[str, ...] = ()
+
+    def report(self, label: str) -> str:
+        """What ``mmbench validate`` prints: the row report, then ``<label>: ok (...)``."""
+        ok = (f"{label}: ok ({self.models} models to train, {self.evaluations} evaluations, "
+              f"seeds {list(self.seeds)})")
+        return "\n".join([*self.rows, ok])
+
+
+def run_options(fields: Mapping[str, Any], options: RunOptions | None = None) -> RunOptions:
+    """``options`` (default: the defaults) with ``fields`` replacing; an unknown field is a
+    one-line error with did-you-mean."""
+    names = [f.name for f in dataclasses.fields(RunOptions)]
+    for key in fields:
+        if key not in names:
+            raise MMBenchError(f"unknown run option '{key}'{did_you_mean(key, names)}; "
+                               f"options: {', '.join(names)}")
+    return dataclasses.replace(options or RunOptions(), **fields)
 
 
 def evaluate(model: nn.Module, dataset: MultimodalDataset | str,
@@ -180,3 +229,136 @@ def _restored(model: nn.Module) -> Iterator[None]:
         if device is not None:
             model.to(device)
         model.train(training)
+
+
+def republish(results_dir: str | Path, summary: str | Path | None = None) -> Published:
+    """Re-render a results folder's files, plots and boards from its store, recomputing nothing
+    (``mmbench report``); ``summary``: a file the leaderboard is appended to (checked writable
+    before anything is read)."""
+    path = summary_file(summary)
+    out = republish_folder(Path(results_dir))
+    append_summary(path, out.leaderboard)
+    return out
+
+
+def compare(a: str | Path, b: str | Path, summary: str | Path | None = None) -> str:
+    """Paired differences of every score between two results folders (A - B, with paired
+    bootstrap intervals; ``mmbench compare``) as Markdown; ``summary``: a file it is appended to
+    (checked writable before anything is read)."""
+    path = summary_file(summary)
+    text = render(compare_runs(Path(a), Path(b)), Path(a), Path(b))
+    append_summary(path, text)
+    return text
+
+
+def summary_file(summary: str | Path | None) -> Path | None:
+    """The ``--summary`` file, checked to take appended text (one line otherwise)."""
+    return None if summary is None else writable_file(Path(summary), "--summary")
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderStatus:
+    """The cells of a results folder's latest run: its suite's name and each cell's status
+    (``done``, ``pending``, ``failed`` or ``damaged``) with its error."""
+
+    folder: Path
+    suite: str
+    cells: tuple[CellStatus, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Cells by status: done, pending, failed, and damaged where there are any."""
+        counts = {k: sum(c.status == k for c in self.cells) for k in ("done", "pending", "failed", "damaged")}
+        if not counts["damaged"]:
+            counts.pop("damaged")
+        return counts
+
+
+def status(results_dir: str | Path) -> FolderStatus:
+    """The cells of a results folder's latest run (``mmbench status``); a damaged store raises
+    :class:`sqlite3.DatabaseError` (:func:`inspect_store` says what is readable)."""
+    folder = Path(results_dir)
+    store = open_existing(folder)
+    try:
+        cells, config = store.statuses(), store.config() or {}
+    finally:
+        store.close()
+    return FolderStatus(folder, str(config.get("name", "?")), tuple(cells))
+
+
+def inspect_store(results_dir: str | Path) -> Salvage:
+    """How many rows of each table of a (damaged) results store can be read; nothing written."""
+    return inspect_folder(Path(results_dir))
+
+
+def repair(results_dir: str | Path) -> Salvage:
+    """Copy every readable row of a damaged results store into a fresh one, keeping the damaged
+    file (``mmbench repair``); a rerun of the suite then computes only what was lost."""
+    return repair_folder(Path(results_dir))
+
+
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """A registered component as ``mmbench ls`` lists it: its name, a one-line description, its
+    suite parameters with their defaults, where it comes from, and (corruptions) the modality
+    kinds it applies to."""
+
+    name: str
+    description: str
+    parameters: str
+    source: str
+    kinds: tuple[str, ...] = ()
+
+
+def describe(kind: str, pattern: str | None = None) -> list[Listing]:
+    """The registered ``kind`` (``models``, ``datasets``, ``perturbations``, ``corruptions``,
+    ``metrics``, ``recipes`` or ``families``) whose names match the shell-style ``pattern``."""
+    if kind not in REGISTRIES:
+        raise MMBenchError(f"unknown kind '{kind}'{did_you_mean(kind, REGISTRIES)}; one of "
+                           f"{', '.join(REGISTRIES)}")
+    return [Listing(e.name, _description(e), _parameters(kind, e.obj), e.source,
+                    tuple(getattr(e.obj, "kinds", ()) if kind == "corruptions" else ()))
+            for e in REGISTRIES[kind].entries(pattern)]
+
+
+def _parameters(kind: str, obj: object) -> str:
+    """Suite parameters with their defaults, e.g. ``dim=64, hidden=128``."""
+    if kind == "metrics":
+        return "higher is better" if getattr(obj, "higher_is_better", True) else "lower is better"
+    if kind == "corruptions":
+        return "severity 0-5 (0: identity)"
+    if kind == "families":
+        parts = [f"{s.name}{' (composite)' if s.name == obj.composite else ''}" for s in obj.scores]  # type: ignore[attr-defined]
+        return "scores: " + (", ".join(parts) or "none")
+    target = getattr(obj, "config_type", obj) if kind == "recipes" else obj
+    reserved = DATASET_HARNESS_ARGS if kind == "datasets" else HARNESS_ARGS
+    defaults = param_defaults(target, reserved)  # type: ignore[arg-type]
+    return ", ".join(k if v is ... else f"{k}={v!r}" for k, v in defaults.items())
+
+
+def _description(entry: object) -> str:
+    """The entry's ``description``, else its docstring's first line (with its modality kinds)."""
+    meta = getattr(entry, "meta", {})
+    if "description" in meta:
+        return str(meta["description"])
+    doc = (getattr(getattr(entry, "obj", None), "__doc__", None) or "").strip()
+    text = doc.splitlines()[0] if doc else ""
+    kinds = meta.get("kinds")
+    return f"{text} [{', '.join(kinds)}]" if kinds else text
+
+
+def attacks(pattern: str | None = None) -> list[dict[str, str]]:
+    """The torchattacks catalogue of the ``adversarial`` perturbation (``mmbench ls attacks``),
+    one row per attack whose name matches the shell-style ``pattern``: ``attack``,
+    ``torchattacks`` (its class), ``norms``, ``bounded``, ``mode``, ``access``, ``options``."""
+    names = sorted(CATALOGUE)
+    return [{"attack": n, "torchattacks": CATALOGUE[n].cls, "norms": "/".join(CATALOGUE[n].norms),
+             "bounded": "yes" if CATALOGUE[n].bounded else "no (budget enforced)", "mode": CATALOGUE[n].mode,
+             "access": "black-box" if CATALOGUE[n].black_box else "white-box",
+             "options": ", ".join(CATALOGUE[n].option_names())}
+            for n in (fnmatch.filter(names, pattern) if pattern else names)]
+
+
+def refused_attacks() -> dict[str, str]:
+    """torchattacks attacks the ``adversarial`` perturbation does not support, with why."""
+    return dict(sorted(REFUSED.items()))

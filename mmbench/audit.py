@@ -21,7 +21,6 @@ from torch import nn
 from mmbench.api import MODEL_ENTRY
 from mmbench.config.build import build_model
 from mmbench.config.datasets import load_datasets
-from mmbench.config.options import RunOptions
 from mmbench.config.suite import Suite, label_of, parse_suite
 from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError, did_you_mean
@@ -228,7 +227,7 @@ def cache_roots(folder: Path, cache_dir: str | Path | None) -> list[Path]:
     one next to the results folder."""
     if cache_dir is not None:
         return [Path(cache_dir)]
-    roots = [cache_folder(RunOptions()), folder.parent / ".cache" / "checkpoints"]
+    roots = [cache_folder(None), folder.parent / ".cache" / "checkpoints"]
     return list({root.resolve(): root for root in roots}.values())
 
 

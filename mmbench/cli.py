@@ -1,4 +1,5 @@
-"""The command line: thin parsing on top of the public API.
+"""The command line: thin parsing and printing on top of the public API (``mmbench``): each
+command calls one of its functions; nothing here reaches an internal module.
 
 Every user error is one line on stderr and exit status 2; ``--debug`` shows tracebacks.
 """
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import mmbench
 from mmbench.errors import MMBenchError
 from mmbench.version import __version__
 
@@ -42,12 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[common], help="run a suite and print its leaderboard")
     run.add_argument("suite", type=Path, help="suite YAML file, e.g. suites/smoke.yaml")
-    run.add_argument("--out", type=Path, help="results folder (default: results/<suite name>)")
-    run.add_argument("--cache-dir", type=Path,
+    run.add_argument("--out", type=Path, dest="out_dir", help="results folder (default: results/<suite name>)")
+    run.add_argument("--cache-dir", type=Path, dest="cache_dir",
                      help="checkpoint cache folder (default: results/.cache/checkpoints)")
-    run.add_argument("--device", default="auto",
-                     help="auto (CUDA when available), cpu or cuda (default: auto)")
-    run.add_argument("--seeds", type=int, nargs="+", help="training seeds, replacing the suite's")
+    _prepare_options(run)
     _run_options(run)
     _summary_option(run)
     run.set_defaults(func=cmd_run)
@@ -78,9 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("pattern", nargs="?", help="shell-style filter, e.g. '*fusion'")
     ls.set_defaults(func=cmd_ls)
 
-    validate = sub.add_parser("validate", parents=[common], help="check a suite without running it")
+    validate = sub.add_parser("validate", parents=[common],
+                              help="check a suite without running it (prepared exactly as 'run' prepares it)")
     validate.add_argument("suite", type=Path)
-    _trust_option(validate)
+    _prepare_options(validate)
     validate.set_defaults(func=cmd_validate)
     return parser
 
@@ -90,10 +91,25 @@ def _summary_option(parser: argparse.ArgumentParser) -> None:
                         help="also append the Markdown boards to FILE (e.g. $GITHUB_STEP_SUMMARY)")
 
 
-def _append_summary(path: Path | None, board: str) -> None:
-    if path is not None:
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(board + "\n")
+def _prepare_options(parser: argparse.ArgumentParser) -> None:
+    """The options that change how a suite is prepared: ``run`` and ``validate`` take them all."""
+    parser.add_argument("--device", default="auto",
+                        help="auto (CUDA when available), cpu or cuda (default: auto)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="training seeds, replacing the suite's")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per cell (default 1: identical tables on any machine)")
+    parser.add_argument("--amp", action="store_true",
+                        help="mixed precision (bfloat16) for training and clean evaluation only")
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local (in-process, serial; default) or ray (needs the 'ray' extra)")
+    parser.add_argument("--address", help="Ray cluster address (default: start a local instance)")
+    parser.add_argument("--workers", type=int,
+                        help="CPUs of the local Ray instance (default: all cores)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="allow datasets stored as pickles (they can run code when loaded)")
+    parser.add_argument("--data-dir", metavar="ROOT", dest="data_root",
+                        help="root of user-supplied data files (avmnist/, mosi_raw.pkl, ...; "
+                             "default: $MMBENCH_DATA)")
 
 
 def _run_options(run: argparse.ArgumentParser) -> None:
@@ -101,53 +117,20 @@ def _run_options(run: argparse.ArgumentParser) -> None:
                      help="recompute finished cells and retrain (default: resume, skipping them)")
     run.add_argument("--fail-fast", action="store_true",
                      help="stop at the first failing cell (default: record it and go on)")
-    run.add_argument("--threads", type=int, default=1,
-                     help="torch threads per cell (default 1: identical tables on any machine)")
-    run.add_argument("--amp", action="store_true",
-                     help="mixed precision (bfloat16) for training and clean evaluation only")
-    run.add_argument("--executor", choices=("local", "ray"), default="local",
-                     help="local (in-process, serial; default) or ray (needs the 'ray' extra)")
-    run.add_argument("--address", help="Ray cluster address (default: start a local instance)")
-    run.add_argument("--workers", type=int,
-                     help="CPUs of the local Ray instance (default: all cores)")
     run.add_argument("--wait", action="store_true",
                      help="when another run is writing the same results folder, wait for it "
                           "(default: refuse)")
-    _trust_option(run)
-
-
-def _trust_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow datasets stored as pickles (they can run code when loaded)")
-    parser.add_argument("--data-dir", metavar="ROOT",
-                        help="root of user-supplied data files (avmnist/, mosi_raw.pkl, ...; "
-                             "default: $MMBENCH_DATA)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from mmbench.config.options import RunOptions
-    from mmbench.config.suite import load_suite
-
-    suite = load_suite(args.suite)  # torch-free: a mistake in the file is reported at once
-    from mmbench.runner import run_suite
-    from mmbench.store.folders import writable_file
-
-    options = RunOptions(out_dir=args.out, cache_dir=args.cache_dir, device=args.device,
-                         seeds=tuple(args.seeds) if args.seeds else None,
-                         progress=not args.quiet and sys.stderr.isatty(),
-                         verbose=args.verbose and not args.quiet,
-                         threads=args.threads, amp=args.amp, force=args.force,
-                         fail_fast=args.fail_fast, executor=args.executor, address=args.address,
-                         workers=args.workers, trust_pickle=args.trust_pickle, data_root=args.data_dir,
-                         wait=args.wait)
-    if args.summary is not None:
-        writable_file(args.summary, "--summary")
-    result = run_suite(suite, options)
+    suite = mmbench.load_suite(args.suite)  # torch-free: a mistake in the file is reported at once
+    options = mmbench.RunOptions.from_args(args, progress=not args.quiet and sys.stderr.isatty(),
+                                           verbose=args.verbose and not args.quiet)
+    result = mmbench.run(suite, options)  # appends the leaderboard to --summary
     log.info("%d models trained, %d loaded from the checkpoint cache; %.1fs",
              result.models_trained, result.models_from_cache, result.seconds)
     log.info("%s %s", "kept" if result.kept else "wrote", ", ".join(str(p) for p in result.files.values()))
     print(result.summary, end="")
-    _append_summary(args.summary, result.leaderboard)
     if result.failed:
         print(f"mmbench: error: {len(result.failed)} cells failed, first {result.failed[0].name}: "
               f"{result.failed[0].error}; see 'mmbench status {result.out_dir}', fix, then rerun "
@@ -158,58 +141,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render results files, plots and boards from the stored rows (nothing recomputed)."""
-    from mmbench.report.publish import republish
-    from mmbench.store.folders import writable_file
-
-    if args.summary is not None:
-        writable_file(args.summary, "--summary")
-    out = republish(args.results)
+    out = mmbench.republish(args.results, args.summary)
     log.info("wrote %s", ", ".join(str(p) for p in out.files.values()))
     print(out.summary, end="")
-    _append_summary(args.summary, out.leaderboard)
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Score differences A - B with paired bootstrap intervals."""
-    from mmbench.report.compare import compare, render
-    from mmbench.store.folders import writable_file
-
-    if args.summary is not None:
-        writable_file(args.summary, "--summary")
-    text = render(compare(args.a, args.b), args.a, args.b)
-    print(text, end="")
-    _append_summary(args.summary, text)
+    print(mmbench.compare(args.a, args.b, args.summary), end="")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Counts of done / pending / failed cells of the latest run, and each failure."""
-    from mmbench.store.database import open_existing
-
     try:
-        store = open_existing(args.results)
-        try:
-            cells, config = store.statuses(), store.config() or {}
-        finally:
-            store.close()
+        found = mmbench.status(args.results)
     except sqlite3.DatabaseError:
         return _damaged(args.results)
-    counts = {k: sum(c.status == k for c in cells) for k in ("done", "pending", "failed", "damaged")}
-    if not counts["damaged"]:
-        counts.pop("damaged")
-    print(f"{args.results}: suite {config.get('name', '?')}, {len(cells)} cells: "
-          + ", ".join(f"{v} {k}" for k, v in counts.items()))
-    for c in cells:
+    print(f"{args.results}: suite {found.suite}, {len(found.cells)} cells: "
+          + ", ".join(f"{v} {k}" for k, v in found.counts.items()))
+    for c in found.cells:
         if c.status in ("failed", "damaged") or (args.verbose and c.status == "pending"):
             print(f"  {c.status:7s} {c.kind:5s} {c.name}" + (f": {c.error}" if c.error else ""))
     return 0
 
 
 def _damaged(folder: Path) -> int:
-    from mmbench.store.repair import inspect_store
-
-    found = inspect_store(folder)
+    found = mmbench.inspect_store(folder)
     print(f"{folder}: the store is damaged; readable: {found.summary()}")
     return _fail(f"{folder}'s store is damaged; 'mmbench repair {folder}' copies the readable cells into a "
                  "fresh store (the damaged file is kept) and a rerun computes only what was lost", 1)
@@ -217,9 +176,7 @@ def _damaged(folder: Path) -> int:
 
 def cmd_repair(args: argparse.Namespace) -> int:
     """Salvage every readable row of a damaged store."""
-    from mmbench.store.repair import repair
-
-    found = repair(args.results)
+    found = mmbench.repair(args.results)
     print(f"{args.results}: kept {found.summary()}; the damaged store is {found.damaged}. Rerun the "
           "suite with the same --out to compute what was lost.")
     if found.dropped:
@@ -232,89 +189,37 @@ def cmd_repair(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
-    from mmbench.registry import REGISTRIES
-
     if args.kind == "attacks":
         return _ls_attacks(args.pattern)
-    rows = [[e.name, _describe(e), _params(args.kind, e.obj), e.source]
-            for e in REGISTRIES[args.kind].entries(args.pattern)]
+    rows = [[e.name, e.description, e.parameters, e.source] for e in mmbench.describe(args.kind, args.pattern)]
     if not rows:
         raise MMBenchError(f"no {args.kind} match '{args.pattern}'; run 'mmbench ls {args.kind}'")
     print(tabulate(rows, headers=["name", "description", "parameters", "source"], tablefmt="simple"))
     if args.kind == "perturbations" and not args.pattern:
         print("\nshift corruptions (mmbench ls corruptions for their levels):")
-        print(tabulate([[e.name, ", ".join(e.obj.kinds)] for e in REGISTRIES["corruptions"].entries()],
+        print(tabulate([[e.name, ", ".join(e.kinds)] for e in mmbench.describe("corruptions")],
                        headers=["corruption", "modality kinds"], tablefmt="simple"))
     return 0
 
 
 def _ls_attacks(pattern: str | None) -> int:
     """The torchattacks catalogue of the ``adversarial`` perturbation."""
-    import fnmatch
-
     from tabulate import tabulate
 
-    from mmbench.perturb.attacks import CATALOGUE, REFUSED
-
-    names = fnmatch.filter(sorted(CATALOGUE), pattern) if pattern else sorted(CATALOGUE)
-    rows = [[n, CATALOGUE[n].cls, "/".join(CATALOGUE[n].norms),
-             "yes" if CATALOGUE[n].bounded else "no (budget enforced)", CATALOGUE[n].mode,
-             "black-box" if CATALOGUE[n].black_box else "white-box",
-             ", ".join(CATALOGUE[n].option_names())] for n in names]
+    rows = mmbench.attacks(pattern)
     if not rows:
         raise MMBenchError(f"no attacks match '{pattern}'; run 'mmbench ls attacks'")
-    print(tabulate(rows, headers=["attack", "torchattacks", "norms", "bounded", "mode", "access",
-                                  "options"], tablefmt="simple"))
+    print(tabulate(rows, headers="keys", tablefmt="simple"))
     if not pattern:
-        print("\nnot supported: " + "; ".join(f"{k} ({v})" for k, v in sorted(REFUSED.items())))
+        print("\nnot supported: " + "; ".join(f"{k} ({v})" for k, v in mmbench.refused_attacks().items()))
     return 0
 
 
-def _params(kind: str, obj: object) -> str:
-    """Suite parameters with their defaults, e.g. ``dim=64, hidden=128``."""
-    from mmbench.config.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, param_defaults
-
-    if kind == "metrics":
-        return "higher is better" if getattr(obj, "higher_is_better", True) else "lower is better"
-    if kind == "corruptions":
-        return "severity 0-5 (0: identity)"
-    if kind == "families":
-        parts = [f"{s.name}{' (composite)' if s.name == obj.composite else ''}" for s in obj.scores]
-        return "scores: " + (", ".join(parts) or "none")
-    target = getattr(obj, "config_type", obj) if kind == "recipes" else obj
-    reserved = DATASET_HARNESS_ARGS if kind == "datasets" else HARNESS_ARGS
-    defaults = param_defaults(target, reserved)  # type: ignore[arg-type]
-    return ", ".join(k if v is ... else f"{k}={v!r}" for k, v in defaults.items())
-
-
-def _describe(entry: object) -> str:
-    meta = getattr(entry, "meta", {})
-    if "description" in meta:
-        return str(meta["description"])
-    doc = (getattr(getattr(entry, "obj", None), "__doc__", None) or "").strip()
-    text = doc.splitlines()[0] if doc else ""
-    kinds = meta.get("kinds")
-    return f"{text} [{', '.join(kinds)}]" if kinds else text
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Load the suite and its datasets and plan every cell; train and evaluate nothing."""
-    from mmbench.config.suite import load_suite
-
-    suite = load_suite(args.suite)  # torch-free: a mistake in the file is reported at once
-    from mmbench.config.datasets import load_datasets
-    from mmbench.execution.probe import probe_plan, row_report
-    from mmbench.plan.cells import check_suite, make_plan, warn_unread
-
-    check_suite(suite)
-    datasets = load_datasets(suite, args.trust_pickle, args.data_dir)
-    plan = make_plan(suite, datasets)
-    probe_plan(plan, datasets)
-    warn_unread(plan)
-    for line in row_report(plan, datasets):  # split sizes, held-out groups, clipping, natural_shift rows
-        print(line)
-    print(f"{args.suite}: ok ({len(plan.train_cells)} models to train, "
-          f"{len(plan.eval_cells)} evaluations, seeds {list(suite.seeds)})")
+    """Prepare the suite as 'run' would (load, check, plan, probe); train and evaluate nothing."""
+    suite = mmbench.load_suite(args.suite)  # torch-free: a mistake in the file is reported at once
+    validation = mmbench.validate(suite, mmbench.RunOptions.from_args(args, progress=False))
+    print(validation.report(str(args.suite)))  # split sizes, held-out groups, clipping, natural_shift rows
     return 0
 
 
@@ -325,24 +230,11 @@ def configure_logging(args: argparse.Namespace) -> None:
         handler.setFormatter(EscapingFormatter("mmbench: %(message)s"))
 
 
-def _plugins(disabled: bool) -> None:
-    """``--no-plugins`` before any registry lookup (Ray workers inherit it), a bad
-    ``$MMBENCH_PLUGIN_TIMEOUT`` refused at once, and every distribution's entry points read
-    before torch is imported (an unreadable one is a warning)."""
-    from mmbench.plugins import NO_PLUGINS_ENV, plugin_timeout, plugins_enabled, scan_plugins
-
-    if disabled:
-        os.environ[NO_PLUGINS_ENV] = "1"
-    if plugins_enabled():
-        plugin_timeout()
-    scan_plugins()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args)
     try:
-        _plugins(args.no_plugins)
+        mmbench.setup_plugins(enabled=not args.no_plugins)  # before any registry lookup
         return int(args.func(args))
     except MMBenchError as exc:
         if args.debug:

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -115,3 +116,36 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         os.environ.update(saved_env)
         root.handlers[:], root.level = saved_logging
     return Completed(int(code), out.getvalue(), err.getvalue())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``make test`` every core runs a test file: one torch thread per worker, so that
+    workers do not oversubscribe the cores (a subprocess run sets its own: ``--threads``)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
+
+
+#: tests/README.md: the time budget of each test file (seconds, a row per file)
+BUDGETS = Path(__file__).with_name("README.md")
+_SPENT: dict[str, float] = {}
+
+
+def budgets() -> dict[str, float]:
+    """Test file (relative to the repository) -> its budget in seconds, from tests/README.md."""
+    return {name: float(seconds) for name, seconds in
+            re.findall(r"^\| `([^`]+\.py)` \| (\d+) \|", BUDGETS.read_text(), re.M)}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Sum each file's setup, call and teardown time (under xdist, on the controller)."""
+    _SPENT[report.nodeid.split("::")[0]] = _SPENT.get(report.nodeid.split("::")[0], 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The test files that took longer than their budget (a prompt, not a failure: timing is noisy)."""
+    limits = budgets()
+    over = [(f, s, limits[f]) for f, s in sorted(_SPENT.items()) if f in limits and s > limits[f]]
+    for name, spent, limit in over:
+        terminalreporter.write_line(f"test time over budget (tests/README.md): {name} {spent:.0f} s, budget {limit:.0f} s")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import write_suite
+from conftest import run_cli, write_suite
 
 import mmbench
 from mmbench.cli import main
@@ -263,7 +261,7 @@ def test_the_cli_exits_2_with_one_line(tmp_path: Path, command, change, params, 
     args = [command, str(suite_file(tmp_path, **params))]
     if command == "run":
         args += ["--out", str(tmp_path / "results")]
-    done = subprocess.run([sys.executable, "-m", "mmbench", *args], capture_output=True, text=True, timeout=120)
+    done = run_cli(*args)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
     assert len(lines) == 1 and lines[0].startswith("mmbench: error: arrays: array ") and expected in lines[0], lines

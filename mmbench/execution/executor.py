@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmbench.config.build import build_model
-from mmbench.config.options import RunOptions
+from mmbench.config.options import ExecOptions
 from mmbench.data.base import MultimodalDataset
 from mmbench.execution.evaluate import EvalSettings, evaluate
 from mmbench.hashing import derive_seed
@@ -37,13 +37,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunContext:
-    """What cells share: data already on the device, the checkpoint cache, the run's options
-    and bookkeeping."""
+    """What cells share: data already on the device, the checkpoint cache, how cells execute
+    (``options``: threads, amp, force, fail_fast, progress bars) and bookkeeping."""
 
     datasets: dict[str, MultimodalDataset]
     cache: CheckpointCache
     device: torch.device
-    options: RunOptions = field(default_factory=RunOptions)
+    options: ExecOptions = field(default_factory=ExecOptions)
     trained: int = 0
     cached: int = 0
     failed: int = 0

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mmbench.config.options import RunOptions
+from mmbench.config.options import DataOptions, ExecOptions
 from mmbench.config.suite import Suite
 from mmbench.errors import MMBenchError
 from mmbench.execution.executor import (
@@ -40,12 +40,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class WorkerSettings:
-    """What a worker needs to rebuild the run context (shipped once, shared by all tasks)."""
+    """What a worker needs to rebuild the run context (shipped once, shared by all tasks): how
+    cells execute and how the datasets are loaded."""
 
     suite: Suite
     device: str
     cache_dir: str
-    options: RunOptions
+    options: ExecOptions
+    data: DataOptions
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def worker_context(settings: WorkerSettings) -> RunContext:
     if key not in _CONTEXTS:
         device = torch.device(settings.device)
         options = replace(settings.options, progress=False, verbose=False)
-        loaded = load_datasets(settings.suite, options.trust_pickle, options.data_root)
+        loaded = load_datasets(settings.suite, settings.data.trust_pickle, settings.data.data_root)
         datasets = {k: v.to(device) for k, v in loaded.items()}
         _CONTEXTS.clear()
         _CONTEXTS[key] = RunContext(datasets, CheckpointCache(settings.cache_dir), device, options)
@@ -112,7 +114,8 @@ def eval_task(settings: WorkerSettings, plan: Plan, cell: TrainCell, evs: list[E
 class RayExecutor:
     """Runs the plan's pending cells as Ray tasks on a cluster or a local instance."""
 
-    def __init__(self, address: str | None, workers: int | None, device: torch.device) -> None:
+    def __init__(self, address: str | None, workers: int | None, device: torch.device,
+                 data: DataOptions) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
@@ -120,7 +123,7 @@ class RayExecutor:
                                "'ray>=2.9') into this environment") from None
         if workers is not None and workers < 1:
             raise MMBenchError(f"--workers must be at least 1, got {workers}")
-        self.address, self.workers, self.device = address, workers, device
+        self.address, self.workers, self.device, self.data = address, workers, device, data
 
     def run(self, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
         import ray
@@ -136,7 +139,7 @@ class RayExecutor:
                 ray.shutdown()
 
     def _run(self, ray: Any, plan: Plan, ctx: RunContext, store: Store, pending: set[str]) -> None:
-        settings = WorkerSettings(plan.suite, str(self.device), str(ctx.cache.root), ctx.options)
+        settings = WorkerSettings(plan.suite, str(self.device), str(ctx.cache.root), ctx.options, self.data)
         resources = {"num_cpus": 1, "num_gpus": 1 if self.device.type == "cuda" else 0}
         train, evaluate = (ray.remote(**resources)(f) for f in (train_task, eval_task))
         plan_ref, settings_ref = ray.put(plan), ray.put(settings)  # shipped once, not per task
