@@ -32,7 +32,8 @@ from mmbench.execution.executor import (
     training_reasons,
 )
 from mmbench.execution.probe import probe_plan
-from mmbench.plan.cells import Plan, check_suite, make_plan, warn_unread
+from mmbench.config.checks import check_suite
+from mmbench.plan.cells import Plan, make_plan, warn_unread
 from mmbench.report.analysis import Analysis, Reading, infos
 from mmbench.report.leaderboard import split_boards
 from mmbench.report.publish import kept, publish_recorded, read_back, stored_frame

@@ -9,7 +9,7 @@ from conftest import tiny_suite, write_suite
 
 from mmbench.config.suite import Component, load_suite
 from mmbench.errors import MMBenchError
-from mmbench.plan.cells import check_suite
+from mmbench.config.checks import check_suite
 
 
 def _load_and_check(tmp_path: Path, data) -> None:
