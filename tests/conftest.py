@@ -101,6 +101,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     saved_env, saved_cwd = dict(os.environ), Path.cwd()
     root = logging.getLogger()
     saved_logging = (list(root.handlers), root.level)
+    root.handlers[:] = []  # the CLI's logging set-up replaces (and closes) the root's handlers
     try:
         os.environ.update(env or {})
         if cwd is not None:
@@ -114,6 +115,8 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
+        for handler in root.handlers:
+            handler.close()
         root.handlers[:], root.level = saved_logging
     return Completed(int(code), out.getvalue(), err.getvalue())
 

@@ -40,13 +40,13 @@ class Num:
     separated: bool | None = None
 
     @property
-    def missing(self) -> bool:
+    def blank(self) -> bool:
         return self.value is None or bool(pd.isna(self.value))
 
     @property
     def skewed(self) -> bool:
         """The interval reaches further on one side than :data:`SKEW` times the other."""
-        if self.missing or self.lo is None or self.hi is None or pd.isna(self.lo) or pd.isna(self.hi):
+        if self.blank or self.lo is None or self.hi is None or pd.isna(self.lo) or pd.isna(self.hi):
             return False
         down, up = float(self.value) - self.lo, self.hi - float(self.value)
         return max(down, up) > SKEW * min(down, up)
@@ -58,7 +58,7 @@ class Num:
         return f" ± {self.hw:.4f}" if self.hw is not None and not pd.isna(self.hw) else ""
 
     def __str__(self) -> str:
-        if self.missing:
+        if self.blank:
             return self.note or "-"  # e.g. "not read": why there is no number
         text = f"{self.value:{self.fmt}}" + self.interval()
         if self.sd is not None and not pd.isna(self.sd):

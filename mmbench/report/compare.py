@@ -80,10 +80,10 @@ def _shared_splits(run_a: StoredRun, run_b: StoredRun) -> list[tuple[str, str, s
 
 def _unchecked(run_a: StoredRun, run_b: StoredRun) -> list[str]:
     """A note when a store predates content hashes: its rows were matched by labels only."""
-    missing = [f"{d} {s}" for d, s, fa, fb in _shared_splits(run_a, run_b) if fa is None or fb is None]
-    if not missing:
+    unknown = [f"{d} {s}" for d, s, fa, fb in _shared_splits(run_a, run_b) if fa is None or fb is None]
+    if not unknown:
         return []
-    return [f"The data of {', '.join(missing)} could not be checked to be the same in both runs (a store "
+    return [f"The data of {', '.join(unknown)} could not be checked to be the same in both runs (a store "
             "written before content hashes were kept; rerun it to record them): only its labels were "
             "compared."]
 

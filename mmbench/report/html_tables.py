@@ -102,7 +102,7 @@ def _cell(value: Any, col: Column, label: str, colour: str, terms: Mapping[str, 
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return f'<td class="num" data-v="{value}"{group}>{esc(value)}</td>'
         return f'<td class="text"{group}>{esc(value)}</td>'
-    if value.missing:
+    if value.blank:
         why = value.note or "not measured"
         return f'<td class="num" data-v="" title="{esc(col.header)}: {esc(why)}"{group}>{esc(value.note or "-")}</td>'
     extra = "".join(f'<span class="extra">{esc(t)}</span>'
@@ -127,7 +127,7 @@ def _colours(table: Table, i: int, col: Column) -> list[str]:
     given only where the model is separated from the column's best (the paired interval of the
     difference excludes 0, else the two intervals do not overlap); one tied with the best shares
     its colour. Without intervals (Shapley values, ...) every value is placed."""
-    nums = [row[i] if isinstance(row[i], Num) and not row[i].missing else None for row in table.rows]
+    nums = [row[i] if isinstance(row[i], Num) and not row[i].blank else None for row in table.rows]
     present = [float(n.value) for n in nums if n is not None]
     if len(present) < 2 or max(present) == min(present):
         return [""] * len(nums)

@@ -57,7 +57,7 @@ def _mark_row(row: tuple, columns: tuple[Column, ...], at_model: int, at_recipe:
     cells = list(row)
     for i, (value, column) in enumerate(zip(row, columns, strict=False)):
         target = column.target or column.short or column.header.split("@")[0]
-        if isinstance(value, Num) and value.missing and not_read(target, model, modalities, reads):
+        if isinstance(value, Num) and value.blank and not_read(target, model, modalities, reads):
             cells[i] = Num(None, note=NOT_READ)
             used.add(NOT_READ)
     recipe = str(row[at_recipe]) if at_recipe is not None else None

@@ -76,11 +76,11 @@ def _largest_drop(table: pd.DataFrame, analysis: Analysis) -> str | None:
         return None
     found = headline is not None and ("value", headline.name) in table.columns
     robust = headline.name if found else COMPOSITE.name
-    clean = headline.clean_on if found and ("value", headline.clean_on) in table.columns else reference.name
-    drop = (table[("value", clean)] - table[("value", robust)]).dropna()
+    before = headline.clean_on if found and ("value", headline.clean_on) in table.columns else reference.name
+    drop = (table[("value", before)] - table[("value", robust)]).dropna()
     if drop.empty:
         return None
     key = drop.abs().idxmax()
     what = f"{headline.headline}, on the same rows" if found and headline else "on the composite"
-    return (f"The largest drop from clean to robust is {_name(key)}'s: {table.loc[key, ('value', clean)]:.3f} "
+    return (f"The largest drop from clean to robust is {_name(key)}'s: {table.loc[key, ('value', before)]:.3f} "
             f"clean vs {table.loc[key, ('value', robust)]:.3f} {what}.")
