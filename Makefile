@@ -28,8 +28,10 @@ smoke: install
 # The HTML report test renders report.html in headless Chromium, from the system's packages.
 CHROMIUM := $(shell command -v chromium || command -v chromium-browser || command -v google-chrome)
 
+# Test files are spread over the cores (pytest-xdist; a file stays on one worker, so its shared
+# trained models are trained once); tests/README.md has each file's time budget.
 test: install chromium
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 chromium:
 ifeq ($(CHROMIUM),)
@@ -37,8 +39,16 @@ ifeq ($(CHROMIUM),)
 	  sudo apt-get install -y -q chromium
 endif
 
+# Every benchmark at full size (about 5 min on 2 cores; figures in benchmarks/README.md).
+# gpu_check.sh, which runs cuda_attacks.py and compare_devices.py, skips itself without CUDA.
 bench: install
 	$(BIN)/python benchmarks/smoke_walltime.py
+	$(BIN)/python benchmarks/subset_sweep.py
+	$(BIN)/python benchmarks/pgd_overhead.py
+	$(BIN)/python benchmarks/ray_scaling.py
+	$(BIN)/python benchmarks/suite_checks.py
+	$(BIN)/python benchmarks/error_latency.py
+	PYTHON=$(BIN)/python benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) results/.cache

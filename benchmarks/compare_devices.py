@@ -1,27 +1,49 @@
-"""Compare two results.csv files of the same suite run on two devices (``gpu_check.sh``).
+"""Compare the results of the same suite run on two devices (``gpu_check.sh``).
 
 Models trained on different devices differ in floating-point rounding, so values are not
 identical; this reports the largest differences per family and fails (exit 1) when a clean
-accuracy differs by more than ``--tolerance`` or when a row exists on one device only.
+accuracy differs by more than ``--tolerance`` or when a row exists on one device only. Rows
+are matched on results.csv's sort keys and their order among rows of equal keys (cells that
+differ only in a perturbation fact, such as compound stages or smoothing radii, share the keys;
+the store writes them in plan order). Each argument is a results folder or its ``results.csv``.
+It needs no GPU itself: any two results of one suite compare (``tests/test_benchmarks.py``
+compares two tiny CPU runs).
+
+    .venv/bin/python benchmarks/compare_devices.py REFERENCE OTHER [--tolerance T]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import pandas as pd
 
-KEY = ["dataset", "model", "recipe", "seed", "family", "perturbation", "target", "severity", "metric"]
+from mmbench.store.exports import read_csv
+from mmbench.store.rows import SORT_KEYS
+
+KEY = [*SORT_KEYS, "occurrence"]
 
 
-def main() -> int:
+def values(path: Path) -> pd.Series:
+    """The ``value`` column of a results folder's ``results.csv`` (or of that file), by KEY."""
+    frame = read_csv(path / "results.csv" if path.is_dir() else path)
+    frame["occurrence"] = frame.groupby(SORT_KEYS, dropna=False, sort=False).cumcount()
+    return frame.set_index(KEY)["value"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reference", help="results.csv of the CPU run")
-    parser.add_argument("other", help="results.csv of the CUDA run")
+    parser.add_argument("reference", type=Path, help="results folder (or results.csv) of the CPU run")
+    parser.add_argument("other", type=Path, help="results folder (or results.csv) of the CUDA run")
     parser.add_argument("--tolerance", type=float, default=0.03)
-    args = parser.parse_args()
-    a, b = (pd.read_csv(p).set_index(KEY)["value"] for p in (args.reference, args.other))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    a, b = values(args.reference), values(args.other)
     missing = a.index.symmetric_difference(b.index)
     diff = (a - b.reindex(a.index)).abs().rename("abs_diff").reset_index()
     print(f"{len(a)} rows compared; rows on one device only: {len(missing)}")

@@ -2,8 +2,9 @@
 ``mmbench validate`` on a suite with an unknown top-level key and on one with malformed YAML,
 end to end through the CLI, against ``python -c pass`` (the interpreter's own start-up) as the
 baseline. Reports the median of N runs and the ratio to the 1 s target (below 1: met).
+``--tiny`` (1 run each) only checks that the script still runs.
 
-    .venv/bin/python benchmarks/error_latency.py [--repeat N]
+    .venv/bin/python benchmarks/error_latency.py [--repeat N] [--tiny]
 """
 
 from __future__ import annotations
@@ -36,10 +37,18 @@ def seconds(command: list[str], repeat: int, expected: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7, help="runs per measurement (median; default 7)")
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="1 run each: checks the script runs")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.repeat = 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     baseline = seconds([sys.executable, "-c", "pass"], args.repeat, 0)
     print(f"python -c pass: {baseline:.3f} s (interpreter start-up, the floor)")
     with tempfile.TemporaryDirectory() as folder:

@@ -1,7 +1,10 @@
 """Harness overhead of an attack: mmbench's PGD-10 on one modality of a fusion model against a
 bare torchattacks closure over the other modalities, same model, data and seed, in one run.
 
-Target (issue 3): harness / bare <= 1.10. Run: ``.venv/bin/python benchmarks/pgd_overhead.py``.
+Target (issue 3): harness / bare <= 1.10. ``--tiny`` (1 run each, 1 training epoch, 32 test
+rows) only checks that the script still runs.
+
+    .venv/bin/python benchmarks/pgd_overhead.py [--repeat N] [--epochs N] [--rows N] [--tiny]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import torchattacks
 from tabulate import tabulate
 
 import mmbench
+from mmbench.data.base import MultimodalDataset
 from mmbench.data.mfeat import load_mfeat
 from mmbench.perturb.adversarial import adversarial
 from mmbench.train.standard import StandardConfig, StandardRecipe
@@ -22,11 +26,11 @@ from mmbench.train.standard import StandardConfig, StandardRecipe
 EPS, STEPS, TARGET = 0.05, 10, "pix"
 
 
-def trained_model():
+def trained_model(epochs: int) -> tuple[torch.nn.Module, MultimodalDataset]:
     data = load_mfeat()
     torch.manual_seed(0)
     model = mmbench.create_model("late_fusion", data.modalities, data.n_classes)
-    StandardRecipe().fit(model, data, StandardConfig(epochs=10), seed=0)
+    StandardRecipe().fit(model, data, StandardConfig(epochs=epochs), seed=0)
     return model.eval(), data
 
 
@@ -62,12 +66,22 @@ def timed(fn, *args) -> tuple[float, float]:
     return time.perf_counter() - start, value
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15, help="timed runs of each (alternating)")
-    args = parser.parse_args()
-    model, data = trained_model()
-    batch, labels = data.test.rows(slice(None))
+    parser.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    parser.add_argument("--rows", type=int, default=None, help="first N test rows (default: all)")
+    parser.add_argument("--tiny", action="store_true", help="1 run each, 1 epoch, 32 rows: checks the script runs")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.repeat, args.epochs, args.rows = 1, 1, 32
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    model, data = trained_model(args.epochs)
+    batch, labels = data.test.rows(slice(args.rows))
     times: dict[str, list[float]] = {"bare torchattacks closure": [], "mmbench harness": []}
     accs = {}
     for _ in range(args.repeat):

@@ -13,9 +13,13 @@ the same cache (and a fresh output folder each time):
 The script checks that the warm runs trained no model and that the warm ``results.csv`` equals the
 cold one byte for byte. Targets (smoke cold under 60 s on 2 cores; clean warm >= 10x faster than
 cold) are reported, not asserted: speed belongs here, never in the unit tests. Everything is
-written under temporary folders; nothing goes to the repository's ``results/``.
+written under temporary folders; nothing goes to the repository's ``results/``. ``--tiny`` runs
+tiny copies of the two suites instead (first dataset and model, one epoch, only the clean and
+random-dropout entries), the smoke one through the CLI only and the clean one in-process only
+(each runner's code runs once), and times ``import torch`` once: it only checks that the script
+still runs, its figures mean nothing.
 
-    .venv/bin/python benchmarks/smoke_walltime.py [--repeat N] [--json FILE]
+    .venv/bin/python benchmarks/smoke_walltime.py [--repeat N] [--json FILE] [--tiny]
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import yaml
 from tabulate import tabulate
 
-from mmbench.runner import RunOptions, run_suite
+from mmbench.config.options import RunOptions
+from mmbench.runner import run_suite
 
 REPO = Path(__file__).resolve().parents[1]
 COLD_TARGET_S = 60.0
@@ -43,6 +49,8 @@ RATIO_TARGET = 10.0
 Runner = Callable[[Path, Path], tuple[float, int, int]]
 #: suite -> what the figures of that suite are checked against ("cold": time, "ratio": cache)
 SUITES = {"smoke": "cold", "clean": "ratio"}
+#: the perturbations a ``--tiny`` suite keeps (a cheap robustness family: the board is composite-ranked)
+TINY_PERTURBATIONS = {"clean", "random_dropout"}
 
 
 def check(ok: bool, message: str) -> None:
@@ -51,11 +59,28 @@ def check(ok: bool, message: str) -> None:
         raise SystemExit(f"smoke_walltime: {message}")
 
 
-def cli_runner(suite: str) -> Runner:
+def entry_name(entry: str | dict) -> str:
+    """The component name of a suite entry (a name, or a mapping with ``name``)."""
+    return entry if isinstance(entry, str) else entry["name"]
+
+
+def tiny_copy(suite: str, folder: Path) -> Path:
+    """A tiny copy of ``suites/<suite>.yaml`` in ``folder``: its first dataset and model, one
+    training epoch, only the perturbations in TINY_PERTURBATIONS."""
+    doc = yaml.safe_load((REPO / "suites" / f"{suite}.yaml").read_text())
+    kept = [p for p in doc.get("perturbations", ["clean"]) if entry_name(p) in TINY_PERTURBATIONS]
+    doc.update(datasets=doc["datasets"][:1], models=doc["models"][:1],
+               recipes=[{"name": "standard", "params": {"epochs": 1}}], perturbations=kept)
+    path = folder / f"{suite}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def cli_runner(suite: str, path: Path) -> Runner:
     def run_cli(out: Path, cache: Path) -> tuple[float, int, int]:
-        """Seconds for one ``mmbench run`` of ``suite`` in a fresh interpreter, and the models
-        trained and loaded (read afterwards from results.json)."""
-        cmd = [sys.executable, "-m", "mmbench", "run", f"suites/{suite}.yaml",
+        """Seconds for one ``mmbench run`` of ``suite`` (its file: ``path``) in a fresh
+        interpreter, and the models trained and loaded (read afterwards from results.json)."""
+        cmd = [sys.executable, "-m", "mmbench", "run", str(path),
                "--out", str(out), "--cache-dir", str(cache), "-q"]
         start = time.perf_counter()
         printed = subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -70,12 +95,12 @@ def cli_runner(suite: str) -> Runner:
     return run_cli
 
 
-def inproc_runner(suite: str) -> Runner:
+def inproc_runner(suite: str, path: Path) -> Runner:
     def run_inproc(out: Path, cache: Path) -> tuple[float, int, int]:
         """Seconds for one ``run_suite`` call in this interpreter, and the models trained and loaded."""
         options = RunOptions(out_dir=out, cache_dir=cache, progress=False)
         start = time.perf_counter()
-        result = run_suite(REPO / "suites" / f"{suite}.yaml", options)
+        result = run_suite(path, options)
         seconds = time.perf_counter() - start
         return seconds, result.models_trained, result.models_from_cache
 
@@ -133,28 +158,45 @@ def table(figures: dict[str, dict[str, object]]) -> str:
     return tabulate(rows, headers=["measurement", "cold s", "warm s", "cold/warm", "target"], tablefmt="github")
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="cold/warm pairs per measurement, each on a fresh cache (median)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures to this JSON file")
-    args = parser.parse_args()
+    parser.add_argument("--tiny", action="store_true", help="tiny copies of the suites: checks the script runs")
+    args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     return args
 
 
-def main() -> int:
-    args = parse_args()
-    load_before = os.getloadavg()[0]
+def runners(suite: str, path: Path, tiny: bool) -> list[Runner]:
+    """The CLI and the in-process runner; tiny, one each (smoke: the CLI, clean: in-process)."""
+    both = [cli_runner(suite, path), inproc_runner(suite, path)]
+    if not tiny:
+        return both
+    return both[:1] if suite == "smoke" else both[1:]
+
+
+def measure_all(folder: Path | None, repeat: int) -> dict[str, dict[str, object]]:
+    """Every measurement of every suite: the real suite files, or tiny copies in ``folder``."""
     figures = {}
     for suite, target in SUITES.items():
-        for runner in (cli_runner(suite), inproc_runner(suite)):
-            figures[runner.__name__] = {**measure(runner, args.repeat), "target": target}
+        path = REPO / "suites" / f"{suite}.yaml" if folder is None else tiny_copy(suite, folder)
+        for runner in runners(suite, path, folder is not None):
+            figures[runner.__name__] = {**measure(runner, repeat), "target": target}
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="mmbench-tiny-") as tmp:
+        figures = measure_all(Path(tmp) if args.tiny else None, args.repeat)
     info = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "python": sys.version.split()[0], "repeat": args.repeat,
-            "python_import_torch_s": import_floor(),
+            "python": sys.version.split()[0], "repeat": args.repeat, "tiny": args.tiny,
+            "python_import_torch_s": import_floor(1 if args.tiny else 3),
             "load_1min_before": load_before, "load_1min_after": os.getloadavg()[0]}
     print(table(figures))
     print()

@@ -1,10 +1,13 @@
 """Cost of a full missing-modality sweep against one clean evaluation pass.
 
 All 63 non-empty kept-subsets of mfeat's six views (zeros imputation) for a trained
-``late_fusion`` model, evaluated through the harness with encoder reuse (and, as in a run,
-per-row outcomes kept for the bootstrap), against one clean pass
-over the same test split (naive re-evaluation would cost 63x). Target (issue 4): <= 3x.
-Run: ``.venv/bin/python benchmarks/subset_sweep.py``.
+``late_fusion`` model, evaluated as a run evaluates them: ``evaluate`` with one ``shared`` dict
+for the model's cells (encoder reuse), one torch thread, and each cell's per-row outcomes laid
+out for the bootstrap; against one clean pass over the same test split (naive re-evaluation
+would cost 63x). Clean and sweep runs alternate, so drift hits both alike. Target (issue 4):
+<= 3x. ``--tiny`` (1 run, 1 training epoch) only checks that the script still runs.
+
+    .venv/bin/python benchmarks/subset_sweep.py [--repeat N] [--model NAME] [--threads N] [--tiny]
 """
 
 from __future__ import annotations
@@ -17,44 +20,62 @@ import torch
 
 import mmbench
 from mmbench.config.suite import Component
+from mmbench.data.base import MultimodalDataset
 from mmbench.data.mfeat import load_mfeat
-from mmbench.execution.evaluate import evaluate
-from mmbench.metrics.outcomes import Collector
-from mmbench.plan.cells import EvalCell, expand_perturbation
+from mmbench.execution.evaluate import EvalSettings, evaluate
+from mmbench.metrics.outcomes import SampleSet
+from mmbench.perturb.base import Perturbation
+from mmbench.plan.cells import expand_perturbation
 from mmbench.train.standard import StandardConfig, StandardRecipe
 
+SETTINGS = EvalSettings(batch_size=512, seed=0)  # a suite's default batch size, no progress bar
+ROWS = SampleSet("mfeat", "test")
 
-class _Train:
-    dataset, model, recipe, seed = "mfeat", "bench", "standard", 0
+
+def trained_model(name: str, data: MultimodalDataset, epochs: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = mmbench.create_model(name, data.modalities, data.n_classes)
+    StandardRecipe().fit(model, data, StandardConfig(epochs=epochs), seed=0)
+    return model.eval()
 
 
-def run(model, data, cases) -> float:
+def run(model: torch.nn.Module, data: MultimodalDataset, cases: list[Perturbation]) -> float:
+    """Seconds to evaluate ``cases`` one after another, sharing reused work as a run does."""
     start = time.perf_counter()
-    cache: dict = {}
+    shared: dict = {}
     for case in cases:
-        evaluate(model, data.test, EvalCell(_Train(), case, "k", "k"), ("accuracy",),
-                 data.n_classes, 512, 0, "bench", cache=cache, collector=Collector())
+        evaluate(model, data.test, case, SETTINGS, shared).samples(ROWS)
     return time.perf_counter() - start
 
 
-def main() -> None:
+def kept_subsets(data: MultimodalDataset) -> list[Perturbation]:
+    """The 63 non-empty kept sets of the six views, zeros imputation (the default)."""
+    cases = expand_perturbation(Component("missing", {"subsets": "all", "imputation": ["zeros"]}), data)
+    return [c for c in cases if c.keep]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=21, help="timed clean/sweep pairs (median; default 21)")
     parser.add_argument("--model", default="late_fusion", help="a zoo model with encoders")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (a run's default: 1)")
-    args = parser.parse_args()
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs (default 5)")
+    parser.add_argument("--tiny", action="store_true", help="1 pair, 1 epoch: checks the script runs")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.repeat, args.epochs = 1, 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.set_num_threads(args.threads)
     data = load_mfeat()
-    torch.manual_seed(0)
-    model = mmbench.create_model(args.model, data.modalities, data.n_classes)
-    StandardRecipe().fit(model, data, StandardConfig(epochs=5), seed=0)
-    model.eval()
-    sweep = [c for c in expand_perturbation(Component("missing", {"subsets": "all"}), data)
-             if c.keep]  # the 63 non-empty kept sets
-    clean = expand_perturbation(Component("clean"), data)
+    model = trained_model(args.model, data, args.epochs)
+    sweep, clean = kept_subsets(data), expand_perturbation(Component("clean"), data)
     run(model, data, clean), run(model, data, sweep)  # warm-up: allocator, kernels
     pairs = [(run(model, data, clean), run(model, data, sweep)) for _ in range(args.repeat)]
-    t_clean = statistics.median(c for c, _ in pairs)  # alternating, so drift hits both alike
+    t_clean = statistics.median(c for c, _ in pairs)
     t_sweep = statistics.median(s for _, s in pairs)
     print(f"{args.model} on mfeat test ({len(data.test)} rows), median of {args.repeat}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
