@@ -13,66 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import install_package, pyproject, tiny_suite, write_suite
+from misaligned import FAMILY, PERTURBATION
 
 REPO = Path(__file__).resolve().parents[1]
 
-CODE = '''
-from dataclasses import dataclass
-
-import torch
-
-from mmbench.stats.curves import KEY, seed_mean
-from mmbench.families.base import Family, ScoreSpec
-from mmbench.perturb.base import Perturbation
-from mmbench.render.plots import curves
-from mmbench.render.tables import level_table
-
-NAME = "misalignment"
-
-
-@dataclass(frozen=True)
-class Shuffle(Perturbation):
-    """A fraction ``severity`` of the rows get another row's ``target`` modality."""
-
-    def facts(self):
-        return {"shuffled": self.target}
-
-    def apply(self, model, batch, labels, seed):
-        g = torch.Generator().manual_seed(seed)
-        n = len(labels)
-        moved = torch.rand(n, generator=g) < self.severity
-        index = torch.where(moved, torch.randperm(n, generator=g), torch.arange(n)).to(labels.device)
-        return {**batch, self.target: batch[self.target][index]}
-
-
-def misalignment(modalities, n_classes, rates: list = None):
-    """Misaligned pairs: one modality of some rows comes from another row."""
-    return [Shuffle(family=NAME, name="shuffle", target=m.name, severity=float(r))
-            for m in modalities for r in (rates or [0.5])]
-
-
-class Misalignment(Family):
-    name = NAME
-    title = "misaligned modalities"
-    order = 60
-    scores = (ScoreSpec("misaligned_accuracy", "mean value over shuffled modalities and rates",
-                        "misalignment", main=True),)
-    composite = "misaligned_accuracy"
-
-    def compute(self, ctx):
-        rows = seed_mean(ctx.rows(NAME), ["target", "severity"])
-        return {"misaligned_accuracy": rows.groupby(KEY)["value"].mean()}
-
-    def boards(self, ctx, dataset):
-        rows = ctx.rows(NAME)
-        board = level_table(rows[rows["dataset"] == dataset], ["model", "recipe", "shuffled"])
-        return [(f"{dataset}: misaligned modalities ({ctx.scorer.name} vs share of rows shuffled)", board)]
-
-    def plots(self, ctx, out_dir):
-        rows = ctx.rows(NAME).rename(columns={"severity": "level"})
-        return [curves(g, out_dir, [NAME, dataset], "share of rows shuffled", ctx.scorer.name,
-                       f"misaligned modalities, {dataset}") for dataset, g in rows.groupby("dataset")]
-'''
+CODE = PERTURBATION + FAMILY
 
 PYPROJECT = pyproject("mmbench-demo-family", {"mmbench.perturbations": {"misalignment": "demo_family:misalignment"},
                                                "mmbench.families": {"misalignment": "demo_family:Misalignment"}})

@@ -15,95 +15,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import tiny_suite, write_suite
+from misaligned import FAMILY, PERTURBATION, REGISTER_FAMILY, REGISTER_PERTURBATION
 
 REPO = Path(__file__).resolve().parents[1]
-
-PERTURBATION = '''
-"""``misalignment``: one modality of some rows comes from another row (misaligned pairs)."""
-
-from __future__ import annotations
-
-from dataclasses import dataclass
-
-import torch
-
-from mmbench.perturb.base import Perturbation
-from mmbench.registry import PERTURBATIONS
-
-NAME = "misalignment"
-
-
-@dataclass(frozen=True)
-class Shuffle(Perturbation):
-    """A fraction ``severity`` of the rows get another row's ``target`` modality."""
-
-    def facts(self):
-        return {"shuffled": self.target}
-
-    def apply(self, model, batch, labels, seed):
-        g = torch.Generator().manual_seed(seed)
-        n = len(labels)
-        moved = torch.rand(n, generator=g) < self.severity
-        index = torch.where(moved, torch.randperm(n, generator=g), torch.arange(n)).to(labels.device)
-        return {**batch, self.target: batch[self.target][index]}
-
-
-@PERTURBATIONS.register(NAME, family=NAME, kinds=("image", "sequence", "vector", "tokens"))
-def misalignment(modalities, n_classes, rates=None):
-    """Misaligned pairs: one modality of some rows comes from another row."""
-    return [Shuffle(family=NAME, name="shuffle", target=m.name, severity=float(r))
-            for m in modalities for r in (rates or [0.5])]
-'''
-
-FAMILY = '''
-"""``misalignment``'s scores, board, plot and reading."""
-
-from __future__ import annotations
-
-from mmbench.stats.curves import KEY, seed_mean
-from mmbench.families.base import Family, ScoreSpec
-from mmbench.perturb.misalignment import NAME
-from mmbench.registry import FAMILIES
-from mmbench.render.plots import curves
-from mmbench.render.tables import level_table
-
-
-@FAMILIES.register(NAME)
-class Misalignment(Family):
-    name = NAME
-    title = "misaligned modalities"
-    order = 60
-    scores = (ScoreSpec("misaligned_accuracy", "mean value over shuffled modalities and rates",
-                        "misalignment", main=True),)
-    composite = "misaligned_accuracy"
-    terms = {"shuffled": "The modality taken from another row (misaligned pairs)."}
-
-    def compute(self, ctx):
-        rows = seed_mean(ctx.rows(NAME), ["target", "severity"])
-        return {"misaligned_accuracy": rows.groupby(KEY)["value"].mean()}
-
-    def boards(self, ctx, dataset):
-        rows = ctx.rows(NAME)
-        board = level_table(rows[rows["dataset"] == dataset], ["model", "recipe", "shuffled"])
-        return [(f"{dataset}: misaligned modalities ({ctx.scorer.name} vs share of rows shuffled)", board)]
-
-    def plots(self, ctx, out_dir):
-        rows = ctx.rows(NAME).rename(columns={"severity": "level"})
-        return [curves(g, out_dir, [NAME, dataset], "share of rows shuffled", ctx.scorer.name,
-                       f"misaligned modalities, {dataset}") for dataset, g in rows.groupby("dataset")]
-
-    def reading(self, ctx, dataset):
-        rows = ctx.rows(NAME)
-        worst = rows[rows["dataset"] == dataset].groupby("target")["value"].mean().idxmin()
-        return f"Misaligning {worst} hurts most."
-'''
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     site = tmp_path_factory.mktemp("two_files")
     shutil.copytree(REPO / "mmbench", site / "mmbench", ignore=shutil.ignore_patterns("__pycache__"))
-    added = {"perturb/misalignment.py": PERTURBATION, "families/misalignment.py": FAMILY}
+    added = {"perturb/misalignment.py": PERTURBATION + REGISTER_PERTURBATION,
+             "families/misalignment.py": FAMILY + REGISTER_FAMILY}
     for relative, text in added.items():
         (site / "mmbench" / relative).write_text(textwrap.dedent(text))
     changed = [p for p in (site / "mmbench").rglob("*.py")
