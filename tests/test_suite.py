@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from conftest import tiny_suite, write_suite
 
+import mmbench
+from mmbench.config.checks import check_suite
 from mmbench.config.suite import Component, load_suite
 from mmbench.errors import MMBenchError
-from mmbench.config.checks import check_suite
 
 
 def _load_and_check(tmp_path: Path, data) -> None:
@@ -89,3 +90,15 @@ def test_missing_suite_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("suites/*.yaml")))
 def test_shipped_suites_validate(path: Path) -> None:
     check_suite(load_suite(path))
+
+
+def test_a_model_restricted_to_some_datasets_is_planned_only_there(tmp_path: Path) -> None:
+    base = tiny_suite(["late_fusion", {"name": "unimodal", "datasets": ["second"]}])
+    first = base["datasets"][0]
+    base["datasets"] = [first, {**first, "label": "second", "params": {**first["params"], "seed": 2}}]
+    checked = mmbench.validate(write_suite(tmp_path, base))
+    assert checked.models == 1 + (1 + 4)  # late_fusion on both; unimodal (4 modalities) on one
+    with pytest.raises(MMBenchError, match="model 'unimodal': unknown dataset 'secnd' in 'datasets'.*'second'"):
+        _load_and_check(tmp_path, {**base, "models": [{"name": "unimodal", "datasets": ["secnd"]}]})
+    with pytest.raises(MMBenchError, match="'models' is a list of model names, allowed on perturbations only"):
+        load_suite(write_suite(tmp_path, {**base, "models": [{"name": "unimodal", "models": ["x"]}]}))

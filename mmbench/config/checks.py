@@ -51,10 +51,15 @@ def _check_unique(components: tuple[Component, ...], kind: str, suite: str) -> N
 
 
 def _check_restrictions(suite: Suite) -> None:
-    """A perturbation's ``datasets`` must name datasets of the suite and its ``models`` models
-    of the suite (by name or label)."""
+    """A model's or perturbation's ``datasets`` must name datasets of the suite and a
+    perturbation's ``models`` models of the suite (by name or label)."""
     labels = [label_of(d) for d in suite.datasets]
     models = {name for m in suite.models for name in (m.name, label_of(m))}
+    for comp in suite.models:
+        for name in comp.datasets or ():
+            if name not in labels:
+                raise MMBenchError(f"model '{label_of(comp)}': unknown dataset '{name[:40]}' in 'datasets'"
+                                   f"{did_you_mean(name, labels)}; the suite's datasets are {', '.join(labels)}")
     for comp in suite.perturbations:
         for name in comp.datasets or ():
             if name not in labels:

@@ -260,11 +260,17 @@ def _component(item: Any, key: str, source: str) -> Component:
     return Component(name, dict(params), label, **only)
 
 
+#: which entries may be restricted to some models / datasets (a list of their names or labels)
+RESTRICTABLE = {"models": ("perturbations",), "datasets": ("perturbations", "models")}
+
+
 def _restriction(item: dict[str, Any], what: str, key: str, name: str, source: str) -> tuple[str, ...] | None:
-    """A perturbation's ``models`` / ``datasets`` list (names or labels it applies to)."""
+    """A perturbation's ``models`` / ``datasets`` list, or a model's ``datasets`` list (names or
+    labels it applies to)."""
     value = item.get(what)
-    if value is not None and (key != "perturbations" or not isinstance(value, list)
+    allowed = RESTRICTABLE[what]
+    if value is not None and (key not in allowed or not isinstance(value, list)
                               or not all(isinstance(m, str) for m in value)):
         raise MMBenchError(f"{source}: {key} entry '{name}': '{what}' is a list of {what[:-1]} names, "
-                           "allowed on perturbations only")
+                           f"allowed on {' and '.join(allowed)} only")
     return tuple(value) if value is not None else None

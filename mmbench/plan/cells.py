@@ -80,10 +80,13 @@ class Plan:
         return (e for e in self.eval_cells if e.train.key == cell.key)
 
 
-def expand_models(suite: Suite, data: MultimodalDataset) -> list[Component]:
-    """Models as trained on ``data``: per-modality models become one model per modality."""
+def expand_models(suite: Suite, data: MultimodalDataset, dataset: Component | None = None) -> list[Component]:
+    """Models as trained on ``data`` (those whose ``datasets`` include ``dataset``, when given):
+    per-modality models become one model per modality."""
     out = []
     for comp in suite.models:
+        if dataset is not None and not applies_to_dataset(comp, dataset):
+            continue
         entry = MODELS.entry(comp.name)
         if entry.meta.get("per_modality") and "modality" not in comp.params:
             for mod in data.modality_names:
@@ -128,7 +131,7 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
         expanded = [(comp, expand_perturbation(comp, data)) for comp in suite.perturbations
                     if applies_to_dataset(comp, ds_comp)]
         check_facts([p for _, ps in expanded for p in ps])
-        for model in expand_models(suite, data):
+        for model in expand_models(suite, data, ds_comp):
             perturbations = [p for comp, ps in expanded if applies_to(comp, model) for p in ps]
             planned += len(perturbations) * len(recipes) * len(suite.seeds)
             check_size(planned, MAX_CELLS, "the suite's evaluation cells (datasets x models x recipes x seeds x "
@@ -190,8 +193,8 @@ def applies_to(comp: Component, model: Component) -> bool:
 
 
 def applies_to_dataset(comp: Component, dataset: Component) -> bool:
-    """Whether perturbation ``comp`` runs on ``dataset`` (its ``datasets`` list holds labels; a
-    dataset without a label is labelled by its name)."""
+    """Whether perturbation or model ``comp`` runs on ``dataset`` (its ``datasets`` list holds
+    labels; a dataset without a label is labelled by its name)."""
     return comp.datasets is None or label_of(dataset) in comp.datasets
 
 
