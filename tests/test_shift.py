@@ -122,7 +122,8 @@ def test_shift_leaves_other_modalities_alone(synth: MultimodalDataset) -> None:
 
 
 def test_mfeat_attribute_split_holds_out_the_top_bin() -> None:
-    from mmbench.data.mfeat import attribute_bins, find_data_dir, load_mfeat, read_views
+    from mmbench.data.mfeat import find_data_dir, load_mfeat, read_views
+    from mmbench.data.splits import attribute_bins
 
     data = load_mfeat(ood_attribute="mor:5", n_groups=4)
     views, labels = read_views(find_data_dir())

@@ -45,8 +45,7 @@ import torch
 from mmbench.bounds import Fraction, NonNegativeInt
 from mmbench.data.base import ModalityKind, ModalitySpec, MultimodalDataset, Split
 from mmbench.data.files import check_npz_members, regular_file
-from mmbench.data.mfeat import attribute_bins
-from mmbench.data.splits import MinMaxScaler, stratified_split
+from mmbench.data.splits import MinMaxScaler, attribute_split
 from mmbench.errors import MMBenchError
 from mmbench.registry import DATASETS
 
@@ -148,19 +147,9 @@ def _attribute(name: str, lengths: np.ndarray, images: np.ndarray) -> np.ndarray
 def _row_sets(labels: np.ndarray, seed: int, val_fraction: float, test_fraction: float,
               attribute: np.ndarray | None, n_groups: int) -> dict[str, np.ndarray]:
     """Row indices of train/val/test and, with an attribute, of groups ``q1``.. and ``ood``."""
-    if attribute is None:
-        idx = stratified_split(labels, val_fraction, test_fraction, seed)
-        return {"train": idx.train, "val": idx.val, "test": idx.test}
-    if not 2 <= n_groups <= 20:
+    if attribute is not None and not 2 <= n_groups <= 20:
         raise MMBenchError(f"avdigits: n_groups must be 2-20 (the top bin is held out), got {n_groups}")
-    bins = attribute_bins(attribute, labels, n_groups)
-    inside = np.flatnonzero(bins < n_groups - 1)
-    idx = stratified_split(labels[inside], val_fraction, test_fraction, seed)
-    out = {"train": inside[idx.train], "val": inside[idx.val], "test": inside[idx.test]}
-    for b in range(n_groups - 1):
-        out[f"q{b + 1}"] = out["test"][bins[out["test"]] == b]
-    out["ood"] = np.flatnonzero(bins == n_groups - 1)
-    return out
+    return attribute_split(labels, seed, val_fraction, test_fraction, attribute, n_groups)
 
 
 def write_fixture(root: Path, per_digit: int = 40, seed: int = 0) -> dict[str, Any]:

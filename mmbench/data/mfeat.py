@@ -17,7 +17,7 @@ import torch
 
 from mmbench.bounds import Fraction, NonNegativeInt
 from mmbench.data.base import ModalityKind, ModalitySpec, MultimodalDataset, Split
-from mmbench.data.splits import MinMaxScaler, stratified_split
+from mmbench.data.splits import MinMaxScaler, attribute_split
 from mmbench.errors import MMBenchError
 from mmbench.registry import DATASETS
 
@@ -108,31 +108,10 @@ def _row_sets(views: dict[str, np.ndarray], labels: np.ndarray, seed: int, val_f
               test_fraction: float, attribute: str | None, n_groups: int) -> dict[str, np.ndarray]:
     """Row indices of train/val/test and, with an attribute, of the evaluation groups
     ``q1``..``q{n-1}`` (test rows per in-distribution bin) and ``ood`` (the top bin)."""
-    if attribute is None:
-        idx = stratified_split(labels, val_fraction, test_fraction, seed)
-        return {"train": idx.train, "val": idx.val, "test": idx.test}
-    if not 2 <= n_groups <= 20:
+    if attribute is not None and not 2 <= n_groups <= 20:
         raise MMBenchError(f"mfeat: n_groups must be 2-20 (the top bin is held out), got {n_groups}")
-    bins = attribute_bins(_attribute(views, attribute), labels, n_groups)
-    inside = np.flatnonzero(bins < n_groups - 1)
-    idx = stratified_split(labels[inside], val_fraction, test_fraction, seed)
-    out = {"train": inside[idx.train], "val": inside[idx.val], "test": inside[idx.test]}
-    for b in range(n_groups - 1):
-        out[f"q{b + 1}"] = out["test"][bins[out["test"]] == b]
-    out["ood"] = np.flatnonzero(bins == n_groups - 1)
-    return out
-
-
-def attribute_bins(values: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
-    """Bin 0..n_groups-1 of each row by the quantile of ``values`` within its class (ties broken
-    by row order), so every bin holds every class in the same proportion: a covariate shift,
-    not a label shift."""
-    bins = np.empty(len(values), dtype=np.int64)
-    for cls in np.unique(labels):
-        rows = np.flatnonzero(labels == cls)
-        rank = np.argsort(np.argsort(values[rows], kind="stable"), kind="stable")
-        bins[rows] = np.minimum(rank * n_groups // len(rows), n_groups - 1)
-    return bins
+    values = None if attribute is None else _attribute(views, attribute)
+    return attribute_split(labels, seed, val_fraction, test_fraction, values, n_groups)
 
 
 def _attribute(views: dict[str, np.ndarray], attribute: str) -> np.ndarray:

@@ -55,3 +55,34 @@ class MinMaxScaler:
         span = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
         scaled = (x - self.lo) / span
         return np.clip(scaled, 0.0, 1.0) if clip else scaled
+
+
+def attribute_bins(values: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
+    """Bin 0..n_groups-1 of each row by the quantile of ``values`` within its class (ties broken
+    by row order), so every bin holds every class in the same proportion: a covariate shift,
+    not a label shift."""
+    bins = np.empty(len(values), dtype=np.int64)
+    for cls in np.unique(labels):
+        rows = np.flatnonzero(labels == cls)
+        rank = np.argsort(np.argsort(values[rows], kind="stable"), kind="stable")
+        bins[rows] = np.minimum(rank * n_groups // len(rows), n_groups - 1)
+    return bins
+
+
+def attribute_split(labels: np.ndarray, seed: int, val_fraction: float, test_fraction: float,
+                    attribute: np.ndarray | None = None, n_groups: int = 4) -> dict[str, np.ndarray]:
+    """Row indices of train/val/test (seeded, stratified) and, with an ``attribute`` per row, of
+    the evaluation groups of a natural shift: rows in the top of ``n_groups`` within-class
+    quantile bins are held out as ``ood``, the others are split, and the in-distribution test
+    rows of each lower bin form ``q1``..``q{n-1}``."""
+    if attribute is None:
+        idx = stratified_split(labels, val_fraction, test_fraction, seed)
+        return {"train": idx.train, "val": idx.val, "test": idx.test}
+    bins = attribute_bins(attribute, labels, n_groups)
+    inside = np.flatnonzero(bins < n_groups - 1)
+    idx = stratified_split(labels[inside], val_fraction, test_fraction, seed)
+    out = {"train": inside[idx.train], "val": inside[idx.val], "test": inside[idx.test]}
+    for b in range(n_groups - 1):
+        out[f"q{b + 1}"] = out["test"][bins[out["test"]] == b]
+    out["ood"] = np.flatnonzero(bins == n_groups - 1)
+    return out
