@@ -1,6 +1,7 @@
-"""The smoke suite on real mfeat data: the README's main job, checked end to end: every family
-runs, the printed board is the main board ranked by the composite with a reading of it, and a
-rerun resumes from the store without training or evaluating anything."""
+"""The smoke suite on real data (mfeat and the audio-visual avdigits): the README's main job,
+checked end to end: every family runs, the printed boards are the main boards ranked by the
+composite with a reading of each, avdigits' clean board has both unimodal baselines below the
+best fusion model, and a rerun resumes from the store without training or evaluating anything."""
 
 from __future__ import annotations
 
@@ -28,7 +29,13 @@ def test_smoke_suite_covers_every_family_then_resumes_from_the_store(tmp_path: P
     assert len(composite) == 3 and composite == sorted(composite, reverse=True)
     assert "is the most robust model here" in summary and "The weakest modality is" in summary
     assert "The largest drop from clean to robust" in summary and "LEADERBOARD.md" in summary
+    av = cold.frame.query("family == 'clean' and metric == 'accuracy' and dataset == 'avdigits'")
+    av = av.set_index("model")["value"]
+    assert {"unimodal[image]", "unimodal[audio]"} <= set(av.index) and "## avdigits: main board" in summary
+    assert av.drop(["unimodal[image]", "unimodal[audio]"]).max() > av[["unimodal[image]", "unimodal[audio]"]].max()
+    assert "unimodal" not in " ".join(cold.frame.loc[cold.frame["dataset"] != "avdigits", "model"])
     resumed = run_suite(REPO / "suites" / "smoke.yaml", opts)  # every cell is in the store
-    assert resumed.models_trained == resumed.models_from_cache == 0 and cold.models_trained == 6
+    # 3 fusion models on mfeat, mfeat_ood, avdigits and avdigits_ood, both unimodal baselines on avdigits
+    assert resumed.models_trained == resumed.models_from_cache == 0 and cold.models_trained == 14
     assert resumed.frame.equals(cold.frame)
     # serving checkpoints to a new store with identical tables: tests/test_run.py (a smaller suite)
