@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -234,16 +236,21 @@ def test_a_suite_scores_with_a_plugin_metric(tmp_path) -> None:
 
     METRICS.register("miss", Miss)
     try:
-        adv = {"name": "adversarial", "params": {"attacks": ["fgsm"], "eps": [0.1], "targets": ["all"]}}
+        adv = {"name": "adversarial", "params": {"attacks": ["fgsm"], "eps": [0.1], "targets": ["each", "all"]}}
+        missing = {"name": "missing", "params": {"subsets": "all", "imputation": ["mean"]}}
         opts = {"cache_dir": tmp_path / "c", "progress": False}
-        suite = tiny_suite(metrics=["miss", "accuracy"], score_metric="miss", perturbations=["clean", adv])
+        suite = tiny_suite(metrics=["miss", "accuracy"], score_metric="miss", perturbations=["clean", adv, missing])
         result = run_suite(write_suite(tmp_path, suite), RunOptions(out_dir=tmp_path / "a", **opts))
         scores = result.scores.set_index(["model", "score"])
         acc = result.frame[(result.frame["metric"] == "miss") & (result.frame["family"] == "clean")]
         for model, value in acc.set_index("model")["value"].items():
             assert scores.loc[(model, "clean_accuracy"), "value"] == pytest.approx(value)
             assert np.isfinite(scores.loc[(model, "composite"), ["ci_low", "ci_high"]]).all()
-        other = tiny_suite(metrics=["accuracy"], perturbations=["clean", adv])
+        # the reading speaks of an error: a rise, not a drop
+        assert "The largest rise in miss from clean to robust" in result.summary
+        assert re.search(r"attacking it alone at eps 0.1 raises miss to 0\.\d{3}", result.summary)
+        assert re.search(r"without it their miss is 0\.\d{3} on average", result.summary)
+        other = tiny_suite(metrics=["accuracy"], perturbations=["clean", adv, missing])
         run_suite(write_suite(tmp_path, other, "other.yaml"), RunOptions(out_dir=tmp_path / "b", **opts))
         with pytest.raises(MMBenchError, match="scores miss and .* scores accuracy"):
             compare(tmp_path / "a", tmp_path / "b")

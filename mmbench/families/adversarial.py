@@ -106,8 +106,10 @@ class Adversarial(Family):
         top = single[single["severity"] == single["severity"].max()]
         worst = ctx.scorer.worst(top.groupby(["model", "recipe", "target"])["value"]).groupby("target").mean()
         target = worst.idxmin() if ctx.scorer.higher_is_better else worst.idxmax()
+        value, name = f"{worst[target]:.3f}", ctx.scorer.name
+        effect = f"leaves {value} {name}" if ctx.scorer.higher_is_better else f"raises {name} to {value}"
         return (f"The weakest modality is {target}: attacking it alone at eps {top['severity'].iloc[0]:g} "
-                f"leaves {worst[target]:.3f} {ctx.scorer.name} on average over the models.")
+                f"{effect} on average over the models.")
 
     def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
         rows = ctx.rows(NAME)

@@ -97,8 +97,9 @@ class Missing(Family):
             return None
         mean = left_out.groupby("modality")["value"].mean()
         modality = mean.idxmin() if ctx.scorer.higher_is_better else mean.idxmax()
-        return (f"The models rely most on {modality}: without it they keep {mean[modality]:.3f} "
-                f"{ctx.scorer.name} on average.")
+        value, name = f"{mean[modality]:.3f}", ctx.scorer.name
+        left = f"they keep {value} {name}" if ctx.scorer.higher_is_better else f"their {name} is {value}"
+        return f"The models rely most on {modality}: without it {left} on average."
 
     def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
         metric = ctx.scorer.name

@@ -82,5 +82,7 @@ def _largest_drop(table: pd.DataFrame, analysis: Analysis) -> str | None:
         return None
     key = drop.abs().idxmax()
     what = f"{headline.headline}, on the same rows" if found and headline else "on the composite"
-    return (f"The largest drop from clean to robust is {_name(key)}'s: {table.loc[key, ('value', before)]:.3f} "
+    scorer = analysis.ctx.scorer
+    change = "drop" if scorer.higher_is_better else f"rise in {scorer.name}"
+    return (f"The largest {change} from clean to robust is {_name(key)}'s: {table.loc[key, ('value', before)]:.3f} "
             f"clean vs {table.loc[key, ('value', robust)]:.3f} {what}.")
