@@ -250,6 +250,8 @@ def test_a_suite_scores_with_a_plugin_metric(tmp_path) -> None:
         assert "The largest rise in miss from clean to robust" in result.summary
         assert re.search(r"attacking it alone at eps 0.1 raises miss to 0\.\d{3}", result.summary)
         assert re.search(r"without it their miss is 0\.\d{3} on average", result.summary)
+        board = (tmp_path / "a" / "LEADERBOARD.md").read_text()  # a constant classifier's error is the floor
+        assert "a certified value at or above it shows no robustness" in board
         other = tiny_suite(metrics=["accuracy"], perturbations=["clean", adv, missing])
         run_suite(write_suite(tmp_path, other, "other.yaml"), RunOptions(out_dir=tmp_path / "b", **opts))
         with pytest.raises(MMBenchError, match="scores miss and .* scores accuracy"):

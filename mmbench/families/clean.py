@@ -176,9 +176,10 @@ def chance_note(ctx: Context, dataset: str) -> str:
     rows = rows[rows["perturbation"] == MAJORITY]
     if rows.empty:
         return ""
+    side = "at or below" if ctx.scorer.higher_is_better else "at or above"
     return (f" Chance level: always predicting the majority class scores {rows['value'].mean():.4f} "
             f"{ctx.scorer.name} on the clean rows, and a constant classifier is certified everywhere: "
-            "a certified value at or below it shows no robustness.")
+            f"a certified value {side} it shows no robustness.")
 
 
 def degenerate_checks(ctx: Context) -> pd.DataFrame | None:
