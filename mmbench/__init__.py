@@ -7,16 +7,16 @@ Public API (everything else is internal)::
                                 "audio": "sequence"}, labels)          # your own arrays
     result = mmbench.evaluate(my_trained_model, data, ["clean", {"name": "adversarial",
                               "params": {"attacks": ["pgd"], "eps": [0.05]}}])
-    result.frame, result.scores, print(result.leaderboard)
+    result.frame, result.scores, result.leaderboard                     # tables and the Markdown boards
     result = mmbench.run("suites/smoke.yaml")                           # or a dict
     mmbench.list_models("*fusion")
     model = mmbench.create_model("late_fusion", data.modalities, data.n_classes)
     trained = mmbench.load_model("results/smoke", dataset="mfeat", model="late_fusion")
     rows = mmbench.outcomes("results/smoke", model="late_fusion", family="clean")  # row ids too
     checked = mmbench.validate("suites/smoke.yaml", seeds=[0, 1])    # prepared as run would, not run
-    print(checked.report("smoke"))                                      # what mmbench validate prints
+    text = checked.report("smoke")                                      # what mmbench validate prints
     mmbench.status("results/smoke").counts                              # done / pending / failed cells
-    print(mmbench.compare("results/a", "results/b"))                    # paired score differences
+    table = mmbench.compare("results/a", "results/b")                   # paired score differences (Markdown)
 
 Every command of the command line is a function here (``mmbench.cli`` only parses and prints).
 """

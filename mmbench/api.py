@@ -328,7 +328,8 @@ def _parameters(kind: str, obj: object) -> str:
     if kind == "corruptions":
         return "severity 0-5 (0: identity)"
     if kind == "families":
-        parts = [f"{s.name}{' (composite)' if s.name == obj.composite else ''}" for s in obj.scores]  # type: ignore[attr-defined]
+        family: Any = obj
+        parts = [f"{s.name}{' (composite)' if s.name == family.composite else ''}" for s in family.scores]
         return "scores: " + (", ".join(parts) or "none")
     target = getattr(obj, "config_type", obj) if kind == "recipes" else obj
     reserved = DATASET_HARNESS_ARGS if kind == "datasets" else HARNESS_ARGS

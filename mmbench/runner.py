@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from mmbench.bounds import MAX_THREADS, check_size
+from mmbench.config.checks import check_suite
 from mmbench.config.datasets import load_datasets
 from mmbench.config.options import RunOptions
 from mmbench.config.suite import Suite, load_suite, parse_suite
@@ -32,7 +33,6 @@ from mmbench.execution.executor import (
     training_reasons,
 )
 from mmbench.execution.probe import probe_plan
-from mmbench.config.checks import check_suite
 from mmbench.plan.cells import Plan, make_plan, warn_unread
 from mmbench.report.analysis import Analysis, Reading, infos
 from mmbench.report.leaderboard import split_boards

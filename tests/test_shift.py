@@ -242,6 +242,7 @@ def test_unknown_baseline_is_refused(tmp_path) -> None:
 def test_perturbations_restricted_to_datasets(tmp_path) -> None:
     from conftest import tiny_suite, write_suite
 
+    from mmbench.config.checks import check_suite
     from mmbench.config.datasets import load_datasets
     from mmbench.config.suite import load_suite
     from mmbench.plan.cells import make_plan
@@ -258,7 +259,7 @@ def test_perturbations_restricted_to_datasets(tmp_path) -> None:
     suite["perturbations"][1]["datasets"] = ["othr"]
     bad = load_suite(write_suite(tmp_path, suite))
     with pytest.raises(MMBenchError, match="unknown dataset 'othr'.*did you mean 'other'"):
-        make_plan(bad, load_datasets(bad))
+        check_suite(bad)  # what prepare runs before it loads the data and plans
 
 
 def test_random_corruptions_are_drawn_several_times_deterministic_ones_once(synth: MultimodalDataset) -> None:

@@ -45,8 +45,9 @@ class ScoreSpec:
     every robustness score is read against (first on the main board, the clean side of effective
     robustness and of the reading's largest drop); a ``headline`` (the words the reading uses
     for it, e.g. "under attack") marks the score the reading calls robust, compared there with
-    ``clean_on`` (the clean score on the same rows, when the family evaluates a row subset); ``against_baseline`` a score measured against the suite's baseline
-    model (``mmbench compare`` leaves it out when the two runs' baselines differ)."""
+    ``clean_on`` (the clean score on the same rows, when the family evaluates a row subset);
+    ``against_baseline`` a score measured against the suite's baseline model (``mmbench
+    compare`` leaves it out when the two runs' baselines differ)."""
 
     name: str
     description: str
@@ -116,10 +117,10 @@ class Context:
         return clean[clean["rows"] == 0]
 
     def clean_on(self, rows: pd.DataFrame, extra: tuple[str, ...] = (), metric: str | None = None) -> pd.DataFrame:
-        """The clean value of the score metric on the same rows as each of ``rows``' cells (per
-        dataset, model, recipe, seed, split and row subset), one row per distinct
-        (those columns, ``extra``) of ``rows`` (``metric``: else the score metric's value); a perturbed cell on a row subset is compared
-        with the clean cell restricted to exactly that subset (the clean family derives it)."""
+        """The clean value of ``metric`` (default: the score metric) on the same rows as each of
+        ``rows``' cells (per dataset, model, recipe, seed, split and row subset), one row per
+        distinct (those columns, ``extra``) of ``rows``; a perturbed cell on a row subset is
+        compared with the clean cell restricted to exactly that subset (the clean family derives it)."""
         on = ["dataset", "model", "recipe", "seed", "split", "rows"]
         clean = self.rows(CLEAN, metric)[[*on, "value"]]
         return rows[[*on, *extra]].drop_duplicates().merge(clean, on=on)

@@ -3,7 +3,8 @@ bootstrap intervals (formulas: docs/metrics.md).
 
 Each family computes its scores from the score metric's rows of one (dataset, model, recipe);
 the ``composite`` is the mean of the composite parts of the families present (each family
-declares one; a model lacking a part that another model of its dataset has gets no composite), and ``effective_robustness`` compares it with the suite's baseline. Intervals
+declares one; a model lacking a part that another model of its dataset has gets no
+composite), and ``effective_robustness`` compares it with the suite's baseline. Intervals
 recompute everything on paired bootstrap replicates of every cell's score-metric value.
 """
 

@@ -17,7 +17,6 @@ import torch
 
 from mmbench.bounds import MAX_CELLS, check_size
 from mmbench.config.build import build_model
-from mmbench.config.checks import check_suite
 from mmbench.config.params import build_config
 from mmbench.config.suite import Component, Suite, label_of
 from mmbench.data.base import MultimodalDataset
@@ -116,9 +115,10 @@ def train_keys(dataset: Component, fingerprint: str, model: Component, recipe: C
 
 
 def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = False) -> Plan:
-    """Expand ``suite`` over loaded ``datasets`` (label -> data) into cells (``amp``: mixed
-    precision for training and clean evaluation, part of the keys)."""
-    check_suite(suite)
+    """Expand a checked ``suite`` (:func:`~mmbench.config.checks.check_suite`, which
+    :func:`~mmbench.runner.prepare` runs before loading the data) over loaded ``datasets``
+    (label -> data) into cells (``amp``: mixed precision for training and clean evaluation,
+    part of the keys)."""
     train_cells: list[TrainCell] = []
     eval_cells: list[EvalCell] = []
     codes: dict[type, dict[str, str]] = {}  # perturbation type -> its code versions
