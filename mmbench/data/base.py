@@ -8,6 +8,7 @@ tensor, plus labels); a *batch* is the same mapping for a slice of rows.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 from collections.abc import Mapping
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+from mmbench.data.tasks import CLASSIFICATION, MULTILABEL, check_task
 
 #: A batch: modality name -> tensor with the batch dimension first.
 Batch = Mapping[str, Tensor]
@@ -80,7 +83,8 @@ class ModalitySpec:
 
 @dataclass(frozen=True)
 class Split:
-    """All rows of one split: ``inputs`` (modality -> tensor) and integer ``labels``."""
+    """All rows of one split: ``inputs`` (modality -> tensor) and ``labels`` (class ids ``[N]``,
+    or ``[N, D]`` float targets / 0-1 labels for the other tasks, see :mod:`mmbench.data.tasks`)."""
 
     inputs: dict[str, Tensor]
     labels: Tensor
@@ -104,8 +108,12 @@ class Split:
 
 @dataclass(frozen=True)
 class MultimodalDataset:
-    """A classification dataset with named modalities and train/val/test splits, plus optional
-    held-out evaluation ``groups`` (e.g. out-of-distribution rows; see ``natural_shift``).
+    """A dataset with named modalities and train/val/test splits, plus optional held-out
+    evaluation ``groups`` (e.g. out-of-distribution rows; see ``natural_shift``).
+
+    ``task`` is ``classification`` (``n_classes`` classes), ``regression`` (``n_classes``
+    target columns) or ``multilabel`` (``n_classes`` binary labels): ``n_classes`` is always
+    the width of the model's output (:mod:`mmbench.data.tasks`).
 
     ``in_distribution`` names the group whose rows were split into train/val/test, when the
     loader knows it; ``notes`` are one-line facts about how the loader built the dataset (rows
@@ -121,8 +129,10 @@ class MultimodalDataset:
     groups: Mapping[str, Split] = field(default_factory=dict)
     in_distribution: str | None = None
     notes: tuple[str, ...] = ()
+    task: str = CLASSIFICATION
 
     def __post_init__(self) -> None:
+        check_task(self.task, f"dataset {self.name!r}")
         names = [m.name for m in self.modalities]
         for split_name, split in self.splits():
             if sorted(split.inputs) != sorted(names):
@@ -130,6 +140,20 @@ class MultimodalDataset:
                     f"{self.name}: {split_name} split has modalities {sorted(split.inputs)}, "
                     f"expected {sorted(names)}"
                 )
+            self._check_labels(split_name, split.labels)
+
+    def _check_labels(self, split_name: str, labels: Tensor) -> None:
+        """Class ids ``[N]``, or float ``[N, n_classes]`` (0/1 for multilabel)."""
+        if self.task == CLASSIFICATION:
+            if labels.dim() != 1 or labels.is_floating_point():
+                raise ValueError(f"{self.name}: {split_name} labels must be integer class ids [N], got "
+                                 f"{labels.dtype} {list(labels.shape)}")
+            return
+        if labels.dim() != 2 or labels.shape[1] != self.n_classes or not labels.is_floating_point():
+            raise ValueError(f"{self.name}: {split_name} labels of a {self.task} task must be float "
+                             f"[N, {self.n_classes}], got {labels.dtype} {list(labels.shape)}")
+        if self.task == MULTILABEL and len(labels) and not bool(((labels == 0) | (labels == 1)).all()):
+            raise ValueError(f"{self.name}: {split_name} multilabel labels must be 0 or 1")
 
     @property
     def modality_names(self) -> tuple[str, ...]:
@@ -148,10 +172,15 @@ class MultimodalDataset:
 
     def to(self, device: torch.device | str) -> MultimodalDataset:
         """The same dataset with every split on ``device``."""
-        return MultimodalDataset(self.name, self.modalities, self.n_classes, self.train.to(device),
-                                 self.val.to(device), self.test.to(device),
-                                 {g: s.to(device) for g, s in self.groups.items()}, self.in_distribution,
-                                 self.notes)
+        return dataclasses.replace(self, train=self.train.to(device), val=self.val.to(device),
+                                   test=self.test.to(device),
+                                   groups={g: s.to(device) for g, s in self.groups.items()})
+
+    def _described(self) -> tuple:
+        """What the fingerprints hash besides tensors (the task only when it is not the default,
+        so classification fingerprints are those of earlier versions)."""
+        return (self.modalities, self.n_classes) if self.task == CLASSIFICATION else \
+            (self.modalities, self.n_classes, self.task)
 
     def split_fingerprints(self) -> dict[str, str]:
         """A content hash of each split's inputs and labels, by the name a cell's rows carry
@@ -159,7 +188,7 @@ class MultimodalDataset:
         runs evaluated the same data with them."""
         out = {}
         for tag, split in self.splits():
-            h = hashlib.sha256(repr((self.modalities, self.n_classes)).encode())
+            h = hashlib.sha256(repr(self._described()).encode())
             for name in sorted(split.inputs):
                 h.update(name.encode())
                 h.update(split.inputs[name].detach().cpu().contiguous().numpy().tobytes())
@@ -169,7 +198,7 @@ class MultimodalDataset:
 
     def fingerprint(self) -> str:
         """A content hash of all tensors, specs and labels (part of every cache key)."""
-        h = hashlib.sha256(repr((self.name, self.modalities, self.n_classes)).encode())
+        h = hashlib.sha256(repr((self.name, *self._described())).encode())
         for tag, split in self.splits():
             if tag.startswith("group "):
                 h.update(tag.encode())

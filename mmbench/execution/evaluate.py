@@ -11,6 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mmbench.data.base import Split
+from mmbench.data.tasks import CLASSIFICATION
 from mmbench.hashing import derive_seed
 from mmbench.metrics.outcomes import Collector
 from mmbench.perturb.base import Certified, NonFiniteLogits, Perturbation
@@ -19,12 +20,14 @@ from mmbench.perturb.base import Certified, NonFiniteLogits, Perturbation
 @dataclass(frozen=True)
 class EvalSettings:
     """How one evaluation runs: rows per forward pass, the seed of the perturbation's noise,
-    a progress bar, and whether every class's probability is kept (for metrics that need it)."""
+    a progress bar, whether every class's probability is kept (for metrics that need it), and
+    the dataset's task (what each row's outcome is, :mod:`mmbench.data.tasks`)."""
 
     batch_size: int
     seed: int
     progress: bool = False
     full_probs: bool = False
+    task: str = CLASSIFICATION
 
 
 def evaluate(model: nn.Module, split: Split, perturbation: Perturbation, settings: EvalSettings,
@@ -38,7 +41,8 @@ def evaluate(model: nn.Module, split: Split, perturbation: Perturbation, setting
     if model.training:
         model.eval()
     rows = eval_rows(len(split), perturbation.max_rows, split.labels.device)
-    collector = Collector(full=settings.full_probs, row_ids=None if rows is None else rows.cpu().numpy())
+    collector = Collector(full=settings.full_probs, row_ids=None if rows is None else rows.cpu().numpy(),
+                          task=settings.task)
     n, size = (len(split) if rows is None else len(rows)), settings.batch_size
     starts = range(0, n, size)
     if settings.progress:  # a disabled tqdm still costs more than a whole sweep cell's fusion pass

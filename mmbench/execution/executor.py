@@ -140,7 +140,7 @@ def evaluate_cell(model: nn.Module, ev: EvalCell, plan: Plan, ctx: RunContext,
     split = data.groups[group] if group else getattr(data, suite.eval.split)
     amp = ctx.options.amp and ev.perturbation.amp_safe  # attacks and the rest in float32
     settings = EvalSettings(suite.eval.batch_size, derive_seed(ev.inputs_key, "eval"),
-                            ctx.options.verbose, keeps_full_probs(suite))
+                            ctx.options.verbose, keeps_full_probs(suite), data.task)
     with torch.autocast(ctx.device.type, dtype=torch.bfloat16, enabled=amp):
         collector = evaluate(model, split, ev.perturbation, settings, shared)
     rows = sample_set(ev, suite.eval.split, len(split))

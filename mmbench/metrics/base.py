@@ -2,7 +2,8 @@
 
 An evaluation cell keeps, for every row it evaluated, the predicted class, the label and the
 softmax probability of the true class (and, when a metric of the suite ``needs_probs``, every
-class's probability): its :class:`Outcomes`. A metric is computed from those, never from the
+class's probability); on a regression or multilabel task, each row's output (the predicted
+values, or every label's probability) and target instead: its :class:`Outcomes`. A metric is computed from those, never from the
 model, so every metric of a suite, built-in or plugin, gets the same paired-bootstrap intervals:
 a bootstrap replicate is just another weighting of the rows. The plain value weights every row 1.
 
@@ -12,8 +13,8 @@ A metric is implemented once, vectorised over cells (columns) and weightings::
 
 :class:`RowMetric` (a weighted mean of one number per row, e.g. accuracy) and
 :class:`ClassCountMetric` (from weighted per-class counts, e.g. macro-F1) cover most metrics with
-one small method. Metrics declare ``higher_is_better`` (used to rank boards) and, if they read
-full probability vectors, ``needs_probs``.
+one small method. Metrics declare ``higher_is_better`` (used to rank boards), the ``tasks``
+they are defined for and, if they read full probability vectors, ``needs_probs``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from mmbench.data.tasks import CLASSIFICATION
+
 
 @dataclass(frozen=True)
 class Outcomes:
@@ -35,6 +38,11 @@ class Outcomes:
     true_prob: np.ndarray   # float [n, k]: softmax probability of the true class
     n_classes: int
     probs: np.ndarray | None = None  # float [n, k, C]: every class's probability (needs_probs)
+    #: regression / multilabel only: float [n, k, D], each row's predicted values (regression) or
+    #: every label's sigmoid probability (multilabel); ``preds``/``labels``/``true_prob`` are 0
+    outputs: np.ndarray | None = None
+    targets: np.ndarray | None = None  # float [n, k, D]: the targets (multilabel: 0/1)
+    task: str = CLASSIFICATION
 
     @property
     def n(self) -> int:
@@ -55,6 +63,15 @@ class Outcomes:
         full = None if probs is None else np.asarray(probs, dtype=np.float64)[:, None, :]
         return cls(p, y, np.asarray(true_prob, dtype=np.float64).reshape(-1, 1), n_classes, full)
 
+    @classmethod
+    def of_task(cls, task: str, outputs: np.ndarray, targets: np.ndarray) -> Outcomes:
+        """One cell's outcomes of a regression or multilabel task from ``[n]`` or ``[n, D]``
+        outputs (values, or label probabilities) and targets."""
+        out = np.asarray(outputs, dtype=np.float64).reshape(len(outputs), 1, -1)
+        tgt = np.asarray(targets, dtype=np.float64).reshape(len(targets), 1, -1)
+        zeros = np.zeros((len(out), 1), np.int64)
+        return cls(zeros, zeros, np.zeros((len(out), 1)), out.shape[2], None, out, tgt, task)
+
 
 class Metric(abc.ABC):
     """A metric of per-row outcomes (see the module docstring)."""
@@ -63,6 +80,8 @@ class Metric(abc.ABC):
     higher_is_better: ClassVar[bool] = True
     #: whether :meth:`compute` reads ``outcomes.probs`` (the full probability vectors)
     needs_probs: ClassVar[bool] = False
+    #: the tasks whose outcomes the metric is defined on (see :mod:`mmbench.data.tasks`)
+    tasks: ClassVar[tuple[str, ...]] = (CLASSIFICATION,)
     #: a share of rows (a mean of one 0/1 number per row, like accuracy): near 0 and 1 its
     #: interval is the exact Clopper-Pearson one, which never has zero width
     proportion: ClassVar[bool] = False

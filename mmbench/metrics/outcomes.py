@@ -1,7 +1,8 @@
 """Per-row outcomes of an evaluation cell: what every metric is computed from.
 
 Every evaluation cell keeps, per evaluated row, the predicted class, the label and the softmax
-probability of the true class, plus every class's probability when a metric needs them
+probability of the true class, plus every class's probability when a metric needs them; on a
+regression or multilabel task, the row's output (values, or label probabilities) and target
 (:class:`Samples`); :func:`stack` puts the outcomes of several cells over the same rows side by
 side as the :class:`~mmbench.metrics.base.Outcomes` a metric reads.
 """
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmbench.data.tasks import CLASSIFICATION, as_outputs, row_badness
 from mmbench.metrics.base import Outcomes
 
 
@@ -52,6 +54,12 @@ class Samples:
     #: a derived cell only (never stored): the cells over the same rows whose value it may never
     #: be better than, in any metric (a per-row worst case and the attacks it was taken over)
     bounded_by: tuple[str, ...] = ()
+    #: the dataset's task; for regression and multilabel the outcomes are ``outputs`` and
+    #: ``targets`` (float32 [n * draws, D]: values or label probabilities, and targets), and
+    #: ``preds``/``labels``/``probs`` hold zeros
+    task: str = CLASSIFICATION
+    outputs: np.ndarray | None = None
+    targets: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -70,45 +78,80 @@ class Samples:
         if len(ids) and (position.max() >= self.rows or not np.array_equal(self.ids[position], ids)):
             raise ValueError("restricted to rows these outcomes do not have")
         pick = (position[None, :] + self.rows * np.arange(self.draws)[:, None]).ravel()
-        return Samples(sample_set, self.preds[pick], self.labels[pick], self.probs[pick],
-                       None if self.full is None else self.full[pick], self.draws,
-                       None if self.radius is None else self.radius[pick], np.asarray(ids, np.int32))
+        def part(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[pick]
 
-    def to_blobs(self) -> tuple[bytes, bytes, bytes, bytes | None, bytes | None, bytes]:
-        full = None if self.full is None else self.full.astype(np.float32).tobytes()
-        radius = None if self.radius is None else self.radius.astype(np.float32).tobytes()
+        return Samples(sample_set, self.preds[pick], self.labels[pick], self.probs[pick], part(self.full),
+                       self.draws, part(self.radius), np.asarray(ids, np.int32), task=self.task,
+                       outputs=part(self.outputs), targets=part(self.targets))
+
+    @property
+    def badness(self) -> np.ndarray:
+        """``[n * draws]``: how wrong each row's outcome is, larger worse (a per-row worst case
+        picks the largest): a wrong class beats a right one, then a lower true-class probability;
+        the per-row error of other tasks (:func:`~mmbench.data.tasks.row_badness`)."""
+        if self.outputs is None or self.targets is None:
+            return 2.0 * (self.preds != self.labels) - self.probs.astype(np.float64)
+        return row_badness(self.task, self.outputs, self.targets)
+
+    def to_blobs(self) -> tuple[bytes, ...]:
+        """preds, labels, probs, full, radius, row ids, outputs, targets (None where absent)."""
+        def blob(a: np.ndarray | None) -> bytes | None:
+            return None if a is None else a.astype(np.float32).tobytes()
+
         ids = self.ids.astype(np.int32).tobytes()
-        return self.preds.tobytes(), self.labels.tobytes(), self.probs.tobytes(), full, radius, ids
+        return (self.preds.tobytes(), self.labels.tobytes(), self.probs.tobytes(), blob(self.full),
+                blob(self.radius), ids, blob(self.outputs), blob(self.targets))
 
     @classmethod
     def from_blobs(cls, sample_set: SampleSet, preds: bytes, labels: bytes, probs: bytes,
                    full: bytes | None = None, draws: int = 1, radius: bytes | None = None,
-                   row_ids: bytes | None = None) -> Samples:
+                   row_ids: bytes | None = None, task: str | None = None, outputs: bytes | None = None,
+                   targets: bytes | None = None) -> Samples:
         p = np.frombuffer(preds, np.int16)
-        f = None if full is None else np.frombuffer(full, np.float32).reshape(len(p), -1)
+
+        def matrix(blob: bytes | None) -> np.ndarray | None:
+            return None if blob is None else np.frombuffer(blob, np.float32).reshape(len(p), -1)
+
         r = None if radius is None else np.frombuffer(radius, np.float32)
         ids = None if row_ids is None else np.frombuffer(row_ids, np.int32)
         if ids is not None and len(ids) * draws != len(p):
             raise ValueError("row ids do not match the outcomes")
-        return cls(sample_set, p, np.frombuffer(labels, np.int16), np.frombuffer(probs, np.float32), f, draws,
-                   r, ids)
+        out, tgt = matrix(outputs), matrix(targets)
+        if (task or CLASSIFICATION) != CLASSIFICATION and (out is None or tgt is None or out.shape != tgt.shape):
+            raise ValueError("a regression or multilabel cell needs outputs and targets of one shape")
+        return cls(sample_set, p, np.frombuffer(labels, np.int16), np.frombuffer(probs, np.float32), matrix(full),
+                   draws, r, ids, task=task or CLASSIFICATION, outputs=out, targets=tgt)
 
 
 class Collector:
     """Accumulates a cell's per-row outcomes batch by batch, per draw (``full``: keep every
-    class's probability too); :meth:`samples` lays the draws out one after another."""
+    class's probability too; ``task``: the dataset's); :meth:`samples` lays the draws out one
+    after another."""
 
-    def __init__(self, full: bool = False, row_ids: np.ndarray | None = None) -> None:
-        self.keep_full = full
+    def __init__(self, full: bool = False, row_ids: np.ndarray | None = None,
+                 task: str = CLASSIFICATION) -> None:
+        self.keep_full = full and task == CLASSIFICATION  # class probabilities exist for classes only
         self.row_ids = row_ids  # positions in the split of the rows evaluated (None: all, in order)
+        self.task = task
         self.parts: dict[int, dict[str, list[Tensor]]] = {}
 
     def update(self, logits: Tensor, labels: Tensor, draw: int = 0, preds: Tensor | None = None,
                radius: Tensor | None = None) -> None:
         """Add a batch: ``preds`` overrides the argmax of ``logits`` (a classifier whose decision
         is not the argmax, e.g. a smoothed one); ``radius``: per-row certified radii."""
-        part = self.parts.setdefault(draw, {"preds": [], "labels": [], "probs": [], "full": [], "radius": []})
+        part = self.parts.setdefault(draw, {"preds": [], "labels": [], "probs": [], "full": [], "radius": [],
+                                            "outputs": [], "targets": []})
         logits = logits.detach().float()
+        if self.task != CLASSIFICATION:
+            out = as_outputs(self.task, logits.view(len(labels), -1))
+            part["outputs"].append(out.cpu())
+            part["targets"].append(labels.detach().float().view(len(labels), -1).cpu())
+            zeros = torch.zeros(len(labels), dtype=torch.int16)
+            part["preds"].append(zeros)
+            part["labels"].append(zeros)
+            part["probs"].append(torch.zeros(len(labels)))
+            return
         log_norm = logits.logsumexp(dim=1, keepdim=True)
         true = logits.gather(1, labels.long().view(-1, 1))
         part["probs"].append((true - log_norm).exp().view(-1).cpu())  # softmax of the label
@@ -127,13 +170,20 @@ class Collector:
         certified = any(part["radius"] for part in self.parts.values())
         preds, draws = self._cat("preds"), max(len(self.parts), 1)
         ids = np.arange(len(preds) // draws, dtype=np.int32) if self.row_ids is None else self.row_ids
+        other = self.task != CLASSIFICATION
         return Samples(sample_set, preds, self._cat("labels"), self._cat("probs"), full, draws,
-                       self._cat("radius") if certified else None, ids.astype(np.int32))
+                       self._cat("radius") if certified else None, ids.astype(np.int32), task=self.task,
+                       outputs=self._cat("outputs") if other else None,
+                       targets=self._cat("targets") if other else None)
 
 
 def stack(cells: list[Samples], n_classes: int, full: bool) -> Outcomes:
     """The :class:`Outcomes` of cells over the same rows (one column each)."""
-    probs = np.stack([c.full for c in cells], axis=1).astype(np.float64) if full else None  # type: ignore[misc]
+    def joined(name: str) -> np.ndarray | None:
+        arrays = [getattr(c, name) for c in cells]
+        return None if any(a is None for a in arrays) else np.stack(arrays, axis=1).astype(np.float64)
+
     return Outcomes(np.stack([c.preds for c in cells], axis=1).astype(np.int64),
                     np.stack([c.labels for c in cells], axis=1).astype(np.int64),
-                    np.stack([c.probs for c in cells], axis=1).astype(np.float64), n_classes, probs)
+                    np.stack([c.probs for c in cells], axis=1).astype(np.float64), n_classes,
+                    joined("full") if full else None, joined("outputs"), joined("targets"), cells[0].task)

@@ -15,11 +15,13 @@ Tables::
     plan(key PRIMARY KEY, kind, name, position)      -- the latest run's cells, in order
     meta(name PRIMARY KEY, value TEXT)               -- suite config of the latest run (JSON)
     samples(key PRIMARY KEY, sample_set, preds, labels, probs, full, dataset, split, subset,
-        draws, radius, row_ids)  -- per-row outcomes of an evaluation cell (int16 / int16 / float32 arrays;
+        draws, radius, row_ids, task, outputs, targets)
+        -- per-row outcomes of an evaluation cell (int16 / int16 / float32 arrays;
         full: float32 [n, classes] or NULL) and the rows it evaluated (dataset, split or group,
         subset size or NULL for all; draws: how many times each row was drawn; radius: float32
         certified radii of a certifying cell, else NULL; row_ids: int32 position in the split
-        of each row evaluated)
+        of each row evaluated; task: the dataset's task, NULL for classification; outputs and
+        targets: float32 [n, D] of a regression or multilabel cell, else NULL)
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mmbench.data.tasks import CLASSIFICATION
 from mmbench.errors import MMBenchError
 from mmbench.metrics.outcomes import Samples, SampleSet
 from mmbench.store.rows import REQUIRED_FACTS, CellFacts
@@ -49,11 +52,11 @@ CREATE TABLE IF NOT EXISTS plan (key TEXT PRIMARY KEY, kind TEXT NOT NULL, name 
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS samples (key TEXT PRIMARY KEY, sample_set TEXT NOT NULL, preds BLOB,
     labels BLOB, probs BLOB, full BLOB, dataset TEXT, split TEXT, subset INTEGER, draws INTEGER,
-    radius BLOB, row_ids BLOB);
+    radius BLOB, row_ids BLOB, task TEXT, outputs BLOB, targets BLOB);
 """
 #: the store's layout version, kept in ``meta`` as ``schema``: a store of a newer version is only
 #: read (its unknown facts are kept), never written; an older one is upgraded in place
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: optional facts of a stored evaluation cell and their JSON type
 OPTIONAL_FACTS = {"split": "text", "rows": "integer", "facts": "object"}
 
@@ -74,7 +77,9 @@ def intact(columns: set[str]) -> str:
     per outcome, one row id per row). ``columns``: the samples columns this store has."""
     optional = {"full": "length(s.full) % (2 * length(s.preds)) = 0",
                 "radius": "length(s.radius) = 2 * length(s.preds)",
-                "row_ids": "length(s.row_ids) * COALESCE(s.draws, 1) = 2 * length(s.preds)"}
+                "row_ids": "length(s.row_ids) * COALESCE(s.draws, 1) = 2 * length(s.preds)",
+                "outputs": "length(s.outputs) % (2 * length(s.preds)) = 0",
+                "targets": "length(s.targets) = length(s.outputs)"}
     arrays = " AND ".join(f"(s.{c} IS NULL OR (typeof(s.{c}) = 'blob' AND {rule}))"
                           for c, rule in optional.items() if c in columns)
     train = ("(cells.info IS NULL OR (CASE WHEN json_valid(cells.info) THEN json_type(cells.info) = 'object' "
@@ -90,7 +95,7 @@ def intact(columns: set[str]) -> str:
 #: columns added since the first schema: (table, column) of stores written before them
 ADDED_COLUMNS = (("cells", "info"), ("samples", "full"), ("samples", "dataset"), ("samples", "split"),
                  ("samples", "subset"), ("samples", "draws"), ("samples", "radius"),
-                 ("samples", "row_ids"))
+                 ("samples", "row_ids"), ("samples", "task"), ("samples", "outputs"), ("samples", "targets"))
 
 
 @dataclass(frozen=True)
@@ -231,12 +236,13 @@ class Store:
                               seconds, time.time(), payload, json.dumps(info) if info else None))
             if samples is not None:
                 rows = samples.sample_set
-                preds, labels, probs, full, radius, ids = samples.to_blobs()
+                preds, labels, probs, full, radius, ids, outputs, targets = samples.to_blobs()
+                task = None if samples.task == CLASSIFICATION else samples.task
                 self._db.execute("INSERT OR REPLACE INTO samples (key, sample_set, preds, labels, probs, full, "
-                                 "dataset, split, subset, draws, radius, row_ids) "
-                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                 "dataset, split, subset, draws, radius, row_ids, task, outputs, targets) "
+                                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                  (cell.key, rows.key, preds, labels, probs, full, rows.dataset, rows.split,
-                                  rows.rows, samples.draws, radius, ids))
+                                  rows.rows, samples.draws, radius, ids, task, outputs, targets))
 
     def forget(self, keys: Iterable[str]) -> None:
         """Drop stored cells (``--force``)."""
@@ -257,15 +263,15 @@ class Store:
         wanted, out = set(keys), {}
         have = {row[1] for row in self._db.execute("PRAGMA table_info(samples)")}
         # a read-only store of an older mmbench lacks the newer columns
-        radius, ids = (c if c in have else "NULL" for c in ("radius", "row_ids"))
-        query = (f"SELECT key, preds, labels, probs, full, dataset, split, subset, draws, {radius}, {ids} "
+        newer = ", ".join(c if c in have else "NULL" for c in ("radius", "row_ids", "task", "outputs", "targets"))
+        query = (f"SELECT key, preds, labels, probs, full, dataset, split, subset, draws, {newer} "  # noqa: S608
                  "FROM samples WHERE dataset IS NOT NULL")
-        for key, preds, labels, probs, full, dataset, split, subset, draws, radius, ids in self._db.execute(query):
+        for key, preds, labels, probs, full, dataset, split, subset, draws, *rest in self._db.execute(query):
             if key not in wanted:
                 continue
             try:
                 out[key] = Samples.from_blobs(SampleSet(dataset, split, subset), preds, labels, probs,
-                                              full, int(draws or 1), radius, ids)
+                                              full, int(draws or 1), *rest)
             except (ValueError, TypeError):
                 log.warning("cell %s: its stored outcomes are damaged; the next run recomputes it", key[:12])
         return out
