@@ -1,5 +1,6 @@
 """Metrics: the contract (one function of per-row outcomes and row weights), the built-in
-classification metrics, and the per-row outcomes that evaluation cells keep."""
+classification, regression and multilabel metrics, and the per-row outcomes that evaluation
+cells keep."""
 
 from mmbench.metrics.base import Metric
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from mmbench.data.tasks import CLASSIFICATION, MULTILABEL
 from mmbench.metrics.base import ClassCountMetric, Outcomes, RowMetric
+from mmbench.metrics.multilabel import label_counts
 from mmbench.registry import METRICS
 
 
@@ -23,11 +25,22 @@ def _mean_over_present(per_class: np.ndarray, present: np.ndarray) -> np.ndarray
     return np.where(present, per_class, 0.0).sum(axis=2) / np.maximum(count, 1)
 
 
-@METRICS.register("macro_f1", description="unweighted mean of per-class F1 over classes present")
+@METRICS.register("macro_f1", description="unweighted mean of per-class F1 over classes present (multilabel: "
+                                          "over every label)")
 class MacroF1(ClassCountMetric):
-    """Mean F1 over the classes that occur in the truth or the predictions (sklearn's rule)."""
+    """Mean F1 over the classes that occur in the truth or the predictions (sklearn's rule). On
+    a multilabel task, the mean F1 over all K labels, a label neither present nor predicted
+    scoring 0 (sklearn's ``f1_score(average="macro")`` on label indicators)."""
 
     perfect = 1.0
+    tasks = (CLASSIFICATION, MULTILABEL)
+
+    def compute(self, outcomes: Outcomes, weights: np.ndarray) -> np.ndarray:
+        if outcomes.task != MULTILABEL:
+            return super().compute(outcomes, weights)
+        tp, predicted, actual = label_counts(outcomes, weights)
+        both = predicted + actual
+        return (2 * tp / np.where(both > 0, both, 1)).mean(axis=2)
 
     def from_counts(self, tp: np.ndarray, predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
         both = predicted + actual
