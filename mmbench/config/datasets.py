@@ -65,10 +65,16 @@ def _load(loader: Any, comp: Component, extra: dict[str, Any]) -> MultimodalData
 
 
 def check_finite(data: MultimodalDataset, label: str) -> None:
-    """NaN/Inf in the inputs, or labels outside ``[0, n_classes)``: one line naming where."""
+    """NaN/Inf in the inputs or in regression targets, or class labels outside ``[0, n_classes)``:
+    one line naming where."""
     for part, split in data.splits():
         labels = split.labels
-        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= data.n_classes):
+        if labels.is_floating_point():
+            bad = int((~torch.isfinite(labels)).sum())
+            if bad:
+                raise MMBenchError(f"dataset '{label}': {bad} NaN/Inf targets in the {part} split; drop "
+                                   "those rows or fill the targets")
+        elif len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= data.n_classes):
             raise MMBenchError(f"dataset '{label}': labels of the {part} split lie in [{int(labels.min())}, "
                                f"{int(labels.max())}] but the dataset declares {data.n_classes} classes "
                                f"(0 to {data.n_classes - 1}); fix the labels or n_classes")

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from mmbench.config.build import build_model
 from mmbench.data.base import SAFE_MAGNITUDE, MultimodalDataset, Split
+from mmbench.data.tasks import CLASSIFICATION, MULTILABEL, REGRESSION, as_2d, row_loss
 from mmbench.errors import MMBenchError, first_line
 from mmbench.perturb.natural import NATURAL_SHIFT
 from mmbench.plan.cells import Plan, TrainCell
@@ -62,7 +63,7 @@ def check_rows(datasets: Mapping[str, MultimodalDataset]) -> None:
             if not len(getattr(data, part)):
                 raise MMBenchError(f"dataset '{label}': the {part} split is empty, and training and "
                                    f"evaluation need {part} rows; give the dataset {part} rows (check {fix})")
-        classes = torch.unique(data.train.labels)
+        classes = torch.unique(data.train.labels) if data.task == CLASSIFICATION else torch.zeros(2)
         if len(classes) < 2:
             raise MMBenchError(f"dataset '{label}': the train split holds 1 class ({len(data.train)} rows); "
                                "training needs at least 2: give it rows of more classes")
@@ -97,9 +98,9 @@ def probe_model(model: nn.Module, data: MultimodalDataset, what: str) -> list[st
     except Exception as exc:
         raise MMBenchError(f"{what}: a forward pass on {ROWS} rows failed: {type(exc).__name__}: "
                            f"{first_line(exc)} (inputs: {inputs})") from None
-    check_logits(logits, len(labels), data.n_classes, what)
+    check_logits(logits, len(labels), data.n_classes, what, data.task)
     try:
-        nn.functional.cross_entropy(logits.float(), labels).backward()
+        row_loss(data.task, logits.float(), labels).mean().backward()
     except Exception as exc:
         raise MMBenchError(f"{what}: the backward pass failed: {type(exc).__name__}: "
                            f"{first_line(exc)}") from None
@@ -108,13 +109,18 @@ def probe_model(model: nn.Module, data: MultimodalDataset, what: str) -> list[st
     return _gradient_warnings(model, batch, what)
 
 
-def check_logits(logits: Tensor, rows: int, n_classes: int, what: str) -> None:
+def check_logits(logits: Tensor, rows: int, n_classes: int, what: str, task: str = CLASSIFICATION) -> None:
+    """Floating-point ``[rows, n_classes]`` outputs (``[rows]`` too for one regression target)."""
+    shape = {CLASSIFICATION: f"logits [rows, {n_classes}]", MULTILABEL: f"one logit per label [rows, {n_classes}]",
+             REGRESSION: f"one value per target [rows, {n_classes}]" + (" or [rows]" if n_classes == 1 else "")}[task]
+    logits = as_2d(task, logits) if n_classes == 1 else logits
     if not logits.is_floating_point() or logits.dim() != 2:
         raise MMBenchError(f"{what}: forward returned {logits.dtype} {list(logits.shape)}; it must return "
-                           f"floating-point logits [rows, {n_classes}]")
+                           f"floating-point {shape}")
     if tuple(logits.shape) != (rows, n_classes):
+        size = {CLASSIFICATION: "classes", MULTILABEL: "labels", REGRESSION: "targets"}[task]
         raise MMBenchError(f"{what}: forward returned shape {list(logits.shape)} for {rows} rows; the "
-                           f"dataset has {n_classes} classes, so it must be [{rows}, {n_classes}]")
+                           f"{'' if task == CLASSIFICATION else task + ' '}dataset has {n_classes} {size}, so it must be [{rows}, {n_classes}]")
     if not bool(torch.isfinite(logits).all()):
         raise MMBenchError(f"{what}: forward returned NaN/Inf logits on {rows} clean rows")
 

@@ -105,7 +105,7 @@ def train_keys(dataset: Component, fingerprint: str, model: Component, recipe: C
     semantic = {
         "dataset": {"name": dataset.name, "params": dataset.params, "fingerprint": fingerprint},
         "model": {"name": model.name, "params": model.params},
-        "recipe": {"name": recipe.name, "config": dataclasses.asdict(recipe_config)},
+        "recipe": {"name": recipe.name, "config": _keyed_config(recipe_config)},
         "seed": seed,
         **({"amp": True} if amp and recipe_cls.amp_safe else {}),  # absent: keys of float32 runs
     }
@@ -127,6 +127,7 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
     planned = 0
     for ds_comp in suite.datasets:
         data = datasets[label_of(ds_comp)]
+        check_metrics_fit(suite, data, label_of(ds_comp))
         fingerprint = data.fingerprint()
         expanded = [(comp, expand_perturbation(comp, data)) for comp in suite.perturbations
                     if applies_to_dataset(comp, ds_comp)]
@@ -151,6 +152,26 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
     unique = {c.key: c for c in reversed(eval_cells)}  # two entries asking for one cell: once
     return Plan(suite, tuple(train_cells), tuple(c for c in eval_cells if unique.get(c.key) is c), reads,
                 {label: d.modality_names for label, d in datasets.items()})
+
+
+#: recipe settings added after keys were first computed: left out of a key at their default, so
+#: the seeds (and results) of earlier suites stay what they were
+LATER_DEFAULTS = {"regression_loss": "l1"}
+
+
+def _keyed_config(config: Any) -> dict[str, Any]:
+    """The recipe config as keys hash it (:data:`LATER_DEFAULTS` left out at their default)."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if LATER_DEFAULTS.get(k, object()) != v}
+
+
+def check_metrics_fit(suite: Suite, data: MultimodalDataset, dataset: str) -> None:
+    """Every metric of the suite is defined for the dataset's task (one line naming a metric
+    that is not, and metrics that are)."""
+    for name in dict.fromkeys((suite.score_metric, *suite.metrics)):
+        if data.task not in METRICS.get(name).tasks:
+            fit = [m for m in METRICS.names() if data.task in METRICS.get(m).tasks]
+            raise MMBenchError(f"metric '{name}' is not defined for the {data.task} task of dataset '{dataset}'; "
+                               f"list metrics of that task under 'metrics' and 'score_metric': {', '.join(fit)}")
 
 
 def recipe_config(recipe: Component, suite: Suite) -> Any:
@@ -178,6 +199,8 @@ def expand_perturbation(comp: Component, data: MultimodalDataset) -> list[Pertur
         provided["train"] = data.train
     if "groups" in wants:
         provided["groups"] = sorted(data.groups)
+    if "task" in wants:
+        provided["task"] = data.task
     try:
         return list(factory(**provided, **comp.params))
     except MMBenchError:

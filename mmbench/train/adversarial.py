@@ -13,7 +13,7 @@ from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError
 from mmbench.perturb.adversarial import ADVERSARIAL, Attack, resolve_targets
 from mmbench.registry import RECIPES
-from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, class_weights, perturbed_loss
+from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, criterion, perturbed_loss
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class AdversarialRecipe(StandardRecipe):
     amp_safe = False  # the PGD attack while training stays in float32
 
     def check(self, config: AdversarialConfig, data: MultimodalDataset) -> None:
+        super().check(config, data)
         self._attack(config, data)
 
     @staticmethod
@@ -49,7 +50,8 @@ class AdversarialRecipe(StandardRecipe):
         if config.alpha is not None:
             options["alpha"] = config.alpha
         return Attack(family=ADVERSARIAL, name="pgd-Linf", target=label, severity=config.eps,
-                      attack="pgd", norm="Linf", specs=specs, options=tuple(sorted(options.items())))
+                      attack="pgd", norm="Linf", specs=specs, options=tuple(sorted(options.items())),
+                      task=data.task, task_loss=config.regression_loss)
 
     def loss_fn(self, config: AdversarialConfig, data: MultimodalDataset) -> LossFn:
-        return perturbed_loss(self._attack(config, data).apply, config.clean_weight, class_weights(config, data))
+        return perturbed_loss(self._attack(config, data).apply, config.clean_weight, criterion(config, data))

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from mmbench.data.base import MultimodalDataset, Split
+from mmbench.data.tasks import CLASSIFICATION
 
 
 @dataclass(frozen=True)
@@ -65,24 +66,20 @@ def split_accuracy(model: nn.Module, split: Split, batch_size: int = 1024) -> fl
 
 
 @torch.no_grad()
-def split_metric(model: nn.Module, split: Split, metric: Any, batch_size: int = 1024) -> float:
+def split_metric(model: nn.Module, split: Split, metric: Any, task: str = CLASSIFICATION,
+                 batch_size: int = 1024) -> float:
     """``metric`` (a :class:`~mmbench.metrics.base.Metric` instance) of ``model`` (in eval
-    mode) on a whole split."""
-    from mmbench.metrics.base import Outcomes
+    mode) on a whole split of a ``task`` dataset."""
+    from mmbench.metrics.outcomes import Collector, SampleSet, stack
 
     was_training = model.training
     model.eval()
-    preds, labels, probs = [], [], []
+    collector = Collector(full=True, task=task)
     for start in range(0, len(split), batch_size):
         batch, y = split.rows(slice(start, start + batch_size))
-        p = torch.softmax(model(batch).float(), dim=1)
-        preds.append(p.argmax(dim=1).cpu())
-        labels.append(y.cpu())
-        probs.append(p.cpu())
+        collector.update(model(batch).float(), y)
     model.train(was_training)
-    if not preds:
+    if not len(split):
         return 0.0
-    full = torch.cat(probs).double().numpy()
-    y = torch.cat(labels).numpy()
-    outcomes = Outcomes.single(torch.cat(preds).numpy(), y, metric.n_classes, probs=full)
-    return float(metric.value(outcomes)[0])
+    cell = collector.samples(SampleSet("val", "val"))
+    return float(metric.value(stack([cell], metric.n_classes, full=task == CLASSIFICATION))[0])

@@ -16,7 +16,7 @@ from mmbench.errors import MMBenchError
 from mmbench.perturb.adversarial import resolve_targets
 from mmbench.perturb.certify import add_noise
 from mmbench.registry import RECIPES
-from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, class_weights, perturbed_loss
+from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, criterion, perturbed_loss
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class GaussianAugmentRecipe(StandardRecipe):
     config_type = GaussianAugmentConfig
 
     def check(self, config: GaussianAugmentConfig, data: MultimodalDataset) -> None:
+        super().check(config, data)
         self._targets(config, data)
 
     @staticmethod
@@ -56,4 +57,4 @@ class GaussianAugmentRecipe(StandardRecipe):
         def noisy(model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> Batch:
             return add_noise(batch, specs, config.sigma, torch.Generator(device=labels.device).manual_seed(seed))
 
-        return perturbed_loss(noisy, config.clean_weight, class_weights(config, data))
+        return perturbed_loss(noisy, config.clean_weight, criterion(config, data))

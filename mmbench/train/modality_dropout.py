@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from mmbench.data.base import Batch, MultimodalDataset
 from mmbench.perturb.dropout import IMPUTATIONS, NATIVE, ZEROS, Fill, fill_missing, random_presence
 from mmbench.registry import RECIPES
-from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, class_weights
+from mmbench.train.standard import LossFn, StandardConfig, StandardRecipe, criterion
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,13 @@ class ModalityDropoutRecipe(StandardRecipe):
     def loss_fn(self, config: ModalityDropoutConfig, data: MultimodalDataset) -> LossFn:
         fill = Fill.from_split(data.modalities, data.train)
         specs = data.modalities
-        weight = class_weights(config, data)
+        crit = criterion(config, data)
 
         def dropout_loss(model: nn.Module, batch: Batch, labels: Tensor,
                          generator: torch.Generator) -> Tensor:
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
             present = random_presence(len(labels), len(specs), config.rate, seed).to(labels.device)
             dropped = fill_missing(batch, specs, present, config.imputation, fill, labels)
-            return nn.functional.cross_entropy(model(dropped), labels, weight=weight)
+            return crit(model(dropped), labels)
 
         return dropout_loss

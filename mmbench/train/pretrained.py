@@ -11,8 +11,9 @@ from typing import Any
 from torch import nn
 
 from mmbench.data.base import MultimodalDataset
-from mmbench.registry import RECIPES
-from mmbench.train.base import Recipe, TrainReport, split_accuracy
+from mmbench.data.tasks import DEFAULT_METRIC
+from mmbench.registry import METRICS, RECIPES
+from mmbench.train.base import Recipe, TrainReport, split_metric
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,10 @@ class PretrainedRecipe(Recipe):
 
     def fit(self, model: nn.Module, data: MultimodalDataset, config: Any, seed: int,
             progress: bool = False) -> TrainReport:
-        """Leave the weights alone; report the validation accuracy they have."""
+        """Leave the weights alone; report the validation value they have in the task's default
+        metric (accuracy for classification)."""
         start = time.perf_counter()
         model.eval()
-        return TrainReport(0, 0, split_accuracy(model, data.val), time.perf_counter() - start)
+        name = DEFAULT_METRIC[data.task]
+        value = split_metric(model, data.val, METRICS.get(name)(data.n_classes), data.task)
+        return TrainReport(0, 0, value, time.perf_counter() - start, name)

@@ -1,5 +1,6 @@
-"""``standard``: Adam with cross-entropy (optionally class-weighted), mini-batches in a seeded
-order, early stopping on a validation metric in its direction (the suite's score metric unless
+"""``standard``: Adam with the task's loss (cross-entropy, optionally class-weighted; L1 or MSE
+for regression; binary cross-entropy for multilabel), mini-batches in a seeded order, early
+stopping on a validation metric in its direction (the suite's score metric unless
 ``early_stop`` names another; the best validation epoch's weights are kept)."""
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mmbench.data.base import Batch, MultimodalDataset
-from mmbench.errors import did_you_mean
+from mmbench.data.tasks import CLASSIFICATION, DEFAULT_METRIC, REGRESSION_LOSSES, row_loss
+from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.registry import METRICS, RECIPES
 from mmbench.train.base import Recipe, TrainReport, split_metric
 
 #: loss(model, batch, labels, generator) for one mini-batch
 LossFn = Callable[[nn.Module, Batch, Tensor, torch.Generator], Tensor]
+#: criterion(logits, labels): the task's mean loss over a mini-batch
+Criterion = Callable[[Tensor, Tensor], Tensor]
 
 
 CLASS_WEIGHTS = ("none", "balanced")
@@ -36,27 +40,34 @@ def class_weights(config: StandardConfig, data: MultimodalDataset) -> Tensor | N
     return (len(labels) / (data.n_classes * counts.clamp(min=1))).to(labels.device)
 
 
-def cross_entropy_loss(weight: Tensor | None = None) -> LossFn:
-    """Cross-entropy of the model's logits on a mini-batch (``weight``: per class)."""
+def criterion(config: StandardConfig, data: MultimodalDataset) -> Criterion:
+    """The task's training loss: cross-entropy (with ``class_weights``), the L1 or MSE error
+    (``regression_loss``) or binary cross-entropy, each the mean over the mini-batch's rows."""
+    if data.task == CLASSIFICATION:
+        weight = class_weights(config, data)
+        return lambda logits, labels: nn.functional.cross_entropy(logits, labels, weight=weight)
+    return lambda logits, labels: row_loss(data.task, logits, labels, config.regression_loss).mean()
+
+
+def model_loss(crit: Criterion) -> LossFn:
+    """``crit`` of the model's logits on a mini-batch."""
 
     def loss(model: nn.Module, batch: Batch, labels: Tensor, generator: torch.Generator) -> Tensor:
-        return nn.functional.cross_entropy(model(batch), labels, weight=weight)
+        return crit(model(batch), labels)
 
     return loss
 
 
 def perturbed_loss(perturb: Callable[[nn.Module, Batch, Tensor, int], Batch], clean_weight: float,
-                   weight: Tensor | None = None) -> LossFn:
-    """Cross-entropy on ``perturb(model, batch, labels, seed)``, with a fresh seed per mini-batch
-    from the training generator, mixed with the clean loss at ``clean_weight`` (0: perturbed only);
-    ``weight``: per-class loss weights."""
+                   crit: Criterion) -> LossFn:
+    """``crit`` on ``perturb(model, batch, labels, seed)``, with a fresh seed per mini-batch
+    from the training generator, mixed with the clean loss at ``clean_weight`` (0: perturbed only)."""
 
     def loss(model: nn.Module, batch: Batch, labels: Tensor, generator: torch.Generator) -> Tensor:
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        out = nn.functional.cross_entropy(model(perturb(model, batch, labels, seed)), labels, weight=weight)
+        out = crit(model(perturb(model, batch, labels, seed)), labels)
         if clean_weight:
-            clean = nn.functional.cross_entropy(model(batch), labels, weight=weight)
-            out = (1 - clean_weight) * out + clean_weight * clean
+            out = (1 - clean_weight) * out + clean_weight * crit(model(batch), labels)
         return out
 
     return loss
@@ -76,6 +87,8 @@ class StandardConfig:
     #: the validation metric that selects the epoch, in its declared direction; empty: the
     #: suite's score metric (the planner fills it in)
     early_stop: str = ""
+    #: the loss of a regression task: ``l1`` (MultiBench's) or ``mse``; attacks maximise it too
+    regression_loss: str = "l1"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.weight_decay < 0:
@@ -84,25 +97,36 @@ class StandardConfig:
             raise ValueError("patience must be >= 0")
         if self.class_weights not in CLASS_WEIGHTS:
             raise ValueError(f"class_weights must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weights!r}")
+        if self.regression_loss not in REGRESSION_LOSSES:
+            raise ValueError(f"regression_loss must be one of {', '.join(REGRESSION_LOSSES)}, "
+                             f"got {self.regression_loss!r}")
         if self.early_stop and self.early_stop not in METRICS:
             raise ValueError(f"early_stop names unknown metric '{self.early_stop}'"
                              f"{did_you_mean(self.early_stop, METRICS.names())}")
 
 
-@RECIPES.register("standard", description="Adam + cross-entropy, early stopping on validation")
+@RECIPES.register("standard", description="Adam + the task's loss, early stopping on validation")
 class StandardRecipe(Recipe):
     config_type = StandardConfig
 
+    def check(self, config: StandardConfig, data: MultimodalDataset) -> None:
+        if config.class_weights != "none" and data.task != CLASSIFICATION:
+            raise MMBenchError(f"recipe 'standard': class_weights weighs classes, and dataset '{data.name}' is a {data.task} "
+                             "task; leave class_weights out")
+        if config.early_stop and data.task not in METRICS.get(config.early_stop).tasks:
+            raise MMBenchError(f"recipe 'standard': early_stop metric '{config.early_stop}' is not defined for the {data.task} "
+                             f"task of dataset '{data.name}'; name one that is (mmbench ls metrics)")
+
     def loss_fn(self, config: StandardConfig, data: MultimodalDataset) -> LossFn:
         """The loss of one mini-batch; other recipes change the batch or the loss."""
-        return cross_entropy_loss(class_weights(config, data))
+        return model_loss(criterion(config, data))
 
     def fit(self, model: nn.Module, data: MultimodalDataset, config: StandardConfig, seed: int,
             progress: bool = False) -> TrainReport:
         start = time.perf_counter()
         generator = torch.Generator().manual_seed(seed)
         optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        name = config.early_stop or "accuracy"
+        name = config.early_stop or DEFAULT_METRIC[data.task]
         metric = METRICS.get(name)(data.n_classes)
         sign = 1.0 if metric.higher_is_better else -1.0
         best = (-math.inf, 0, copy.deepcopy(model.state_dict()))
@@ -111,7 +135,7 @@ class StandardRecipe(Recipe):
         loss_fn = self.loss_fn(config, data)
         for epoch in epochs:
             self._epoch(model, data, config, optimiser, generator, loss_fn)
-            value = split_metric(model, data.val, metric)
+            value = split_metric(model, data.val, metric, data.task)
             epochs.set_postfix({f"val_{name}": f"{value:.3f}"})
             if sign * value > best[0]:
                 best = (sign * value, epoch, copy.deepcopy(model.state_dict()))
