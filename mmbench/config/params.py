@@ -14,9 +14,10 @@ from mmbench.bounds import Range
 from mmbench.errors import MMBenchError, did_you_mean
 
 #: Parameters that the harness passes to model and perturbation factories itself (``train``:
-#: the training split, for perturbations that impute from training statistics; a model may
-#: name the class count ``n_classes`` or ``num_classes``).
-HARNESS_ARGS = frozenset({"modalities", "n_classes", "num_classes", "train", "groups"})
+#: the training split, for perturbations that impute from training statistics; ``task``: the
+#: dataset's task; a model may name the class count (its output width) ``n_classes`` or
+#: ``num_classes``).
+HARNESS_ARGS = frozenset({"modalities", "n_classes", "num_classes", "train", "groups", "task"})
 #: filled in by the harness for dataset loaders that declare it (not a suite parameter)
 DATASET_HARNESS_ARGS = frozenset({"trust_pickle", "data_root", "suite_dir"})
 

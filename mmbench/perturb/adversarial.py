@@ -22,8 +22,10 @@ from torch import Tensor, nn
 
 from mmbench.bounds import MAX_CASES, check_distinct, check_size
 from mmbench.data.base import Batch, ModalitySpec
+from mmbench.data.tasks import CLASSIFICATION, REGRESSION_LOSSES, loss_name
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.perturb.attacks import (
+    CATALOGUE,
     NORMS,
     AttackSpec,
     attack_spec,
@@ -31,6 +33,7 @@ from mmbench.perturb.attacks import (
     perturbation_norm,
 )
 from mmbench.perturb.base import ALL, Perturbation
+from mmbench.perturb.objective import TaskLossModel
 from mmbench.perturb.packing import BatchModel, BroadcastModel, IndexedModel, Layout
 from mmbench.registry import PERTURBATIONS
 
@@ -52,13 +55,20 @@ class Attack(Perturbation):
     #: the attacks of this (target, eps) whose per-row worst case is reported too (``ensemble:
     #: true``); the analysis derives it from their stored outcomes, nothing is rerun
     ensemble: tuple[str, ...] = ()
+    #: the dataset's task: other than classification, the attack maximises the task's loss
+    #: (``task_loss`` for a regression: l1 or mse) through :class:`TaskLossModel`
+    task: str = CLASSIFICATION
+    task_loss: str = "l1"
 
     @property
     def spec(self) -> AttackSpec:
         return attack_spec(self.attack)
 
     def facts(self) -> dict[str, Any]:
-        return {"attack": self.attack, "norm": self.norm, "ensemble": ",".join(self.ensemble)}
+        facts = {"attack": self.attack, "norm": self.norm, "ensemble": ",".join(self.ensemble)}
+        if self.task != CLASSIFICATION:
+            facts["loss"] = loss_name(self.task, self.task_loss)
+        return facts
 
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
         reads = getattr(model, "input_modalities", None)
@@ -69,7 +79,8 @@ class Attack(Perturbation):
 
     def raw(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
         """The attack's own output for the target modalities (data units, unclamped)."""
-        n_classes = int(getattr(model, "n_classes", 0)) or _n_classes(model, batch)
+        n_classes = 2 if self.task != CLASSIFICATION else int(getattr(model, "n_classes", 0)) or \
+            _n_classes(model, batch)
         numpy_state = np.random.get_state()  # OnePixel and Pixle draw from numpy's global RNG
         try:
             with torch.random.fork_rng(devices=_cuda_devices(labels)):
@@ -86,7 +97,10 @@ class Attack(Perturbation):
         indexed = self.spec.mode == "indexed"
         layout = Layout(self.specs, len(labels), code=indexed)
         rows = torch.arange(len(labels), device=labels.device)
-        wrapper = (IndexedModel if indexed else BatchModel)(model, layout, batch)
+        wrapper: nn.Module = (IndexedModel if indexed else BatchModel)(model, layout, batch)
+        if self.task != CLASSIFICATION:  # planning admits only batch-mode attacks here
+            wrapper = TaskLossModel(wrapper, self.task, labels, self.task_loss)
+            labels = TaskLossModel.labels(labels)
         x = layout.pack(batch, rows)
         adv = self._run(wrapper, layout, x, labels, seed, n_classes)
         if indexed and not torch.equal(layout.decode_rows(adv), rows):
@@ -256,16 +270,22 @@ def adversarial(
     options: dict[str, Any] | None = None,
     ensemble: bool = False,
     max_rows: int | None = None,
+    regression_loss: str = "l1",
+    task: str = CLASSIFICATION,
 ) -> list[Perturbation]:
-    """torchattacks attacks per (attack, target, eps); targets default to [each, all]."""
+    """torchattacks attacks per (attack, target, eps); targets default to [each, all]. On a
+    regression or multilabel dataset (``task``, passed by the harness) the attacks maximise the
+    task's loss (``regression_loss``: l1 or mse for a regression), and only attacks that do
+    nothing but ascend the cross-entropy of the labels are admitted."""
     if max_rows is not None and max_rows < 1:
         raise MMBenchError(f"adversarial: max_rows must be a positive number of rows, got {max_rows}")
     if not attacks:
         raise MMBenchError("adversarial: 'attacks' must list at least one attack (e.g. [fgsm, pgd])")
     check_distinct(list(attacks), "adversarial: attacks")
     specs = [attack_spec(a) for a in attacks]
+    _check_task(specs, task, regression_loss)
     for spec in specs:
-        if n_classes < spec.min_classes:
+        if task == CLASSIFICATION and n_classes < spec.min_classes:
             raise MMBenchError(f"adversarial: attack '{spec.name}' needs at least {spec.min_classes} "
                                f"classes (its targeted DLR loss ranks four logits); the dataset has "
                                f"{n_classes}")
@@ -281,9 +301,25 @@ def adversarial(
         _check_targets(specs, label, target_specs)
         cases += [Attack(family=ADVERSARIAL, name=f"{s.name}-{norm}", target=label, severity=e,
                          max_rows=max_rows, attack=s.name, norm=norm, specs=target_specs,
-                         options=tuple(sorted(opts.get(s.name, {}).items())), ensemble=group)
+                         options=tuple(sorted(opts.get(s.name, {}).items())), ensemble=group,
+                         task=task, task_loss=regression_loss)
                   for e in budgets for s in specs]
     return cases
+
+
+def _check_task(specs: Sequence[AttackSpec], task: str, regression_loss: str) -> None:
+    """Attacks that read class decisions are refused for a regression or multilabel task."""
+    if regression_loss not in REGRESSION_LOSSES:
+        raise MMBenchError(f"adversarial: regression_loss must be one of {', '.join(REGRESSION_LOSSES)}, "
+                           f"got {str(regression_loss)[:40]!r}")
+    if task == CLASSIFICATION:
+        return
+    for spec in specs:
+        if not spec.any_task:
+            able = ", ".join(n for n, s in CATALOGUE.items() if s.any_task)
+            raise MMBenchError(f"adversarial: attack '{spec.name}' works on class decisions (margins, target "
+                               f"classes or misclassified rows) and cannot attack a {task} task; use one "
+                               f"that ascends the task's loss: {able}")
 
 
 def _check_targets(specs: Sequence[AttackSpec], label: str, targets: tuple[ModalitySpec, ...]) -> None:

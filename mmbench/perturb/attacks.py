@@ -50,6 +50,10 @@ class AttackSpec:
     target_check: Callable[[tuple[ModalitySpec, ...]], str | None] | None = None
     #: the targeted DLR loss of APGD-T (and so AutoAttack) ranks the top four logits
     min_classes: int = 2
+    #: the attack only ascends the cross-entropy of the given labels (no class decisions,
+    #: margins or targets), so it attacks a regression or multilabel task's loss as well
+    #: (:mod:`mmbench.perturb.objective`)
+    any_task: bool = False
 
     def constructor(self) -> Callable[..., Any]:
         import torchattacks
@@ -105,23 +109,23 @@ def _next_class_target(attack: Any, n_classes: int) -> None:
 
 _STEPS = {"steps": 10}
 CATALOGUE: dict[str, AttackSpec] = {s.name: s for s in (
-    AttackSpec("fgsm", "FGSM", ("Linf",), True),
-    AttackSpec("ffgsm", "FFGSM", ("Linf",), True),
-    AttackSpec("bim", "BIM", ("Linf",), True, defaults=_STEPS),
-    AttackSpec("pgd", "PGD", ("Linf",), True, defaults=_STEPS),
-    AttackSpec("pgdl2", "PGDL2", ("L2",), True, defaults=_STEPS),
-    AttackSpec("rfgsm", "RFGSM", ("Linf",), True, defaults=_STEPS),
-    AttackSpec("mifgsm", "MIFGSM", ("Linf",), True, defaults=_STEPS),
-    AttackSpec("nifgsm", "NIFGSM", ("Linf",), True, defaults=_STEPS),
-    AttackSpec("sinifgsm", "SINIFGSM", ("Linf",), True, defaults=_STEPS),
-    AttackSpec("vmifgsm", "VMIFGSM", ("Linf",), True, defaults=_STEPS),
-    AttackSpec("vnifgsm", "VNIFGSM", ("Linf",), True, defaults=_STEPS),
+    AttackSpec("fgsm", "FGSM", ("Linf",), True, any_task=True),
+    AttackSpec("ffgsm", "FFGSM", ("Linf",), True, any_task=True),
+    AttackSpec("bim", "BIM", ("Linf",), True, defaults=_STEPS, any_task=True),
+    AttackSpec("pgd", "PGD", ("Linf",), True, defaults=_STEPS, any_task=True),
+    AttackSpec("pgdl2", "PGDL2", ("L2",), True, defaults=_STEPS, any_task=True),
+    AttackSpec("rfgsm", "RFGSM", ("Linf",), True, defaults=_STEPS, any_task=True),
+    AttackSpec("mifgsm", "MIFGSM", ("Linf",), True, defaults=_STEPS, any_task=True),
+    AttackSpec("nifgsm", "NIFGSM", ("Linf",), True, defaults=_STEPS, any_task=True),
+    AttackSpec("sinifgsm", "SINIFGSM", ("Linf",), True, defaults=_STEPS, any_task=True),
+    AttackSpec("vmifgsm", "VMIFGSM", ("Linf",), True, defaults=_STEPS, any_task=True),
+    AttackSpec("vnifgsm", "VNIFGSM", ("Linf",), True, defaults=_STEPS, any_task=True),
     AttackSpec("tpgd", "TPGD", ("Linf",), True, defaults=_STEPS),
-    AttackSpec("eotpgd", "EOTPGD", ("Linf",), True, defaults=_STEPS),
+    AttackSpec("eotpgd", "EOTPGD", ("Linf",), True, defaults=_STEPS, any_task=True),
     AttackSpec("upgd", "UPGD", ("Linf",), True, defaults=_STEPS),
     AttackSpec("jitter", "Jitter", ("Linf",), True, defaults=_STEPS),
-    AttackSpec("difgsm", "DIFGSM", ("Linf",), True, defaults=_STEPS),
-    AttackSpec("tifgsm", "TIFGSM", ("Linf",), True, defaults=_STEPS, target_check=_rgb_image),
+    AttackSpec("difgsm", "DIFGSM", ("Linf",), True, defaults=_STEPS, any_task=True),
+    AttackSpec("tifgsm", "TIFGSM", ("Linf",), True, defaults=_STEPS, target_check=_rgb_image, any_task=True),
     AttackSpec("pgdrs", "PGDRS", ("Linf",), True, "per_sample", defaults=_STEPS),
     AttackSpec("pgdrsl2", "PGDRSL2", ("L2",), True, "per_sample", defaults=_STEPS),
     AttackSpec("cw", "CW", ("L2",), False),

@@ -32,6 +32,7 @@ from mmbench.bounds import MAX_CASES, PositiveInt, check_distinct, check_size
 from mmbench.data.base import Batch, ModalitySpec, Split
 from mmbench.errors import MMBenchError, did_you_mean, first_line
 from mmbench.hashing import content_hash, derive_seed
+from mmbench.data.tasks import CLASSIFICATION
 from mmbench.perturb.adversarial import ADVERSARIAL, EACH, Attack
 from mmbench.perturb.base import ALL, Perturbation
 from mmbench.perturb.corruptions import SEVERITIES
@@ -42,7 +43,7 @@ from mmbench.registry import CORRUPTIONS, PERTURBATIONS
 COMPOUND = "compound"
 KINDS = ("image", "sequence", "vector", "tokens")
 #: what the harness passes to a stage's factory itself (never a stage parameter)
-PROVIDED = frozenset({"modalities", "n_classes", "num_classes", "train", "groups"})
+PROVIDED = frozenset({"modalities", "n_classes", "num_classes", "train", "groups", "task"})
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,14 @@ def compose(stages: Sequence[Perturbation], names: Sequence[str], max_rows: int 
 
 @dataclass(frozen=True)
 class Harness:
-    """What the harness gives a factory: the dataset's modalities, class count, training split
-    and held-out groups; passed on to each stage's factory as it asks."""
+    """What the harness gives a factory: the dataset's modalities, class count, training split,
+    held-out groups and task; passed on to each stage's factory as it asks."""
 
     modalities: Sequence[ModalitySpec]
     n_classes: int
     train: Split | None = None
     groups: Sequence[str] = ()
+    task: str = CLASSIFICATION
 
     @property
     def names(self) -> list[str]:
@@ -119,7 +121,7 @@ class Harness:
     def call(self, factory: Any, params: dict[str, Any]) -> list[Perturbation]:
         wants = inspect.signature(factory).parameters
         given = {"modalities": self.modalities, "n_classes": self.n_classes}
-        given.update({k: getattr(self, k) for k in ("train", "groups") if k in wants})
+        given.update({k: getattr(self, k) for k in ("train", "groups", "task") if k in wants})
         return list(factory(**given, **params))
 
 
@@ -234,12 +236,13 @@ def _max_rows(max_rows: int | None, what: str) -> None:
         {"name": ADVERSARIAL, "params": {"attacks": ["fgsm"], "eps": [0.05], "targets": [ALL]}}]},
 )
 def compound(modalities: Sequence[ModalitySpec], n_classes: int, train: Split, groups: Sequence[str] = (),
-             stages: list[dict[str, Any]] | None = None, max_rows: PositiveInt | None = None) -> list[Perturbation]:
+             stages: list[dict[str, Any]] | None = None, max_rows: PositiveInt | None = None,
+             task: str = CLASSIFICATION) -> list[Perturbation]:
     """Stages applied in order, each to the previous one's output; plus each stage alone.
 
     Each stage is a perturbation with its params; several cases per stage give their product."""
     _max_rows(max_rows, COMPOUND)
-    harness = Harness(modalities, n_classes, train, groups)
+    harness = Harness(modalities, n_classes, train, groups, task)
     found = build(stages, harness, max_rows, COMPOUND)
     if not found:
         raise MMBenchError("compound: every combination of the stages' cases leaves a stage nothing to touch "
@@ -269,7 +272,7 @@ def missing_then_attack(modalities: Sequence[ModalitySpec], n_classes: int, trai
                         attacks: list[str] | None = None, eps: list[float] | None = None, norm: str = "Linf",
                         imputation: str = "mean", options: dict[str, Any] | None = None, joint: bool = True,
                         missing: list[str] | None = None,
-                        max_rows: PositiveInt | None = None) -> list[Perturbation]:
+                        max_rows: PositiveInt | None = None, task: str = CLASSIFICATION) -> list[Perturbation]:
     """Each modality missing in turn, then each remaining one attacked, and all jointly.
 
     The missing modality is imputed; the attack targets each remaining continuous modality and
@@ -279,7 +282,7 @@ def missing_then_attack(modalities: Sequence[ModalitySpec], n_classes: int, trai
     if imputation not in IMPUTATIONS:
         raise MMBenchError(f"{what}: unknown imputation '{str(imputation)[:40]}'"
                            f"{did_you_mean(str(imputation), IMPUTATIONS)}; use one of {', '.join(IMPUTATIONS)}")
-    harness = Harness(modalities, n_classes, train)
+    harness = Harness(modalities, n_classes, train, task=task)
     attack = _attack_params(attacks, eps, norm, [EACH, ALL] if joint else [EACH], options)
     found: list[Compound] = []
     for gone in _chosen(harness.names, missing, what):
@@ -312,7 +315,7 @@ def shift_then_attack(modalities: Sequence[ModalitySpec], n_classes: int,
                       corruptions: str | list[str] | None = None, severity: int = 3,
                       attacks: list[str] | None = None, eps: list[float] | None = None, norm: str = "Linf",
                       options: dict[str, Any] | None = None, draws: int = 3,
-                      max_rows: PositiveInt | None = None) -> list[Perturbation]:
+                      max_rows: PositiveInt | None = None, task: str = CLASSIFICATION) -> list[Perturbation]:
     """Each corruption on one modality, then each other modality attacked.
 
     The corruption runs at ``severity`` on each modality it supports, the attack on each other
@@ -322,7 +325,7 @@ def shift_then_attack(modalities: Sequence[ModalitySpec], n_classes: int,
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES or severity < 1:
         raise MMBenchError(f"{what}: severity must be one integer from 1 to 5, got {str(severity)[:40]!r}")
     names = _corruption_names(corruptions, what)
-    harness = Harness(modalities, n_classes)
+    harness = Harness(modalities, n_classes, task=task)
     continuous = [m.name for m in modalities if m.is_continuous]
     found: list[Compound] = []
     for name in names:

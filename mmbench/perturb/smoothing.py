@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from mmbench.bounds import MAX_CASES, MAX_DRAWS, check_distinct, check_size
 from mmbench.data.base import Batch, ModalitySpec
+from mmbench.data.tasks import CLASSIFICATION
 from mmbench.errors import MMBenchError
 from mmbench.models.base import PRESENT
 from mmbench.perturb.adversarial import EACH, resolve_targets
@@ -134,8 +135,13 @@ def _numbers(values: Any, name: str, example: str, positive: bool) -> list[float
 def smoothing(modalities: Sequence[ModalitySpec], n_classes: int, sigma: list[float] | None = None,
               targets: list[str] | None = None, n0: int = 100, n: int = 1000, alpha: float = 0.001,
               radii: list[float] | None = None, max_rows: int | None = None,
-              chunk: int = 4096) -> list[Perturbation]:
-    """CERTIFY per (target, sigma); targets default to [each, all]."""
+              chunk: int = 4096, task: str = CLASSIFICATION) -> list[Perturbation]:
+    """CERTIFY per (target, sigma); targets default to [each, all]. Classification only: the
+    certificate is a statement about the smoothed classifier's top class."""
+    if task != CLASSIFICATION:
+        raise MMBenchError(f"smoothing: randomized smoothing certifies a classifier's top class (Cohen et al. "
+                           f"2019), and this dataset is a {task} task; drop smoothing for it (list the "
+                           "classification datasets under the perturbation's 'datasets')")
     sigmas = _numbers(sigma, "sigma", "[0.12, 0.25]", positive=True)
     grid = _numbers(list(RADII) if radii is None else radii, "radii", "[0, 0.25, 0.5]", positive=False)
     n0, n = _positive_int(n0, "n0", high=MAX_DRAWS), _positive_int(n, "n", high=MAX_DRAWS)
