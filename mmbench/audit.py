@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: the per-row columns of :func:`outcomes`, after the cell's columns
 ROW_COLUMNS = ("row", "draw", "pred", "label", "prob", "correct")
+#: the per-row columns of a regression or multilabel cell instead of pred ... correct
+TASK_COLUMNS = ("output", "truth", "error")
 #: what identifies a trained model in a results folder (the columns load_model narrows by)
 TRAIN_COLUMNS = ("dataset", "model", "recipe", "seed")
 
@@ -46,7 +48,10 @@ def outcomes(results_dir: str | Path, *, dataset: Any = None, model: Any = None,
     """One row per evaluated row per finished cell of the folder's latest run: the cell's
     columns as in ``results.csv`` (fact columns too) and its store key ``cell``, then ``row``
     (the row's position in its split), ``draw``, ``pred``, ``label``, ``prob`` (the softmax
-    probability of the true class), ``correct``, and ``radius`` where a cell certified.
+    probability of the true class), ``correct``, and ``radius`` where a cell certified; on a
+    regression or multilabel task ``output`` (the row's predicted values, or every label's
+    probability, an array), ``truth`` (the targets, an array) and ``error`` (the row's mean absolute error,
+    or mean binary cross-entropy) instead of ``pred`` ... ``correct``.
 
     Each filter keeps the cells whose column equals it (a list: any of its values); fact
     columns filter too (``attack="fgsm"``). A filter that matches nothing is a one-line error
@@ -88,8 +93,8 @@ def cells_frame(cells: Mapping[str, dict[str, Any]], samples: Mapping[str, Sampl
     frames = [rows_frame(key, columns, samples[key]) for key, columns in cells.items()]
     frame = pd.concat(frames, ignore_index=True)
     facts = sorted({c for columns in cells.values() for c in columns} - set(BASE_COLUMNS))
-    radius = ["radius"] if "radius" in frame.columns else []
-    frame = frame[[*BASE_COLUMNS, *facts, "cell", *ROW_COLUMNS, *radius]]
+    per_row = [c for c in (*ROW_COLUMNS, *TASK_COLUMNS, "radius") if c in frame.columns]
+    frame = frame[[*BASE_COLUMNS, *facts, "cell", *per_row]]
     keys = [c for c in SORT_KEYS if c in frame.columns]
     return frame.sort_values(keys, kind="stable").reset_index(drop=True)
 
@@ -97,12 +102,16 @@ def cells_frame(cells: Mapping[str, dict[str, Any]], samples: Mapping[str, Sampl
 def rows_frame(key: str, columns: dict[str, Any], samples: Samples) -> pd.DataFrame:
     """One cell's rows: its columns repeated, then each row's outcome per draw."""
     n = len(samples.preds)
-    preds, labels = samples.preds.astype(np.int64), samples.labels.astype(np.int64)
     per_row: dict[str, Any] = {
         "row": np.tile(samples.ids.astype(np.int64), samples.draws),
         "draw": np.repeat(np.arange(samples.draws), samples.rows),
-        "pred": preds, "label": labels, "prob": samples.probs.astype(np.float64), "correct": preds == labels,
     }
+    if samples.outputs is not None and samples.targets is not None:
+        per_row.update(output=list(samples.outputs.astype(np.float64)), truth=list(samples.targets.astype(np.float64)),
+                       error=samples.badness)
+    else:
+        preds, labels = samples.preds.astype(np.int64), samples.labels.astype(np.int64)
+        per_row.update(pred=preds, label=labels, prob=samples.probs.astype(np.float64), correct=preds == labels)
     if samples.radius is not None:
         per_row["radius"] = samples.radius.astype(np.float64)
     return pd.DataFrame({**{c: [v] * n for c, v in columns.items()}, "cell": [key] * n, **per_row})

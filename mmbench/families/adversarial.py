@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mmbench.stats.curves import KEY, curve_score, seed_mean
-from mmbench.stats.sanity import DatasetFacts, sanity_checks
+from mmbench.stats.sanity import CheckedMetric, DatasetFacts, sanity_checks
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.hashing import content_hash
 from mmbench.metrics.outcomes import Samples
@@ -84,11 +84,17 @@ class Adversarial(Family):
         return out
 
     def checks(self, ctx: Context) -> pd.DataFrame | None:
+        """Carlini et al.'s checks on accuracy, or on the score metric in its direction where
+        there is no accuracy (regression, multilabel)."""
+        reading = CheckedMetric()
         rows = ctx.rows(NAME, "accuracy")
+        if rows.empty:
+            reading = CheckedMetric(ctx.scorer.name, ctx.scorer.higher_is_better)
+            rows = ctx.rows(NAME, reading.metric)
         if rows.empty:
             return None
         info = {d: DatasetFacts(ctx.n_classes.get(d, 2), ctx.continuous.get(d, True)) for d in ctx.datasets()}
-        return sanity_checks(rows, info, ctx.clean_on(rows, metric="accuracy"))
+        return sanity_checks(rows, info, ctx.clean_on(rows, metric=reading.metric), reading)
 
     def boards(self, ctx: Context, dataset: str) -> list[Board]:
         every = ctx.unmasked_rows(NAME, dataset)  # cells not read keep their column
@@ -130,19 +136,23 @@ class Adversarial(Family):
 def worst_case(members: list[str], facts: Mapping[str, CellFacts],
                samples: Mapping[str, Samples]) -> tuple[CellFacts, Samples]:
     """The per-row worst case of attack cells over the same rows: for each row, the outcome of
-    an attack that fooled it (the one with the lowest true-class probability), else the lowest
-    true-class probability among them. Its value in every metric is also bounded by the
-    members' (:func:`~mmbench.stats.bootstrap.bounded`), so it is never above a reported attack."""
+    the member whose outcome is worst on it (:attr:`~mmbench.metrics.outcomes.Samples.badness`:
+    an attack that fooled it with the lowest true-class probability, else the lowest true-class
+    probability; the largest error on a regression or multilabel task). Its value in every
+    metric is also bounded by the members' (:func:`~mmbench.stats.bootstrap.bounded`), so it is
+    never better than a reported attack."""
     cells = [samples[k] for k in members]
-    preds = np.stack([c.preds for c in cells], axis=1)
-    probs = np.stack([c.probs for c in cells], axis=1)
-    correct = preds == np.stack([c.labels for c in cells], axis=1)
-    pick = np.argmin(probs + 2.0 * correct, axis=1)
+    pick = np.argmax(np.stack([c.badness for c in cells], axis=1), axis=1)
     rows = np.arange(len(pick))
+
+    def chosen(name: str) -> np.ndarray | None:
+        arrays = [getattr(c, name) for c in cells]
+        return None if any(a is None for a in arrays) else np.stack(arrays, axis=1)[rows, pick]
+
     first = cells[0]
-    full = None if first.full is None else np.stack([c.full for c in cells], axis=1)[rows, pick]
-    combined = Samples(first.sample_set, preds[rows, pick], first.labels, probs[rows, pick], full, first.draws,
-                       row_ids=first.ids, bounded_by=tuple(members))
+    combined = Samples(first.sample_set, chosen("preds"), first.labels, chosen("probs"), chosen("full"),
+                       first.draws, row_ids=first.ids, bounded_by=tuple(members), task=first.task,
+                       outputs=chosen("outputs"), targets=first.targets)
     lead = facts[members[0]]
     names = lead.facts["ensemble"]
     derived = replace(lead, perturbation=f"{WORST}[{names}]-{lead.facts['norm']}",

@@ -86,6 +86,12 @@ class Context:
     #: the frame before "not read" values were removed (for what needs a whole sweep, e.g.
     #: Shapley values, where an unread modality rightly contributes nothing)
     unmasked: pd.DataFrame | None = None
+    #: dataset -> its task (classification when not given)
+    tasks: Mapping[str, str] = field(default_factory=dict)
+
+    def task(self, dataset: str) -> str:
+        """The task of ``dataset`` (:mod:`mmbench.data.tasks`)."""
+        return self.tasks.get(dataset, "classification")
 
     def once(self, key: Any, compute: Callable[[], Any]) -> Any:
         """``compute()``, once per context (later calls return the first result)."""

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mmbench.stats.curves import KEY
+from mmbench.data.tasks import CLASSIFICATION, MULTILABEL, REGRESSION, THRESHOLD
 from mmbench.families.base import CLEAN, Context, Family, ScoreSpec
 from mmbench.hashing import derive_seed
 from mmbench.metrics.outcomes import Samples, SampleSet
@@ -81,12 +82,13 @@ class Clean(Family):
             return []
         present = set(rows["metric"])
         metrics = [m for m in dict.fromkeys((*ctx.metrics, *sorted(present))) if m in present]
+        task = ctx.task(dataset)
         note = ("± is the half-width of the 95% bootstrap interval over test samples; sd the standard "
-                "deviation across training seeds. The last rows are trivial baselines on the same rows: "
-                "always predicting the majority class, and uniformly random predictions (chance).")
+                f"deviation across training seeds. The last rows are trivial baselines on the same rows: "
+                f"{CONSTANT[task]}, and {RANDOM[task]} (chance).")
         table = metric_board(rows, metrics)
         base = ctx.rows(BASELINE, dataset=dataset, any_metric=True)
-        return [Board(f"{dataset} (clean, test split)", with_baselines(table, base, metrics), note)]
+        return [Board(f"{dataset} (clean, test split)", with_baselines(table, base, metrics, task), note)]
 
 
 def metric_board(rows: pd.DataFrame, metrics: list[str]) -> Table:
@@ -111,7 +113,17 @@ def metric_board(rows: pd.DataFrame, metrics: list[str]) -> Table:
 
 #: the family of the trivial baselines' rows: no model, only the labels of the evaluated rows
 BASELINE = "baseline"
+#: the constant predictor's and chance's rows (``majority_class`` whatever the task)
 MAJORITY, CHANCE = "majority_class", "chance"
+#: what the constant predictor and chance predict, by task
+CONSTANT = {CLASSIFICATION: "always predicting the majority class", REGRESSION: "always predicting the mean target",
+            MULTILABEL: "always predicting each label's share of positive rows"}
+RANDOM = {CLASSIFICATION: "uniformly random predictions", REGRESSION: "the rows' targets shuffled",
+          MULTILABEL: "the rows' label sets shuffled"}
+#: how a degenerate model's predictions concentrate, by task (:func:`top_share`)
+CONCENTRATED = {CLASSIFICATION: ("predicts one class for", "the labels' largest class is"),
+                REGRESSION: ("predicts nearly one value for", "the targets' is"),
+                MULTILABEL: ("predicts one label set for", "the labels' most frequent set is")}
 #: the facts of a baseline row: how concentrated the model's and the labels' classes are
 BASELINE_FACTS = ("model_top_share", "label_top_share")
 #: draws of uniformly random predictions whose pooled metric is the chance level
@@ -123,26 +135,63 @@ COLLAPSED = 0.95
 
 def trivial_baselines(facts: Mapping[str, CellFacts], samples: Mapping[str, Samples],
                       classes: Mapping[str, int]) -> dict[str, tuple[CellFacts, Samples]]:
-    """Beside each model's clean cell, on the same rows: the majority-class predictor (the most
-    frequent label of those rows, for every row) and chance (uniformly random predictions,
-    :data:`CHANCE_DRAWS` seeded draws pooled). Their facts carry the share of rows the model
-    predicts as its most frequent class (``model_top_share``) and the labels' (``label_top_share``)."""
+    """Beside each model's clean cell, on the same rows: a constant predictor (the most frequent
+    label of those rows for every row; on a regression the rows' mean target, on a multilabel
+    task each label's share of positive rows) and chance (uniformly random classes; the rows'
+    own targets shuffled for the other tasks; :data:`CHANCE_DRAWS` seeded draws pooled). Their
+    facts carry how concentrated the model's predictions (``model_top_share``) and the labels
+    (``label_top_share``) are (:func:`top_share`)."""
     out = {}
     for key, f in facts.items():
         s = samples.get(key)
         if f.family != CLEAN or s is None or s.sample_set.rows or f.dataset not in classes:
             continue
-        labels = s.labels[:s.rows].astype(np.int64)
-        shares = dict(zip(BASELINE_FACTS, (_top_share(s.preds[:s.rows]), _top_share(labels)), strict=True))
-        for name, made in ((MAJORITY, _majority(s, labels, classes[f.dataset])),
-                           (CHANCE, _chance(s, labels, classes[f.dataset]))):
+        made = _constant_and_chance(s, classes[f.dataset])
+        predicted, truth = (s.preds, s.labels) if s.outputs is None else (s.outputs, s.targets)
+        shares = dict(zip(BASELINE_FACTS, (top_share(s.task, predicted[:s.rows], truth[:s.rows]),
+                                           top_share(s.task, truth[:s.rows], truth[:s.rows])), strict=True))
+        for name, cell_samples in zip((MAJORITY, CHANCE), made, strict=True):
             cell = replace(f, family=BASELINE, perturbation=name, target="none", facts=shares)
-            out[f"{BASELINE}:{name}:{key}"] = (cell, made)
+            out[f"{BASELINE}:{name}:{key}"] = (cell, cell_samples)
     return out
 
 
-def _top_share(values: np.ndarray) -> float:
-    return float(np.bincount(values.astype(np.int64)).max() / len(values)) if len(values) else 0.0
+def top_share(task: str, predicted: np.ndarray, truth: np.ndarray) -> float:
+    """The share of rows at the most frequent prediction: the most frequent class, or label set
+    (multilabel, thresholded), or (regression) within :data:`NEAR` target standard deviations of
+    the median prediction in every column; ``truth`` (the rows' targets) sets that scale."""
+    if not len(predicted):
+        return 0.0
+    if task == CLASSIFICATION:
+        return float(np.bincount(predicted.astype(np.int64)).max() / len(predicted))
+    if task == MULTILABEL:
+        _, counts = np.unique(predicted >= THRESHOLD, axis=0, return_counts=True)
+        return float(counts.max() / len(predicted))
+    scale = np.maximum(truth.std(axis=0), 1e-12)
+    near = np.abs(predicted - np.median(predicted, axis=0)) <= NEAR * scale
+    return float(near.all(axis=1).mean())
+
+
+#: a regression prediction this many target standard deviations from the median prediction
+#: counts as the same prediction (:func:`top_share`)
+NEAR = 0.05
+
+
+def _constant_and_chance(s: Samples, n_classes: int) -> tuple[Samples, Samples]:
+    if s.task == CLASSIFICATION:
+        labels = s.labels[:s.rows].astype(np.int64)
+        return _majority(s, labels, n_classes), _chance(s, labels, n_classes)
+    targets = s.targets[:s.rows].astype(np.float32)
+    constant = np.broadcast_to(targets.mean(axis=0), targets.shape).astype(np.float32)
+    rng = np.random.default_rng(derive_seed(s.sample_set.key, CHANCE))
+    shuffled = np.concatenate([targets[rng.permutation(len(targets))] for _ in range(CHANCE_DRAWS)])
+    return _of_task(s, constant, targets, 1), _of_task(s, shuffled, np.tile(targets, (CHANCE_DRAWS, 1)), CHANCE_DRAWS)
+
+
+def _of_task(s: Samples, outputs: np.ndarray, targets: np.ndarray, draws: int) -> Samples:
+    zeros = np.zeros(len(outputs), np.int16)
+    return Samples(s.sample_set, zeros, zeros, zeros.astype(np.float32), None, draws, row_ids=s.ids,
+                   task=s.task, outputs=outputs, targets=targets)
 
 
 def _majority(s: Samples, labels: np.ndarray, n_classes: int) -> Samples:
@@ -177,7 +226,7 @@ def chance_note(ctx: Context, dataset: str) -> str:
     if rows.empty:
         return ""
     side = "at or below" if ctx.scorer.higher_is_better else "at or above"
-    return (f" Chance level: always predicting the majority class scores {rows['value'].mean():.4f} "
+    return (f" Chance level: {CONSTANT[ctx.task(dataset)]} scores {rows['value'].mean():.4f} "
             f"{ctx.scorer.name} on the clean rows, and a constant classifier is certified everywhere: "
             f"a certified value {side} it shows no robustness.")
 
@@ -194,32 +243,34 @@ def degenerate_checks(ctx: Context) -> pd.DataFrame | None:
     shares = base.groupby(on)[["model_top_share", "label_top_share"]].first()
     rows = clean.assign(hw=half_width(clean))[[*on, "value", "hw"]].set_index(on).join(wide).join(shares)
     rows = rows.dropna(subset=[MAJORITY]).reset_index()
-    flags = [_degenerate(r, ctx.scorer.higher_is_better, ctx.scorer.name) for r in rows.itertuples()]
+    flags = [_degenerate(r, ctx.scorer.higher_is_better, ctx.scorer.name, ctx.task(r.dataset))
+             for r in rows.itertuples()]
     return pd.DataFrame(flags, columns=["dataset", "model", "recipe", "seed", "check", "perturbation",
                                         "target", "passed", "detail"])
 
 
-def _degenerate(r: object, higher: bool, metric: str) -> dict:
+def _degenerate(r: object, higher: bool, metric: str, task: str) -> dict:
     value, hw, majority = float(r.value), float(np.nan_to_num(r.hw)), float(getattr(r, MAJORITY))
     margin = value - majority if higher else majority - value
     top, label_top = float(r.model_top_share), float(r.label_top_share)
     collapsed = top >= COLLAPSED and label_top < COLLAPSED
     ok = margin > hw and not collapsed
     detail = "" if ok else (
-        f"clean {metric} {value:.4f} ± {hw:.4f} vs {majority:.4f} for always predicting the majority class "
-        f"(chance {float(getattr(r, CHANCE)):.4f}); it predicts one class for {top:.0%} of rows "
-        f"(the labels' largest class is {label_top:.0%}): a degenerate model, whose robustness means nothing")
+        f"clean {metric} {value:.4f} ± {hw:.4f} vs {majority:.4f} for {CONSTANT[task]} "
+        f"(chance {float(getattr(r, CHANCE)):.4f}); it {CONCENTRATED[task][0]} {top:.0%} of rows "
+        f"({CONCENTRATED[task][1]} {label_top:.0%}): a degenerate model, whose robustness means nothing")
     return {"dataset": r.dataset, "model": r.model, "recipe": r.recipe, "seed": r.seed, "check": "degenerate",
             "perturbation": CLEAN, "target": "all", "passed": bool(ok), "detail": detail}
 
 
-def with_baselines(table: Table, base: pd.DataFrame, metrics: list[str]) -> Table:
+def with_baselines(table: Table, base: pd.DataFrame, metrics: list[str], task: str = CLASSIFICATION) -> Table:
     """``table`` (a :func:`metric_board`) with a line per trivial baseline (its value per metric,
     the same for every model evaluated on those rows)."""
     if base.empty:
         return table
     lines = []
-    for name, label in ((MAJORITY, "(majority class)"), (CHANCE, "(chance)")):
+    for name, label in ((MAJORITY, "(majority class)" if task == CLASSIFICATION else "(constant)"),
+                        (CHANCE, "(chance)")):
         rows = base[base["perturbation"] == name]
         values = rows.assign(hw=half_width(rows)).groupby("metric")[["value", "hw"]].first()
         cells = [Num(values.loc[m, "value"], values.loc[m, "hw"]) if m in values.index else Num(None) for m in metrics]

@@ -20,6 +20,7 @@ from mmbench.stats.subset_vote import affected_votes, certified, complete_sizes,
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.families.clean import chance_note
 from mmbench.families.missing import NAME as SOURCE  # the family whose stored cells this one reads
+from mmbench.data.tasks import CLASSIFICATION
 from mmbench.hashing import content_hash
 from mmbench.metrics.outcomes import Samples
 from mmbench.perturb.certify import ABSTAIN
@@ -64,7 +65,8 @@ class SubsetVote(Family):
                samples: Mapping[str, Samples]) -> dict[str, tuple[CellFacts, Samples]]:
         sweeps: dict[tuple, dict[frozenset[str], str]] = {}
         for key, f in facts.items():
-            if f.family == SOURCE and key in samples and "kept" in f.facts:
+            # a vote of classes: defined for classification only (other tasks' sweeps are skipped)
+            if f.family == SOURCE and key in samples and "kept" in f.facts and samples[key].task == CLASSIFICATION:
                 group = tuple(getattr(f, k) for k in SWEEP_KEY) + (f.facts.get("imputation", ""),)
                 kept = f.facts["kept"]
                 sweeps.setdefault(group, {})[frozenset() if kept == NONE else frozenset(kept.split("+"))] = key

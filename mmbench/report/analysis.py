@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmbench.data.tasks import CLASSIFICATION
 from mmbench.stats.direction import ScoreMetric
 from mmbench.stats.sanity import CHECK_COLUMNS
 from mmbench.stats.unread import masked, unread_rows
@@ -46,18 +47,20 @@ class DatasetInfo:
     reads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: split or group name -> a content hash of its inputs and labels (empty: an older store)
     splits: Mapping[str, str] = field(default_factory=dict)
+    task: str = CLASSIFICATION
 
     @classmethod
     def of(cls, data: MultimodalDataset, reads: Mapping[str, tuple[str, ...]] | None = None) -> DatasetInfo:
         return cls(data.modality_names, data.n_classes, all(m.is_continuous for m in data.modalities),
-                   {model: tuple(r) for model, r in (reads or {}).items()}, data.split_fingerprints())
+                   {model: tuple(r) for model, r in (reads or {}).items()}, data.split_fingerprints(), data.task)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DatasetInfo:
         reads = raw.get("reads") if isinstance(raw.get("reads"), dict) else {}
         splits = raw.get("splits") if isinstance(raw.get("splits"), dict) else {}
         return cls(tuple(raw["modalities"]), int(raw["n_classes"]), bool(raw["continuous"]),
-                   {str(m): tuple(r) for m, r in reads.items()}, {str(k): str(v) for k, v in splits.items()})
+                   {str(m): tuple(r) for m, r in reads.items()}, {str(k): str(v) for k, v in splits.items()},
+                   str(raw.get("task") or CLASSIFICATION))
 
 
 def infos(datasets: Mapping[str, MultimodalDataset],
@@ -112,7 +115,8 @@ class Analysis:
             reps = {k: v for k, v in reps.items() if k not in left_out}
         ctx = Context(masked(frame, unread), reading.scorer, reading.baseline, reading.metrics, modalities,
                       {k: d.n_classes for k, d in datasets.items()},
-                      {k: d.continuous for k, d in datasets.items()}, reads=reads, unmasked=frame)
+                      {k: d.continuous for k, d in datasets.items()}, reads=reads, unmasked=frame,
+                      tasks={k: d.task for k, d in datasets.items()})
         present = [f for f in families() if f.present(ctx)]
         runs = score_replicates(ctx, reps, present)
         rests_on = {spec.name: spec.rests_on for f in present for spec in f.scores if spec.rests_on}

@@ -1,15 +1,18 @@
 """Sanity checks on adversarial results (Carlini et al. 2019's checklist, RobustBench's rules).
 
-From the accuracy rows of attacks (columns ``attack`` and ``norm``):
+From the accuracy rows of attacks (columns ``attack`` and ``norm``), or, where there is no
+accuracy (a regression or multilabel task), the rows of the score metric read in its direction
+(``better``: larger or smaller values are better):
 
-- ``monotone``: robust accuracy does not increase with eps (one sample of slack);
+- ``monotone``: the robust value does not get better as eps grows (one sample of slack: 1/n of
+  the largest value's magnitude);
 - ``large_eps``: when a joint attack on every modality reaches a very large eps, accuracy falls to
-  about chance (at most 1/n_classes + 0.1);
+  about chance (at most 1/n_classes + 0.1); accuracy of a classification only;
 - ``gradient_masking``: no black-box attack beats the best white-box attack by more than 0.05 at
   the same target and eps (if it does, gradients are probably masked);
-- ``robust_le_clean``: accuracy under an attack is never above clean accuracy on the same rows
-  (an attack that fails everywhere leaves it equal; above means the attack made wrongly
-  classified rows right, i.e. it does not maximise the loss it should).
+- ``robust_le_clean``: the value under an attack is never better than clean on the same rows
+  (an attack that fails everywhere leaves it equal; better means the attack made wrong rows
+  right, i.e. it does not maximise the loss it should).
 
 Each check gives one row: what was checked, whether it passed, and a one-line detail.
 """
@@ -37,14 +40,30 @@ class DatasetFacts:
     all_attackable: bool  # 'all' covers every modality (no token modality left clean)
 
 
-def check_monotone(rows: pd.DataFrame) -> list[dict]:
+@dataclass(frozen=True)
+class CheckedMetric:
+    """Which metric the checks read and in which direction."""
+
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+
+    def better(self, a: pd.Series | float, b: pd.Series | float) -> pd.Series | bool:
+        """Whether ``a`` is better than ``b`` (elementwise)."""
+        return a > b if self.higher_is_better else a < b
+
+
+def check_monotone(rows: pd.DataFrame, reading: CheckedMetric | None = None) -> list[dict]:
+    reading = reading or CheckedMetric()
     out = []
     for key, g in rows.groupby(GROUP + ["perturbation", "target"], sort=True):
         g = g.sort_values("severity")
-        slack = 1.0 / g["n"].max()
-        rises = g["value"].diff().fillna(0) > slack + 1e-9
+        slack = max(1.0, float(g["value"].abs().max())) / g["n"].max() if reading.metric != "accuracy" \
+            else 1.0 / g["n"].max()
+        step = g["value"].diff().fillna(0)
+        rises = reading.better(step, slack + 1e-9) if reading.higher_is_better else reading.better(step, -slack - 1e-9)
+        word = "rises" if reading.higher_is_better else "falls"
         detail = "" if not rises.any() else (
-            f"accuracy rises at eps={', '.join(str(e) for e in g.loc[rises, 'severity'])}")
+            f"{reading.metric} {word} at eps={', '.join(str(e) for e in g.loc[rises, 'severity'])}")
         out.append(_flag(key, "monotone", not rises.any(), detail))
     return out
 
@@ -80,15 +99,20 @@ def check_gradient_masking(rows: pd.DataFrame) -> list[dict]:
     return out
 
 
-def check_robust_le_clean(rows: pd.DataFrame, clean: pd.DataFrame) -> list[dict]:
-    """``clean``: the clean accuracy of the same rows (columns as :meth:`Context.clean_on`)."""
+def check_robust_le_clean(rows: pd.DataFrame, clean: pd.DataFrame,
+                          reading: CheckedMetric | None = None) -> list[dict]:
+    """``clean``: the clean value of the same rows (columns as :meth:`Context.clean_on`)."""
+    reading = reading or CheckedMetric()
     on = ["dataset", "model", "recipe", "seed", "split", "rows"]
     merged = rows.merge(clean.rename(columns={"value": "unperturbed"}), on=on)
     out = []
+    sign = 1.0 if reading.higher_is_better else -1.0
     for key, g in merged.groupby(GROUP + ["perturbation", "target"], sort=True):
-        above = g["value"] > g["unperturbed"] + 1e-12
+        above = sign * (g["value"] - g["unperturbed"]) > 1e-12
+        best = g.loc[above, "value"].max() if reading.higher_is_better else g.loc[above, "value"].min()
+        side = "above" if reading.higher_is_better else "below"
         detail = "" if not above.any() else (
-            f"accuracy {g.loc[above, 'value'].max():.4f} above clean {g.loc[above, 'unperturbed'].iloc[0]:.4f} on the same "
+            f"{reading.metric} {best:.4f} {side} clean {g.loc[above, 'unperturbed'].iloc[0]:.4f} on the same "
             f"{int(g['n'].iloc[0])} rows at eps={', '.join(f'{e:g}' for e in g.loc[above, 'severity'])}")
         out.append(_flag(key, "robust_le_clean", not above.any(), detail))
     return out
@@ -104,10 +128,13 @@ CHECK_COLUMNS = ["dataset", "model", "recipe", "seed", "check", "perturbation", 
 
 
 def sanity_checks(rows: pd.DataFrame, facts: dict[str, DatasetFacts],
-                  clean: pd.DataFrame | None = None) -> pd.DataFrame:
-    """All checks of attack accuracy ``rows`` as a frame (empty when there are none); ``clean``:
-    clean accuracy on the same rows (see :func:`check_robust_le_clean`)."""
-    flags = check_monotone(rows) + check_large_eps(rows, facts) + check_gradient_masking(rows)
+                  clean: pd.DataFrame | None = None, reading: CheckedMetric | None = None) -> pd.DataFrame:
+    """All checks of attack ``rows`` of ``reading.metric`` as a frame (empty when there are
+    none); ``clean``: its clean value on the same rows (see :func:`check_robust_le_clean`)."""
+    reading = reading or CheckedMetric()
+    flags = check_monotone(rows, reading)
+    if reading.metric == "accuracy":
+        flags += check_large_eps(rows, facts) + check_gradient_masking(rows)
     if clean is not None:
-        flags += check_robust_le_clean(rows, clean)
+        flags += check_robust_le_clean(rows, clean, reading)
     return pd.DataFrame(flags, columns=CHECK_COLUMNS)
