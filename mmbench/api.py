@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from mmbench.data.tasks import CLASSIFICATION
 from mmbench.config.options import RunOptions
 from mmbench.config.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, param_defaults
 from mmbench.config.suite import Component, EvalConfig, Suite, components
@@ -300,14 +301,15 @@ def repair(results_dir: str | Path) -> Salvage:
 @dataclasses.dataclass(frozen=True)
 class Listing:
     """A registered component as ``mmbench ls`` lists it: its name, a one-line description, its
-    suite parameters with their defaults, where it comes from, and (corruptions) the modality
-    kinds it applies to."""
+    suite parameters with their defaults, where it comes from, (corruptions) the modality
+    kinds it applies to and (datasets, metrics) the tasks it has or serves."""
 
     name: str
     description: str
     parameters: str
     source: str
     kinds: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
 
 
 def describe(kind: str, pattern: str | None = None) -> list[Listing]:
@@ -317,8 +319,18 @@ def describe(kind: str, pattern: str | None = None) -> list[Listing]:
         raise MMBenchError(f"unknown kind '{kind}'{did_you_mean(kind, REGISTRIES)}; one of "
                            f"{', '.join(REGISTRIES)}")
     return [Listing(e.name, _description(e), _parameters(kind, e.obj), e.source,
-                    tuple(getattr(e.obj, "kinds", ()) if kind == "corruptions" else ()))
+                    tuple(getattr(e.obj, "kinds", ()) if kind == "corruptions" else ()), _tasks(kind, e))
             for e in REGISTRIES[kind].entries(pattern)]
+
+
+def _tasks(kind: str, entry: Any) -> tuple[str, ...]:
+    """The tasks a dataset can have (its ``tasks`` metadata; classification when it declares
+    none) or a metric is defined for; empty for other kinds."""
+    if kind == "metrics":
+        return tuple(entry.obj.tasks)
+    if kind == "datasets":
+        return tuple(entry.meta.get("tasks", (CLASSIFICATION,)))
+    return ()
 
 
 def _parameters(kind: str, obj: object) -> str:
@@ -351,11 +363,13 @@ def _description(entry: object) -> str:
 def attacks(pattern: str | None = None) -> list[dict[str, str]]:
     """The torchattacks catalogue of the ``adversarial`` perturbation (``mmbench ls attacks``),
     one row per attack whose name matches the shell-style ``pattern``: ``attack``,
-    ``torchattacks`` (its class), ``norms``, ``bounded``, ``mode``, ``access``, ``options``."""
+    ``torchattacks`` (its class), ``norms``, ``bounded``, ``mode``, ``access``, ``tasks`` (every
+    task, or classification only: attacks reading class decisions), ``options``."""
     names = sorted(CATALOGUE)
     return [{"attack": n, "torchattacks": CATALOGUE[n].cls, "norms": "/".join(CATALOGUE[n].norms),
              "bounded": "yes" if CATALOGUE[n].bounded else "no (budget enforced)", "mode": CATALOGUE[n].mode,
              "access": "black-box" if CATALOGUE[n].black_box else "white-box",
+             "tasks": "all" if CATALOGUE[n].any_task else CLASSIFICATION,
              "options": ", ".join(CATALOGUE[n].option_names())}
             for n in (fnmatch.filter(names, pattern) if pattern else names)]
 

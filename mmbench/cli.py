@@ -191,10 +191,13 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
     if args.kind == "attacks":
         return _ls_attacks(args.pattern)
-    rows = [[e.name, e.description, e.parameters, e.source] for e in mmbench.describe(args.kind, args.pattern)]
+    tasks = args.kind in ("datasets", "metrics")  # which tasks a dataset has / a metric serves
+    rows = [[e.name, e.description, *([", ".join(e.tasks)] if tasks else []), e.parameters, e.source]
+            for e in mmbench.describe(args.kind, args.pattern)]
     if not rows:
         raise MMBenchError(f"no {args.kind} match '{args.pattern}'; run 'mmbench ls {args.kind}'")
-    print(tabulate(rows, headers=["name", "description", "parameters", "source"], tablefmt="simple"))
+    headers = ["name", "description", *(["tasks"] if tasks else []), "parameters", "source"]
+    print(tabulate(rows, headers=headers, tablefmt="simple"))
     if args.kind == "perturbations" and not args.pattern:
         print("\nshift corruptions (mmbench ls corruptions for their levels):")
         print(tabulate([[e.name, ", ".join(e.kinds)] for e in mmbench.describe("corruptions")],

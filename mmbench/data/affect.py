@@ -5,8 +5,12 @@ Each file is a pickle of ``{'train', 'valid', 'test'}``, each a mapping with ``'
 ``'labels'`` (continuous sentiment in [-3, 3], shape [N, 1] or [N, 1, 1]). Pickles can run code
 when loaded, so they are read only under ``--trust-pickle``. As in MultiBench, audio ``-inf``
 becomes 0. Each feature is min-max scaled on the training rows (clipped to [0, 1] elsewhere),
-and each modality becomes a ``sequence`` [D, T]. Labels: ``binary`` (label > 0) or ``7class``
-(rounded, clipped to [-3, 3], shifted to 0..6).
+and each modality becomes a ``sequence`` [D, T]. Labels: ``binary`` (label > 0, the default) or
+``7class`` (rounded, clipped to [-3, 3], shifted to 0..6), both classification; or ``regression``:
+the continuous sentiment itself as a float32 target [N, 1] (``task="regression"``, ``n_classes=1``),
+MultiBench's protocol for MOSI and MOSEI (trained with L1; reported as MAE, correlation, Acc-2, F1
+and Acc-7, which the metrics derive from the stored outputs and targets). Regression targets are
+kept as stored (MOSI / MOSEI: within [-3, 3]); NaN or inf is refused.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from mmbench.data.base import ModalityKind, ModalitySpec, MultimodalDataset, Spl
 from mmbench.data.location import data_path, require
 from mmbench.data.pickles import load_pickle
 from mmbench.data.splits import MinMaxScaler
+from mmbench.data.tasks import CLASSIFICATION, REGRESSION
 from mmbench.errors import MMBenchError
 from mmbench.registry import DATASETS
 
 MODALITIES = ("vision", "audio", "text")
-LABELS = ("binary", "7class")
+LABELS = ("binary", "7class", "regression")
+#: the number of output columns (classes, or targets of the regression) for each ``labels``
+WIDTH = {"binary": 2, "7class": 7, "regression": 1}
 FILES = {"mosi": "mosi_raw.pkl", "mosei": "mosei_raw.pkl", "sarcasm": "sarcasm.pkl", "humor": "humor.pkl"}
 SOURCE = ("the affect pickles come with MultiBench (github.com/pliang279/MultiBench, "
           "datasets/affect: mosi_raw.pkl, mosei_raw.pkl, sarcasm.pkl, humor.pkl)")
@@ -39,6 +46,19 @@ def classes(labels: np.ndarray, mode: str) -> np.ndarray:
     if mode == "binary":
         return (y > 0).astype(np.int64)
     return (np.clip(np.round(y), -3, 3) + 3).astype(np.int64)
+
+
+def targets(name: str, labels: np.ndarray, mode: str, split: str) -> np.ndarray:
+    """What the model predicts: class ids (:func:`classes`) or, for ``regression``, the
+    continuous sentiment as float32 [N, 1]; a non-finite regression target is a one-line error."""
+    if mode != "regression":
+        return classes(labels, mode)
+    y = np.asarray(labels, dtype=np.float32).reshape(len(labels), -1)[:, :1]
+    bad = np.flatnonzero(~np.isfinite(y[:, 0]))
+    if len(bad):
+        raise MMBenchError(f"{name}: the '{split}' labels hold NaN or inf (row {int(bad[0])}); "
+                           "regression needs finite sentiment scores")
+    return np.ascontiguousarray(y)
 
 
 def _arrays(name: str, part: dict[str, Any], split: str) -> dict[str, np.ndarray]:
@@ -65,11 +85,11 @@ def _load(name: str, path: str | None, data_root: str | None, labels: str,
         raise MMBenchError(f"{name}: {file} is not MultiBench's affect format (a dict with train, valid, test)")
     arrays = {s: _arrays(name, p, s) for s, p in parts.items()}
     scalers = {m: MinMaxScaler.fit(arrays["train"][m].reshape(-1, arrays["train"][m].shape[2])) for m in MODALITIES}
-    splits = {s: _split(arrays[s], classes(parts[s]["labels"], labels), scalers) for s in parts}
+    splits = {s: _split(arrays[s], targets(name, parts[s]["labels"], labels, s), scalers) for s in parts}
     specs = tuple(ModalitySpec(m, ModalityKind.SEQUENCE, tuple(splits["train"].inputs[m].shape[1:]), 0.0, 1.0)
                   for m in MODALITIES)
-    return MultimodalDataset(name, specs, 2 if labels == "binary" else 7, splits["train"], splits["valid"],
-                             splits["test"])
+    return MultimodalDataset(name, specs, WIDTH[labels], splits["train"], splits["valid"], splits["test"],
+                             task=REGRESSION if labels == "regression" else CLASSIFICATION)
 
 
 def _split(arrays: dict[str, np.ndarray], y: np.ndarray, scalers: dict[str, MinMaxScaler]) -> Split:
@@ -106,7 +126,7 @@ def _register(name: str) -> Callable[..., MultimodalDataset]:
 
     loader.__doc__ = f"MultiBench's {FILES[name]} (pickle: needs --trust-pickle): vision, audio, text sequences."
     DATASETS.register(name, loader, description=f"{name} from MultiBench's affect pickle ({FILES[name]})",
-                      fixture=lambda root: write_fixture(root, name))
+                      fixture=lambda root: write_fixture(root, name), tasks=("classification", "regression"))
     return loader
 
 

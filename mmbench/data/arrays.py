@@ -40,6 +40,7 @@ from mmbench.data.base import SAFE_MAGNITUDE, ModalityKind, ModalitySpec, Multim
 from mmbench.data.files import check_npy_size, check_npz_members, npy_header, regular_file
 from mmbench.data.location import DATA_ENV
 from mmbench.data.splits import MinMaxScaler, stratified_split
+from mmbench.data.tasks import CLASSIFICATION, REGRESSION, TASKS
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.registry import DATASETS
 
@@ -110,14 +111,16 @@ def make_dataset(
     name: str = "arrays",
     vocab_sizes: Mapping[str, int] | None = None,
     clip: bool = True,
+    task: str = CLASSIFICATION,
 ) -> MultimodalDataset:
     """A :class:`MultimodalDataset` from in-memory arrays (numpy arrays or torch tensors).
 
     ``arrays`` maps modality name -> array (rows first); ``modalities`` maps name -> kind
     (``image``, ``sequence``, ``vector``, ``tokens``) in the order the dataset lists them;
-    ``labels`` are integer class ids [N]. ``split`` ('train'/'val'/'test' per row) decides the
+    ``labels`` are integer class ids [N] (``task`` classification), numeric targets [N] or
+    [N, D] (regression) or 0/1 labels [N, K] (multilabel). ``split`` ('train'/'val'/'test' per row) decides the
     rows if given (without 'val' rows, ``val_fraction`` of the training rows become validation
-    rows); otherwise a seeded stratified split. With ``groups``, only the rows of the
+    rows); otherwise a seeded split, stratified by class for a classification. With ``groups``, only the rows of the
     in-distribution group (``in_distribution``, default the most frequent value) are split; every
     other value is a held-out group keyed by ``str(value)``. ``scale``: ``minmax`` (fitted on the
     training rows, bounds [0, 1]; ``clip``: other rows' values outside the training range are
@@ -129,9 +132,11 @@ def make_dataset(
     with _prefixed(name):
         _check_options(scale, bounds, val_fraction, test_fraction, clip)
         kinds = _kinds(modalities)
-        y, n_classes = _as_labels(labels, "labels")
+        y, n_classes = _labels_of(task, labels, "labels")
         data = {m: _as_modality(m, _pick(arrays, m), kind, len(y)) for m, kind in kinds.items()}
-        rows = _row_sets(y, split, groups, in_distribution, split_seed, val_fraction, test_fraction)
+        strata = y if task == CLASSIFICATION else np.zeros(len(y), np.int64)  # one stratum: a seeded shuffle
+        rows = _row_sets(strata, split, groups, in_distribution, split_seed, val_fraction, test_fraction,
+                         task == CLASSIFICATION)
         specs, tensors, clipped, lost = _encode(data, kinds, rows.parts, scale, clip, dict(bounds or {}),
                                                 dict(vocab_sizes or {}))
     for text in (*rows.notes, *lost):
@@ -142,7 +147,7 @@ def make_dataset(
     main = {p: splits.pop(p) for p in SPLIT_NAMES}
     notes = (*rows.notes, *lost, *([clipped] if clipped else []))
     return MultimodalDataset(name, specs, n_classes, **main, groups=splits, in_distribution=rows.inside,
-                             notes=notes)
+                             notes=notes, task=task)
 
 
 def _check_options(scale: Any, bounds: Any, val_fraction: Any, test_fraction: Any, clip: Any) -> None:
@@ -246,6 +251,44 @@ def _beyond_int64(x: np.ndarray) -> np.ndarray:
 def _first_row(mask: np.ndarray) -> int:
     """The first row (first axis) where ``mask`` holds anywhere."""
     return int(np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1))[0])
+
+
+def _labels_of(task: Any, values: Any, what: str) -> tuple[np.ndarray, int]:
+    """The labels of ``task`` (checked) and the model's output width."""
+    if task not in TASKS:
+        raise _Bad(f"task must be one of {', '.join(TASKS)}, got {str(task)[:40]!r}{did_you_mean(str(task), TASKS)}")
+    if task == CLASSIFICATION:
+        return _as_labels(values, what)
+    if task == REGRESSION:
+        return _as_targets(values, what)
+    return _as_multilabel(values, what)
+
+
+def _as_targets(values: Any, what: str) -> tuple[np.ndarray, int]:
+    """Regression targets [N] or [N, D] as float32 [N, D] (finite, within float32's range)."""
+    expected = "numeric regression targets [N] or [N, D]"
+    x = _numeric(values, what, expected)
+    if x.ndim not in (1, 2) or (x.ndim == 2 and x.shape[1] == 0):
+        raise _Bad(f"{what} has shape {tuple(x.shape)}; expected {expected}")
+    _check_float32_range(x, what)
+    y = x.reshape(len(x), -1).astype(np.float32)
+    if len(y) and np.all(y == y[0]):
+        raise _Bad(f"{what} holds one value ({float(y[0, 0]):g}) for every row; there is nothing to regress")
+    return y, int(y.shape[1])
+
+
+def _as_multilabel(values: Any, what: str) -> tuple[np.ndarray, int]:
+    """Multilabel labels [N, K] of 0/1 (bool, integers or floats) as float32."""
+    expected = "0/1 labels [N, K], one column per label"
+    x = _numeric(values, what, expected)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise _Bad(f"{what} has shape {tuple(x.shape)}; expected {expected}")
+    bad = (x != 0) & (x != 1)
+    if bad.any():
+        row = _first_row(bad)
+        value = x[row][bad[row]][0]
+        raise _Bad(f"{what} holds {value!r} at row {row}; multilabel labels must be 0 or 1 ({expected})")
+    return x.astype(np.float32), int(x.shape[1])
 
 
 def _as_labels(values: Any, what: str) -> tuple[np.ndarray, int]:
@@ -360,8 +403,9 @@ class _Rows:
 
 
 def _row_sets(y: np.ndarray, split: Any, groups: Any, in_distribution: Any, seed: int,
-              val_fraction: float, test_fraction: float) -> _Rows:
-    """The rows of each split and held-out group."""
+              val_fraction: float, test_fraction: float, classes: bool = True) -> _Rows:
+    """The rows of each split and held-out group (``y``: the strata; ``classes``: they are class
+    labels, and the training rows need two)."""
     keys = None if groups is None else _as_groups(groups, len(y), "groups")
     name, inside, held = _group_rows(keys, in_distribution, len(y))
     notes: tuple[str, ...] = ()
@@ -380,7 +424,8 @@ def _row_sets(y: np.ndarray, split: Any, groups: Any, in_distribution: Any, seed
             raise _Bad(f"no {part} rows {where}; {hint}")
     scope = "" if name is None else f" (in-distribution group '{name}')"
     _check_val(main, scope, split is not None, val_fraction)
-    _check_train_classes(y[main["train"]], scope, split is not None)
+    if classes:
+        _check_train_classes(y[main["train"]], scope, split is not None)
     return _Rows({**main, **held}, name, notes)
 
 
@@ -801,18 +846,20 @@ def write_fixture(root: Path, n_per_class: int = 30, seed: int = 0) -> dict[str,
 
 
 @DATASETS.register("arrays", description="your own arrays: an .npz file or a folder of .npy files",
-                   fixture=write_fixture)
+                   fixture=write_fixture, tasks=TASKS)
 def load_arrays(path: str, modalities: dict, label: str = "labels", split: str | None = None,
                 groups: str | None = None, in_distribution: str | int | None = None,
                 scale: str = "minmax", bounds: dict | None = None, split_seed: int = 0,
                 val_fraction: float = 0.2, test_fraction: float = 0.2, vocab_sizes: dict | None = None,
                 clip: bool = True, data_root: str | None = None,
-                suite_dir: str | None = None) -> MultimodalDataset:
+                suite_dir: str | None = None, task: str = CLASSIFICATION) -> MultimodalDataset:
     """Load ``path`` (an ``.npz`` file or a folder of ``NAME.npy`` files; relative paths are
     looked up under the data root, then the suite's folder, then the current directory).
 
     ``modalities`` maps array name -> kind; ``label``, ``split`` and ``groups`` name the label,
-    split and group arrays. The rest is :func:`make_dataset`'s.
+    split and group arrays; ``task``: classification (integer class ids [N]), regression
+    (numeric targets [N] or [N, D]) or multilabel (0/1 labels [N, K]). The rest is
+    :func:`make_dataset`'s.
     """
     if (not isinstance(modalities, Mapping) or not modalities
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in modalities.items())):
@@ -821,10 +868,10 @@ def load_arrays(path: str, modalities: dict, label: str = "labels", split: str |
     wanted = [*modalities, label, *(n for n in (split, groups) if n)]
     raw = read_arrays(resolve_path(path, data_root, suite_dir), wanted)
     with _prefixed("arrays"):  # checked here too, so that errors name the arrays of the file
-        y, _ = _as_labels(raw[label], f"array '{label}'")
+        y, _ = _labels_of(task, raw[label], f"array '{label}'")
         split_rows = _as_split(raw[split], len(y), f"array '{split}'") if split else None
         group_rows = _as_groups(raw[groups], len(y), f"array '{groups}'") if groups else None
     return make_dataset({m: raw[m] for m in modalities}, modalities, y, split=split_rows, groups=group_rows,
                         in_distribution=in_distribution, scale=scale, bounds=bounds, split_seed=split_seed,
                         val_fraction=val_fraction, test_fraction=test_fraction, name="arrays",
-                        vocab_sizes=vocab_sizes, clip=clip)
+                        vocab_sizes=vocab_sizes, clip=clip, task=task)

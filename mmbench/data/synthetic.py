@@ -1,4 +1,4 @@
-"""A seeded generator of multimodal classification data with known structure.
+"""A seeded generator of multimodal data with known structure, for every task.
 
 Every sample has a class ``y`` and a latent vector ``z = mu_y + noise * e``. Modality ``m`` sees
 ``a_m * z + (1 - a_m) * u_m`` where ``u_m`` is independent noise and ``a_m`` its
@@ -6,6 +6,13 @@ Every sample has a class ``y`` and a latent vector ``z = mu_y + noise * e``. Mod
 a fixed random projection into its kind's shape. ``copy_of`` makes a modality an exact copy of
 another (fully redundant). Continuous kinds lie in [0, 1]; tokens are drawn from a
 class-dependent categorical distribution over ``vocab_size`` ids.
+
+The ``task`` decides what is predicted: the class (``classification``); ``outputs`` targets
+``3 tanh(z w_j / ||w_j||)`` in [-3, 3], like sentiment scores (``regression``); or ``outputs``
+labels ``[z v_j > t_j]`` whose thresholds give prevalences from 15% to 50% (``multilabel``).
+Either way a modality carries as much of the signal as its informativeness, and the task's
+weights come from their own generator, so the inputs are those of the classification dataset
+with the same seed.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import torch
 from mmbench.bounds import Fraction, NonNegative, NonNegativeInt, PositiveInt, Range
 from mmbench.data.base import ModalityKind, ModalitySpec, MultimodalDataset, Split
 from mmbench.data.splits import stratified_split
+from mmbench.data.tasks import CLASSIFICATION, REGRESSION, TASKS
 from mmbench.errors import MMBenchError
 from mmbench.registry import DATASETS
 
@@ -126,7 +134,8 @@ def _parse_modalities(raw: list[dict[str, Any]] | None) -> list[SyntheticModalit
     return mods
 
 
-@DATASETS.register("synthetic", description="seeded multimodal data with controlled informativeness")
+@DATASETS.register("synthetic", description="seeded multimodal data with controlled informativeness",
+                   tasks=TASKS)
 def make_synthetic(
     modalities: list[dict[str, Any]] | None = None,
     n_samples: PositiveInt = 600,
@@ -136,12 +145,21 @@ def make_synthetic(
     val_fraction: Fraction = 0.2,
     test_fraction: Fraction = 0.2,
     ood_shift: NonNegative = 0.0,
+    task: str = CLASSIFICATION,
+    outputs: PositiveInt | None = None,
 ) -> MultimodalDataset:
     """Generate a dataset; every draw comes from one generator seeded with ``seed``. With
     ``ood_shift`` > 0, ``n_samples // 4`` more rows whose latents are moved by ``ood_shift``
-    along a random direction form the held-out group ``ood`` (a covariate shift)."""
+    along a random direction form the held-out group ``ood`` (a covariate shift). ``task``:
+    classification, regression or multilabel; ``outputs``: the regression's targets (default 1)
+    or the labels (default 5); ``n_classes`` is the number of latent clusters either way."""
     if n_classes < 2 or n_samples < 5 * n_classes:
         raise MMBenchError("synthetic data needs n_classes >= 2 and n_samples >= 5 * n_classes")
+    if task not in TASKS:
+        raise MMBenchError(f"synthetic: task must be one of {', '.join(TASKS)}, got {str(task)[:40]!r}")
+    if outputs is not None and (task == CLASSIFICATION or outputs < 1):
+        raise MMBenchError("synthetic: outputs (targets or labels, >= 1) applies to the regression and "
+                           "multilabel tasks; classification has n_classes")
     if ood_shift < 0:
         raise MMBenchError(f"synthetic: ood_shift must be >= 0, got {ood_shift}")
     mods = _parse_modalities(modalities)
@@ -154,7 +172,9 @@ def make_synthetic(
     arrays, weights = _observe_all(mods, z, rng, {})
     specs = tuple((m if m.copy_of is None else _copied(m, mods)).spec() for m in mods)
     idx = stratified_split(labels, val_fraction, test_fraction, seed)
-    splits = {s: _split(arrays, labels, getattr(idx, s)) for s in ("train", "val", "test")}
+    target = TaskTargets.draw(task, outputs, z, seed)
+    y = target(labels, z)
+    splits = {s: _split(arrays, y, getattr(idx, s)) for s in ("train", "val", "test")}
     groups = {}
     if ood_shift > 0:  # drawn after everything else: the in-distribution rows do not change
         ood_labels = np.arange(n_samples // 4) % n_classes
@@ -162,8 +182,46 @@ def make_synthetic(
         z_ood = (means[ood_labels] + noise * rng.normal(size=(len(ood_labels), LATENT_DIM))
                  + ood_shift * direction / np.linalg.norm(direction))
         ood, _ = _observe_all(mods, z_ood, rng, weights)
-        groups["ood"] = _split(ood, ood_labels, np.arange(len(ood_labels)))
-    return MultimodalDataset("synthetic", specs, n_classes, **splits, groups=groups)
+        groups["ood"] = _split(ood, target(ood_labels, z_ood), np.arange(len(ood_labels)))
+    width = n_classes if task == CLASSIFICATION else target.width
+    return MultimodalDataset("synthetic", specs, width, **splits, groups=groups, task=task)
+
+
+@dataclass(frozen=True)
+class TaskTargets:
+    """What a synthetic row's label is: its class, or targets / labels computed from its latent
+    with ``weights`` [LATENT_DIM, outputs] (and multilabel ``thresholds``)."""
+
+    task: str
+    weights: np.ndarray | None = None
+    thresholds: np.ndarray | None = None
+
+    @classmethod
+    def draw(cls, task: str, outputs: int | None, z: np.ndarray, seed: int) -> TaskTargets:
+        """The task's weights from a generator of their own (the inputs stay those of ``seed``);
+        multilabel thresholds at latent quantiles giving prevalences from 15% to 50%."""
+        if task == CLASSIFICATION:
+            return cls(task)
+        width = outputs or (1 if task == REGRESSION else 5)
+        w = np.random.default_rng([seed, 7919]).normal(size=(LATENT_DIM, width))
+        w /= np.linalg.norm(w, axis=0, keepdims=True)
+        if task == REGRESSION:
+            return cls(task, w / z.std())
+        prevalence = np.linspace(0.15, 0.5, width)
+        score = z @ w
+        return cls(task, w, np.array([np.quantile(score[:, j], 1 - p) for j, p in enumerate(prevalence)]))
+
+    @property
+    def width(self) -> int:
+        return 0 if self.weights is None else int(self.weights.shape[1])
+
+    def __call__(self, labels: np.ndarray, z: np.ndarray) -> np.ndarray:
+        if self.weights is None:
+            return labels
+        score = z @ self.weights
+        if self.thresholds is None:
+            return (3.0 * np.tanh(score)).astype(np.float32)
+        return (score > self.thresholds).astype(np.float32)
 
 
 def _observe_all(mods: list[SyntheticModality], z: np.ndarray, rng: np.random.Generator,
