@@ -1,0 +1,240 @@
+"""Regression and multilabel tasks end to end (issue 26): the user's own ``.npz`` with float targets
+or [N, K] 0/1 labels runs every family through the CLI and ``mmbench.evaluate`` with intervals on
+every metric; attacks maximise the task's loss (FGSM equals a plain torch closure on the L1
+loss); attacks and certificates that need class decisions are refused at planning; a
+lower-is-better score metric ranks every board the right way round."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import mmbench
+from mmbench.data.arrays import make_dataset
+from mmbench.data.synthetic import make_synthetic
+from mmbench.data.tasks import MULTILABEL, REGRESSION, row_loss
+from mmbench.errors import MMBenchError
+from mmbench.perturb.adversarial import adversarial
+from conftest import run_cli, write_suite
+
+N = 240
+
+
+def _inputs(seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """An image and a vector that both carry a latent signal, plus a group column."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(N, 3))
+    image = (z[:, :1, None, None] + 0.3 * rng.normal(size=(N, 1, 6, 6))).astype(np.float32)
+    table = (z @ rng.normal(size=(3, 8)) + 0.3 * rng.normal(size=(N, 8))).astype(np.float32)
+    return {"image": image, "table": table, "region": np.where(z[:, 2] > 1.0, "far", "near")}, z
+
+
+def _npz(folder: Path, task: str) -> Path:
+    arrays, z = _inputs(0 if task == REGRESSION else 1)
+    if task == REGRESSION:
+        target = np.stack([np.tanh(z[:, 0] + z[:, 1]) * 3, z[:, 1]], axis=1).astype(np.float32)
+    else:
+        target = (z[:, [0, 1, 0]] + np.array([0.0, 0.5, -0.8]) > 0).astype(np.int64)
+    path = folder / f"{task}.npz"
+    np.savez(path, **arrays, target=target)
+    return path
+
+
+PERTURBATIONS = [
+    "clean",
+    {"name": "adversarial", "params": {"attacks": ["fgsm", "pgd"], "eps": [0.05, 0.15], "ensemble": True,
+                                       "options": {"pgd": {"steps": 3}}}},
+    "missing",
+    {"name": "random_dropout", "params": {"rates": [0.3, 0.6]}},
+    {"name": "shift", "params": {"corruptions": ["gaussian_noise"], "severities": [2]}},
+    "natural_shift",
+    {"name": "missing_then_attack", "params": {"attacks": ["fgsm"], "eps": [0.05], "missing": ["image"]}},
+]
+METRICS = {REGRESSION: ["mae", "rmse", "pearson", "acc2_has0", "acc2_non0", "f1_has0", "f1_non0", "acc7"],
+           MULTILABEL: ["micro_f1", "macro_f1", "samples_f1", "map", "subset_accuracy", "hamming_loss"]}
+
+
+def _suite(path: Path, task: str) -> dict:
+    return {"name": f"tasks_{task}", "datasets": [{"name": "arrays", "label": task, "params": {
+                "path": str(path), "modalities": {"image": "image", "table": "vector"}, "label": "target",
+                "groups": "region", "in_distribution": "near", "task": task}}],
+            "models": ["late_fusion", "early_fusion"],
+            "recipes": [{"name": "standard", "params": {"epochs": 8, "batch_size": 32}}],
+            "perturbations": PERTURBATIONS, "metrics": METRICS[task], "score_metric": METRICS[task][0],
+            "seeds": [0]}
+
+
+@pytest.fixture(scope="module", params=[REGRESSION, MULTILABEL])
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """One CLI run per task of every family on the user's own arrays."""
+    task = request.param
+    folder = tmp_path_factory.mktemp(task)
+    suite = write_suite(folder, _suite(_npz(folder, task), task))
+    done = run_cli("run", str(suite), "--out", str(folder / "out"), "--cache-dir", str(folder / "cache"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return task, folder / "out"
+
+
+def test_every_family_runs_with_intervals_on_every_metric(run: tuple[str, Path]) -> None:
+    task, out = run
+    frame = pd.read_csv(out / "results.csv")
+    assert {"clean", "adversarial", "missing", "random_dropout", "shift", "natural_shift",
+            "compound"} <= set(frame["family"])
+    assert set(frame["metric"]) == set(METRICS[task])
+    attacked = frame[frame["family"] == "adversarial"]
+    assert {"image", "table", "all"} <= set(attacked["target"])  # per modality and jointly
+    assert set(attacked["loss"]) == {"L1 (mean absolute error)" if task == REGRESSION else "binary cross-entropy"}
+    finite = frame[["ci_low", "ci_high"]].notna().all(axis=1)
+    assert finite.mean() > 0.97, frame[~finite][["family", "perturbation", "metric", "value"]].head()
+    inside = (frame["ci_low"] <= frame["value"] + 1e-9) & (frame["value"] <= frame["ci_high"] + 1e-9)
+    assert inside[finite].all()
+
+
+def test_attacks_make_the_task_worse_and_boards_rank_by_direction(run: tuple[str, Path]) -> None:
+    task, out = run
+    frame = pd.read_csv(out / "results.csv")
+    score = METRICS[task][0]
+    lower = task == REGRESSION  # mae: lower is better; micro_f1: higher
+    rows = frame[(frame["metric"] == score) & (frame["split"] == "test") & (frame["rows"] == 0)]
+    clean = rows[rows["family"] == "clean"].set_index("model")["value"]
+    joint = rows[(rows["family"] == "adversarial") & (rows["target"] == "all") & (rows["severity"] == 0.15)]
+    worst = joint.groupby("model")["value"].max() if lower else joint.groupby("model")["value"].min()
+    worse = worst > clean[worst.index] if lower else worst < clean[worst.index]
+    assert worse.all(), (worst, clean)
+    scores = pd.read_csv(out / "scores.csv")
+    composite = scores[scores["score"] == "composite"].set_index("model")["value"]
+    board = (out / "LEADERBOARD.md").read_text()
+    first = board.split("main board")[1].split("\n| 1 ")[1].split("|")[1].strip().split(" [")[0]
+    assert first == (composite.idxmin() if lower else composite.idxmax())
+    assert "(constant)" in board and "Sanity checks" in board
+
+
+def test_stored_outcomes_recompute_with_sklearn(run: tuple[str, Path]) -> None:
+    """The stored per-row outputs and targets of the clean cell give back the published values."""
+    from sklearn.metrics import f1_score, mean_absolute_error
+
+    task, out = run
+    frame = pd.read_csv(out / "results.csv")
+    rows = mmbench.outcomes(out, model="early_fusion", family="clean")
+    outputs = np.stack(rows["output"].to_numpy())
+    targets = np.stack(rows["truth"].to_numpy())
+    published = frame[(frame["family"] == "clean") & (frame["model"] == "early_fusion") & (frame["rows"] == 0)]
+    value = published.set_index("metric")["value"]
+    if task == REGRESSION:
+        assert value["mae"] == pytest.approx(mean_absolute_error(targets, outputs), abs=1e-6)
+    else:
+        assert value["micro_f1"] == pytest.approx(f1_score(targets, outputs >= 0.5, average="micro"), abs=1e-6)
+
+
+class Regressor(nn.Module):
+    """A plain module returning one value per row ([N]), as users write regressors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image = nn.Linear(36, 8)
+        self.table = nn.Linear(8, 8)
+        self.head = nn.Linear(16, 1)
+
+    def forward(self, image: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([torch.tanh(self.image(image.flatten(1))), torch.tanh(self.table(table))], dim=1)
+        return self.head(h).squeeze(1)
+
+
+def _regression_data() -> mmbench.MultimodalDataset:
+    arrays, z = _inputs(2)
+    target = (np.tanh(z[:, 0] - z[:, 1]) * 3).astype(np.float32)
+    return make_dataset({k: arrays[k] for k in ("image", "table")}, {"image": "image", "table": "vector"},
+                        target, task=REGRESSION, name="plain_reg")
+
+
+def test_fgsm_on_regression_is_a_sign_step_on_the_l1_loss() -> None:
+    data = _regression_data()
+    torch.manual_seed(0)
+    model = Regressor()
+    specs = [s for s in data.modalities if s.name == "table"]
+    case = adversarial(data.modalities, 1, attacks=["fgsm"], eps=[0.1], targets=["table"], task=REGRESSION)[0]
+    from mmbench.models.calling import PlainModel, derive_call
+
+    wrapped = PlainModel(model, data.modalities, 1, derive_call(model.forward, data.modality_names)).eval()
+    batch, labels = data.test.rows(slice(0, 32))
+    got = case.apply(wrapped, batch, labels, seed=0)["table"]
+    x = batch["table"].clone().requires_grad_(True)  # [0, 1] already (minmax), so unit = data
+    row_loss(REGRESSION, model(batch["image"], x), labels).mean().backward()
+    expected = (batch["table"] + 0.1 * x.grad.sign()).clamp(specs[0].lo, specs[0].hi)
+    assert torch.allclose(got, expected, atol=1e-6)
+    assert torch.equal(case.apply(wrapped, batch, labels, seed=0)["image"], batch["image"])
+
+
+def test_evaluate_a_plain_regressor_with_every_regression_metric() -> None:
+    data = _regression_data()
+    torch.manual_seed(0)
+    model = Regressor()
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        optimiser.zero_grad()
+        row_loss(REGRESSION, model(data.train.inputs["image"], data.train.inputs["table"]),
+                 data.train.labels).mean().backward()
+        optimiser.step()
+    result = mmbench.evaluate(model, data, ["clean", {"name": "adversarial", "params": {"attacks": ["pgd"],
+                              "eps": [0.1], "options": {"pgd": {"steps": 3}}}}],
+                              metrics=METRICS[REGRESSION], score_metric="mae")
+    clean = result.frame[result.frame["family"] == "clean"].set_index("metric")["value"]
+    assert clean["pearson"] > 0.5 and clean["acc2_has0"] > 0.6
+    attacked = result.frame[(result.frame["family"] == "adversarial") & (result.frame["metric"] == "mae")]
+    assert (attacked["value"] > clean["mae"]).all()
+
+
+@pytest.mark.parametrize(("perturbation", "fragment"), [
+    ({"name": "adversarial", "params": {"attacks": ["deepfool"], "eps": [0.1]}}, "attack 'deepfool'"),
+    ({"name": "adversarial", "params": {"attacks": ["apgd"], "eps": [0.1]}}, "attack 'apgd'"),
+    ({"name": "smoothing", "params": {"sigma": [0.25]}}, "randomized smoothing"),
+])
+def test_class_decision_threats_are_refused_for_other_tasks(perturbation: dict, fragment: str) -> None:
+    data = make_synthetic(task=REGRESSION, n_samples=100)
+    with pytest.raises(MMBenchError, match=fragment) as info:
+        mmbench.validate({"name": "refused", "datasets": [{"name": "synthetic", "params": {
+            "task": "regression", "n_samples": 100}}], "models": ["late_fusion"],
+            "perturbations": [perturbation], "metrics": ["mae"], "score_metric": "mae"})
+    assert "regression" in str(info.value) and "\n" not in str(info.value)
+    assert data.task == REGRESSION
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"metrics": ["accuracy"], "score_metric": "accuracy"}, "metric 'accuracy' is not defined for the regression"),
+    ({"recipes": [{"name": "standard", "params": {"class_weights": "balanced"}}]}, "class_weights"),
+])
+def test_classification_settings_are_refused_for_regression(change: dict, fragment: str) -> None:
+    suite = {"name": "refused", "datasets": [{"name": "synthetic", "params": {"task": "regression",
+             "n_samples": 100}}], "models": ["late_fusion"], "metrics": ["mae"], "score_metric": "mae", **change}
+    with pytest.raises(MMBenchError, match=fragment):
+        mmbench.validate(suite)
+
+
+@pytest.mark.parametrize(("labels", "fragment"), [
+    (np.full(N, 1.5), "one value"),
+    (np.where(np.arange(N) % 2, 1, 2).reshape(-1, 1).repeat(3, axis=1), "must be 0 or 1"),
+    (np.arange(N) % 2, "expected 0/1 labels \\[N, K\\]"),
+])
+def test_bad_task_labels_are_one_line_errors(labels: np.ndarray, fragment: str) -> None:
+    arrays, _ = _inputs(3)
+    task = REGRESSION if labels.dtype.kind == "f" else MULTILABEL
+    with pytest.raises(MMBenchError, match=fragment):
+        make_dataset({"table": arrays["table"]}, {"table": "vector"}, labels, task=task)
+
+
+def test_synthetic_tasks_keep_the_inputs_and_carry_a_signal() -> None:
+    base = make_synthetic(n_samples=300)
+    for task, width in ((REGRESSION, 2), (MULTILABEL, 4)):
+        data = make_synthetic(n_samples=300, task=task, outputs=width)
+        assert data.task == task and data.n_classes == width and data.train.labels.shape[1] == width
+        assert all(torch.equal(base.train.inputs[k], data.train.inputs[k]) for k in base.modality_names)
+        x = data.train.inputs["table"].numpy()
+        y = data.train.labels.numpy()
+        fit = np.linalg.lstsq(np.c_[x, np.ones(len(x))], y, rcond=None)[0]
+        residual = y - np.c_[x, np.ones(len(x))] @ fit
+        assert (residual.var(axis=0) < 0.8 * y.var(axis=0)).all()  # the table alone explains a share
