@@ -114,21 +114,49 @@ def test_attacks_make_the_task_worse_and_boards_rank_by_direction(run: tuple[str
     assert "(constant)" in board and "Sanity checks" in board
 
 
-def test_stored_outcomes_recompute_with_sklearn(run: tuple[str, Path]) -> None:
-    """The stored per-row outputs and targets of the clean cell give back the published values."""
-    from sklearn.metrics import f1_score, mean_absolute_error
+def _regression_references(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """MultiBench's / MMSA's affect protocol, from scikit-learn and scipy (first target column)."""
+    from scipy.stats import pearsonr
+    from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error, mean_squared_error
 
+    t, q = y[:, 0], p[:, 0]
+    keep = t != 0
+    return {"mae": mean_absolute_error(y, p), "rmse": float(np.sqrt(mean_squared_error(y, p))),
+            "pearson": float(np.mean([pearsonr(y[:, j], p[:, j])[0] for j in range(y.shape[1])])),
+            "acc2_has0": accuracy_score(t >= 0, q >= 0), "f1_has0": f1_score(t >= 0, q >= 0, average="weighted"),
+            "acc2_non0": accuracy_score(t[keep] > 0, q[keep] > 0),
+            "f1_non0": f1_score(t[keep] > 0, q[keep] > 0, average="weighted"),
+            "acc7": float(np.mean(np.clip(np.round(t), -3, 3) == np.clip(np.round(q), -3, 3)))}
+
+
+def _multilabel_references(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, average_precision_score, f1_score, hamming_loss
+
+    hard = p >= 0.5
+    present = y.sum(axis=0) > 0
+    return {"micro_f1": f1_score(y, hard, average="micro"), "macro_f1": f1_score(y, hard, average="macro"),
+            "samples_f1": f1_score(y, hard, average="samples", zero_division=0),
+            "map": average_precision_score(y[:, present], p[:, present], average="macro"),
+            "subset_accuracy": accuracy_score(y, hard), "hamming_loss": hamming_loss(y, hard)}
+
+
+def test_stored_outcomes_recompute_with_sklearn(run: tuple[str, Path]) -> None:
+    """Every published metric of clean and attacked cells, recomputed by scikit-learn / scipy
+    from the per-row outputs and targets the store kept."""
     task, out = run
     frame = pd.read_csv(out / "results.csv")
-    rows = mmbench.outcomes(out, model="early_fusion", family="clean")
-    outputs = np.stack(rows["output"].to_numpy())
-    targets = np.stack(rows["truth"].to_numpy())
-    published = frame[(frame["family"] == "clean") & (frame["model"] == "early_fusion") & (frame["rows"] == 0)]
-    value = published.set_index("metric")["value"]
-    if task == REGRESSION:
-        assert value["mae"] == pytest.approx(mean_absolute_error(targets, outputs), abs=1e-6)
-    else:
-        assert value["micro_f1"] == pytest.approx(f1_score(targets, outputs >= 0.5, average="micro"), abs=1e-6)
+    reference = _regression_references if task == REGRESSION else _multilabel_references
+    for family in ("clean", "adversarial"):
+        rows = mmbench.outcomes(out, model="early_fusion", family=family)
+        for cell, group in rows.groupby("cell"):
+            first = group.iloc[0]
+            published = frame[(frame["family"] == family) & (frame["model"] == "early_fusion")
+                              & (frame["perturbation"] == first["perturbation"]) & (frame["target"] == first["target"])
+                              & (frame["severity"] == first["severity"]) & (frame["rows"] == first["rows"])]
+            value = published.set_index("metric")["value"]
+            expected = reference(np.stack(group["truth"].to_numpy()), np.stack(group["output"].to_numpy()))
+            for metric, number in expected.items():
+                assert value[metric] == pytest.approx(number, abs=1e-6), (cell, metric)
 
 
 class Regressor(nn.Module):
