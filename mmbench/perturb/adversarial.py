@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -59,6 +59,13 @@ class Attack(Perturbation):
     #: (``task_loss`` for a regression: l1 or mse) through :class:`TaskLossModel`
     task: str = CLASSIFICATION
     task_loss: str = "l1"
+
+    def __repr__(self) -> str:
+        """The dataclass repr, without ``task`` and ``task_loss`` on a classification: keys and
+        seeds of classification attacks stay those of earlier versions."""
+        hidden = ("task", "task_loss") if self.task == CLASSIFICATION else ()
+        shown = [f for f in fields(self) if f.repr and f.name not in hidden]
+        return f"{type(self).__qualname__}({', '.join(f'{f.name}={getattr(self, f.name)!r}' for f in shown)})"
 
     @property
     def spec(self) -> AttackSpec:
