@@ -104,8 +104,9 @@ def test_attacks_make_the_task_worse_and_boards_rank_by_direction(run: tuple[str
     clean = rows[rows["family"] == "clean"].set_index("model")["value"]
     joint = rows[(rows["family"] == "adversarial") & (rows["target"] == "all") & (rows["severity"] == 0.15)]
     worst = joint.groupby("model")["value"].max() if lower else joint.groupby("model")["value"].min()
-    worse = worst > clean[worst.index] if lower else worst < clean[worst.index]
-    assert worse.all(), (worst, clean)
+    sign = -1.0 if lower else 1.0  # an attack never makes the task better, and hurts a model that learned
+    assert (sign * worst <= sign * clean[worst.index] + 1e-12).all(), (worst, clean)
+    assert (sign * worst < sign * clean[worst.index]).any(), (worst, clean)
     scores = pd.read_csv(out / "scores.csv")
     composite = scores[scores["score"] == "composite"].set_index("model")["value"]
     board = (out / "LEADERBOARD.md").read_text()
