@@ -122,11 +122,14 @@ def test_acc2_conventions_by_hand() -> None:
     assert METRICS.get("acc2_non0")(1).compute(outcomes, weights)[:, 0] == pytest.approx([0.0, 0.0])
 
 
-def test_acc2_non0_is_not_a_proportion_of_every_row() -> None:
-    """Its exact interval would count all rows, but it is a share of the non-zero-target ones."""
+def test_acc2_non0_is_a_proportion_of_the_non_zero_rows_only() -> None:
+    """Its exact interval counts the rows with a non-zero target, not every row of the cell."""
     assert METRICS.get("acc2_has0").proportion and METRICS.get("acc7").proportion
-    assert not METRICS.get("acc2_non0").proportion and METRICS.get("acc2_non0").perfect is None
-    assert METRICS.get("f1_non0").perfect is None
+    targets = np.array([0.0, 1.0, -2.0, 0.0, 3.0])
+    outcomes = Outcomes.of_task(REGRESSION, targets, targets)
+    for name in ("acc2_non0", "f1_non0"):
+        assert list(METRICS.get(name)(1).counted(outcomes, 5)) == [3]
+    assert list(METRICS.get("acc2_has0")(1).counted(outcomes, 5)) == [5]
 
 
 @pytest.mark.parametrize("name", sorted(MULTILABEL_REFERENCES))
@@ -178,3 +181,24 @@ def test_every_task_metric_has_a_reference() -> None:
     for task, references in ((REGRESSION, REGRESSION_REFERENCES), (MULTILABEL, MULTILABEL_REFERENCES)):
         builtin = {e.name for e in METRICS.entries() if e.source == "builtin" and task in e.obj.tasks}
         assert builtin == set(references), task
+
+
+def test_a_share_of_the_non_zero_rows_gets_an_exact_interval_over_those_rows() -> None:
+    """acc2_non0 with every non-zero row right: Clopper-Pearson of m of m, m the non-zero rows
+    (never [1, 1], never the narrower interval of all n rows)."""
+    from scipy.stats import beta
+
+    from mmbench.metrics.outcomes import Samples, SampleSet
+    from mmbench.stats.bootstrap import metric_values
+
+    rng = np.random.default_rng(5)
+    targets = np.round(rng.uniform(-3, 3, 60)).astype(np.float32)  # about a seventh exactly 0
+    outputs = targets + np.sign(targets) * 0.5  # every non-zero row on the right side
+    zeros = np.zeros(60, np.int16)
+    cell = Samples(SampleSet("d", "test"), zeros, zeros, zeros.astype(np.float32), task="regression",
+                   outputs=outputs[:, None], targets=targets[:, None])
+    m = int((targets != 0).sum())
+    for name in ("acc2_non0", "f1_non0"):
+        value, lo, hi = metric_values({"c": cell}, {name: METRICS.get(name)}, {"d": 1}, name).values[("c", name)]
+        assert value == 1.0 and hi == 1.0
+        assert lo == pytest.approx(beta.ppf(0.025, m, 1), abs=0.01), (name, m)

@@ -93,6 +93,12 @@ class Metric(abc.ABC):
     def __init__(self, n_classes: int) -> None:
         self.n_classes = n_classes
 
+    def counted(self, outcomes: Outcomes, rows: int) -> np.ndarray:
+        """``[k]``: how many of the ``rows`` rows (of the first draw) a ``proportion`` or
+        ``perfect`` metric is a share of, per cell; every row unless the metric leaves rows out
+        (e.g. Acc-2 without the zero targets). Sizes the exact interval near 0 and 1."""
+        return np.full(outcomes.k, rows)
+
     @abc.abstractmethod
     def compute(self, outcomes: Outcomes, weights: np.ndarray) -> np.ndarray:
         """``[B, k]``: the metric of each cell under each row weighting ``weights`` ``[B, n]``
@@ -101,6 +107,11 @@ class Metric(abc.ABC):
     def value(self, outcomes: Outcomes) -> np.ndarray:
         """``[k]``: the plain value of each cell (every row weighted 1)."""
         return self.compute(outcomes, np.ones((1, outcomes.n)))[0]
+
+
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` elementwise, 0 where ``den`` is 0 (no row, no positive, no variance)."""
+    return np.where(den > 0, num, 0.0) / np.where(den > 0, den, 1.0)
 
 
 class RowMetric(Metric):

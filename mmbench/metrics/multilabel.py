@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from mmbench.data.tasks import MULTILABEL, THRESHOLD
-from mmbench.metrics.base import Metric, Outcomes, RowMetric
+from mmbench.metrics.base import Metric, Outcomes, RowMetric, ratio
 from mmbench.registry import METRICS
 
 
@@ -31,11 +31,6 @@ def label_counts(outcomes: Outcomes, weights: np.ndarray) -> tuple[np.ndarray, n
     return count(predicted & true), count(predicted), count(true)
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """``num / den``, 0 where ``den`` is 0."""
-    return np.where(den > 0, num, 0.0) / np.where(den > 0, den, 1.0)
-
-
 @METRICS.register("micro_f1", description="F1 of the label decisions pooled over rows and labels")
 class MicroF1(Metric):
     """2·TP / (2·TP + FP + FN) with TP, FP, FN summed over every row and label (0 with no label
@@ -46,7 +41,7 @@ class MicroF1(Metric):
 
     def compute(self, outcomes: Outcomes, weights: np.ndarray) -> np.ndarray:
         tp, predicted, actual = (c.sum(axis=2) for c in label_counts(outcomes, weights))
-        return _ratio(2 * tp, predicted + actual)
+        return ratio(2 * tp, predicted + actual)
 
 
 class MultilabelRowMetric(RowMetric):
@@ -62,7 +57,7 @@ class SamplesF1(MultilabelRowMetric):
     def row_values(self, outcomes: Outcomes) -> np.ndarray:
         predicted, true = predicted_and_true(outcomes)
         tp = (predicted & true).sum(axis=2)
-        return _ratio(2.0 * tp, (predicted.sum(axis=2) + true.sum(axis=2)).astype(np.float64))
+        return ratio(2.0 * tp, (predicted.sum(axis=2) + true.sum(axis=2)).astype(np.float64))
 
 
 @METRICS.register("subset_accuracy", description="share of rows with every label right")
@@ -103,7 +98,7 @@ class MeanAveragePrecision(Metric):
                 ap, has_positive = average_precision(outcomes.outputs[:, cell, label], true[:, cell, label], by_row)
                 total[:, cell] += ap
                 count[:, cell] += has_positive
-        return _ratio(total, count)
+        return ratio(total, count)
 
 
 def average_precision(scores: np.ndarray, positive: np.ndarray, by_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,4 +132,4 @@ def average_precision(scores: np.ndarray, positive: np.ndarray, by_row: np.ndarr
     gained = summed(kept & hit)
     tp, selected = np.cumsum(gained, axis=0), np.cumsum(summed(kept), axis=0)
     positives = tp[-1]
-    return _ratio((gained * _ratio(tp, selected)).sum(axis=0), positives), positives > 0
+    return ratio((gained * ratio(tp, selected)).sum(axis=0), positives), positives > 0

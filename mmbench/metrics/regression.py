@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from mmbench.data.tasks import REGRESSION
-from mmbench.metrics.base import Metric, Outcomes, RowMetric
+from mmbench.metrics.base import Metric, Outcomes, RowMetric, ratio
 from mmbench.registry import METRICS
 
 #: a weighted variance at most this share of the weighted mean square is rounding: no variance
@@ -28,11 +28,6 @@ def _first(outcomes: Outcomes) -> tuple[np.ndarray, np.ndarray]:
     """``(outputs, targets)`` of the first target column, each ``[n, k]``."""
     out, tgt = _outputs(outcomes)
     return out[:, :, 0], tgt[:, :, 0]
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    """``num / den``, 0 where ``den`` is 0."""
-    return np.where(den > 0, num, 0.0) / np.where(den > 0, den, 1.0)
 
 
 class RegressionRowMetric(RowMetric):
@@ -58,7 +53,7 @@ class RootMeanSquaredError(Metric):
     def compute(self, outcomes: Outcomes, weights: np.ndarray) -> np.ndarray:
         out, tgt = _outputs(outcomes)
         total = weights.sum(axis=1, keepdims=True)
-        return np.sqrt(_ratio(weights @ ((out - tgt) ** 2).mean(axis=2), total))
+        return np.sqrt(ratio(weights @ ((out - tgt) ** 2).mean(axis=2), total))
 
 
 @METRICS.register("pearson", description="Pearson correlation of outputs and targets (mean over target columns)")
@@ -76,11 +71,11 @@ class Pearson(Metric):
         # lose no precision to a large mean
         x, y = (out - out[:1]).reshape(n, k * d), (tgt - tgt[:1]).reshape(n, k * d)
         total = weights.sum(axis=1, keepdims=True)
-        mx, my = _ratio(weights @ x, total), _ratio(weights @ y, total)
-        sxx, syy = _ratio(weights @ (x * x), total), _ratio(weights @ (y * y), total)
+        mx, my = ratio(weights @ x, total), ratio(weights @ y, total)
+        sxx, syy = ratio(weights @ (x * x), total), ratio(weights @ (y * y), total)
         vx, vy = _variance(sxx, mx), _variance(syy, my)
-        cov = _ratio(weights @ (x * y), total) - mx * my
-        r = np.clip(_ratio(cov, np.sqrt(vx * vy)), -1.0, 1.0)
+        cov = ratio(weights @ (x * y), total) - mx * my
+        r = np.clip(ratio(cov, np.sqrt(vx * vy)), -1.0, 1.0)
         return r.reshape(len(weights), k, d).mean(axis=2)
 
 
@@ -109,7 +104,7 @@ class BinaryAccuracy(Metric):
     def compute(self, outcomes: Outcomes, weights: np.ndarray) -> np.ndarray:
         predicted, actual, kept = _binary(outcomes, self.non_zero)
         right = (kept & (predicted == actual)).astype(np.float64)
-        return _ratio(weights @ right, weights @ kept.astype(np.float64))
+        return ratio(weights @ right, weights @ kept.astype(np.float64))
 
 
 class BinaryWeightedF1(Metric):
@@ -127,9 +122,9 @@ class BinaryWeightedF1(Metric):
             tp = weights @ (is_pred & is_true).astype(np.float64)
             both = weights @ is_pred.astype(np.float64) + weights @ is_true.astype(np.float64)
             count = weights @ is_true.astype(np.float64)
-            score += count * _ratio(2 * tp, both)
+            score += count * ratio(2 * tp, both)
             support += count
-        return _ratio(score, support)
+        return ratio(score, support)
 
 
 @METRICS.register("acc2_has0", description="share of rows whose sign is right, negative vs non-negative (>= 0)")
@@ -137,13 +132,22 @@ class Acc2HasZero(BinaryAccuracy):
     proportion = True
 
 
+def non_zero_rows(outcomes: Outcomes, rows: int) -> np.ndarray:
+    """``[k]``: the rows (of the first draw) whose first target is not 0."""
+    return (_first(outcomes)[1][:rows] != 0).sum(axis=0)
+
+
 @METRICS.register("acc2_non0", description="share of rows whose sign is right, negative vs positive, zero targets "
                                            "left out")
 class Acc2NonZero(BinaryAccuracy):
-    """Not a ``proportion`` (nor ``perfect``): it is a share of the rows with a non-zero target,
-    while the exact interval near 0 and 1 would count every row of the cell."""
+    """A share of the rows with a non-zero target: its exact interval near 0 and 1 counts
+    those rows only."""
 
+    proportion = True
     non_zero = True
+
+    def counted(self, outcomes: Outcomes, rows: int) -> np.ndarray:
+        return non_zero_rows(outcomes, rows)
 
 
 @METRICS.register("f1_has0", description="support-weighted F1 of negative vs non-negative (>= 0)")
@@ -153,7 +157,11 @@ class F1HasZero(BinaryWeightedF1):
 
 @METRICS.register("f1_non0", description="support-weighted F1 of negative vs positive, zero targets left out")
 class F1NonZero(BinaryWeightedF1):
+    perfect = 1.0
     non_zero = True
+
+    def counted(self, outcomes: Outcomes, rows: int) -> np.ndarray:
+        return non_zero_rows(outcomes, rows)
 
 
 @METRICS.register("acc7", description="share of rows whose output and target, rounded and clipped to [-3, 3], agree")

@@ -108,9 +108,12 @@ def exact_near_edges(table: np.ndarray, keys: list[str], samples: dict[str, Samp
     """``table`` with the replicates of each proportion cell near 0 or 1 replaced by
     Clopper-Pearson quantiles (:func:`exact_replicates`): a percentile bootstrap of 92/92 is
     [1, 1], the exact interval [0.961, 1]. A metric at its ``perfect`` value (every row right)
-    or at 0 (no row right, for such a metric) gets the exact interval of n (or 0) of n rows right."""
+    or at 0 (no row right, for such a metric) gets the exact interval of n (or 0) of n rows right.
+    n is the rows the metric counts (:meth:`~mmbench.metrics.base.Metric.counted`)."""
+    own = type(metric).counted is not Metric.counted  # leaves rows out: ask it, cell by cell
     for i, key in enumerate(keys):
-        n = samples[key].rows
+        s = samples[key]
+        n = int(metric.counted(stack([s], metric.n_classes, False), s.rows)[0]) if own else s.rows
         if metric.proportion:
             k = float(table[0, i]) * n
         elif metric.perfect is not None and table[0, i] in (0.0, metric.perfect):
