@@ -12,7 +12,9 @@ accuracy (a regression or multilabel task), the rows of the score metric read in
   the same target and eps (if it does, gradients are probably masked);
 - ``robust_le_clean``: the value under an attack is never better than clean on the same rows
   (an attack that fails everywhere leaves it equal; better means the attack made wrong rows
-  right, i.e. it does not maximise the loss it should).
+  right, i.e. it does not maximise the loss it should); for a metric other than accuracy, by
+  more than one row's share (the attack ascends the task's loss, the metric follows it only
+  row by row).
 
 Each check gives one row: what was checked, whether it passed, and a one-line detail.
 """
@@ -51,14 +53,20 @@ class CheckedMetric:
         """Whether ``a`` is better than ``b`` (elementwise)."""
         return a > b if self.higher_is_better else a < b
 
+    def slack(self, values: pd.Series, n: float) -> float:
+        """How much better a value may be before a check flags it: none for accuracy (an attack
+        ascends the very loss whose argmax it reads), one row's share of the largest magnitude
+        for another metric (an attack ascends the task's loss, which a metric such as micro-F1
+        or MAE follows only row by row)."""
+        return 0.0 if self.metric == "accuracy" else max(1.0, float(values.abs().max())) / n
+
 
 def check_monotone(rows: pd.DataFrame, reading: CheckedMetric | None = None) -> list[dict]:
     reading = reading or CheckedMetric()
     out = []
     for key, g in rows.groupby(GROUP + ["perturbation", "target"], sort=True):
         g = g.sort_values("severity")
-        slack = max(1.0, float(g["value"].abs().max())) / g["n"].max() if reading.metric != "accuracy" \
-            else 1.0 / g["n"].max()
+        slack = max(reading.slack(g["value"], g["n"].max()), 1.0 / g["n"].max())  # one sample at least
         step = g["value"].diff().fillna(0)
         rises = reading.better(step, slack + 1e-9) if reading.higher_is_better else reading.better(step, -slack - 1e-9)
         word = "rises" if reading.higher_is_better else "falls"
@@ -108,7 +116,8 @@ def check_robust_le_clean(rows: pd.DataFrame, clean: pd.DataFrame,
     out = []
     sign = 1.0 if reading.higher_is_better else -1.0
     for key, g in merged.groupby(GROUP + ["perturbation", "target"], sort=True):
-        above = sign * (g["value"] - g["unperturbed"]) > 1e-12
+        slack = reading.slack(pd.concat([g["value"], g["unperturbed"]]), g["n"].max())
+        above = sign * (g["value"] - g["unperturbed"]) > slack + 1e-12
         best = g.loc[above, "value"].max() if reading.higher_is_better else g.loc[above, "value"].min()
         side = "above" if reading.higher_is_better else "below"
         detail = "" if not above.any() else (
