@@ -1,5 +1,6 @@
 """Regression and multilabel tasks end to end (issue 26): the user's own ``.npz`` with float targets
-or [N, K] 0/1 labels runs every family through the CLI and ``mmbench.evaluate`` with intervals on
+and one with [N, K] 0/1 labels run every family in one suite through the CLI (each dataset read
+by its task's metrics and score metric) and through ``mmbench.evaluate``, with intervals on
 every metric; attacks maximise the task's loss (FGSM equals a plain torch closure on the L1
 loss); attacks and certificates that need class decisions are refused at planning; a
 lower-is-better score metric ranks every board the right way round."""
@@ -59,33 +60,44 @@ METRICS = {REGRESSION: ["mae", "rmse", "pearson", "acc2_has0", "acc2_non0", "f1_
            MULTILABEL: ["micro_f1", "macro_f1", "samples_f1", "map", "subset_accuracy", "hamming_loss"]}
 
 
-def _suite(path: Path, task: str) -> dict:
-    return {"name": f"tasks_{task}", "datasets": [{"name": "arrays", "label": task, "params": {
-                "path": str(path), "modalities": {"image": "image", "table": "vector"}, "label": "target",
-                "groups": "region", "in_distribution": "near", "task": task}}],
-            "models": ["late_fusion", "early_fusion"],
-            "recipes": [{"name": "standard", "params": {"epochs": 8, "batch_size": 32}}],
-            "perturbations": PERTURBATIONS, "metrics": METRICS[task], "score_metric": METRICS[task][0],
-            "seeds": [0]}
+def _dataset(path: Path, task: str) -> dict:
+    return {"name": "arrays", "label": task, "params": {
+            "path": str(path), "modalities": {"image": "image", "table": "vector"}, "label": "target",
+            "groups": "region", "in_distribution": "near", "task": task}}
 
 
-@pytest.fixture(scope="module", params=[REGRESSION, MULTILABEL])
-def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """One CLI run per task of every family on the user's own arrays."""
-    task = request.param
-    folder = tmp_path_factory.mktemp(task)
-    suite = write_suite(folder, _suite(_npz(folder, task), task))
-    done = run_cli("run", str(suite), "--out", str(folder / "out"), "--cache-dir", str(folder / "cache"))
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One CLI run of one suite holding a regression and a multilabel dataset (each scored by
+    its task's metric: mae, the suite's score metric, micro_f1, the first multilabel one, and
+    accuracy for a classification beside them)."""
+    folder = tmp_path_factory.mktemp("tasks")
+    classification = {"name": "synthetic", "label": "classification", "params": {"n_samples": 200, "ood_shift": 1.0}}
+    suite = {"name": "tasks_both", "datasets": [*(_dataset(_npz(folder, task), task) for task in METRICS),
+                                                classification],
+             "models": ["late_fusion", "early_fusion"],
+             "recipes": [{"name": "standard", "params": {"epochs": 8, "batch_size": 32}}],
+             "perturbations": PERTURBATIONS, "metrics": [*METRICS[REGRESSION], *METRICS[MULTILABEL], "accuracy"],
+             "score_metric": "mae", "seeds": [0]}
+    done = run_cli("run", str(write_suite(folder, suite)), "--out", str(folder / "out"),
+                   "--cache-dir", str(folder / "cache"))
     assert done.returncode == 0, done.stderr[-2000:]
-    return task, folder / "out"
+    return folder / "out"
+
+
+@pytest.fixture(params=[REGRESSION, MULTILABEL])
+def run(request: pytest.FixtureRequest, both: Path) -> tuple[str, Path]:
+    """The task whose dataset a test reads, and the results folder."""
+    return request.param, both
 
 
 def test_every_family_runs_with_intervals_on_every_metric(run: tuple[str, Path]) -> None:
     task, out = run
     frame = pd.read_csv(out / "results.csv")
+    frame = frame[frame["dataset"] == task]
     assert {"clean", "adversarial", "missing", "random_dropout", "shift", "natural_shift",
             "compound"} <= set(frame["family"])
-    assert set(frame["metric"]) == set(METRICS[task])
+    assert set(frame["metric"]) == set(METRICS[task])  # each dataset gets its own task's metrics only
     attacked = frame[frame["family"] == "adversarial"]
     assert {"image", "table", "all"} <= set(attacked["target"])  # per modality and jointly
     assert set(attacked["loss"]) == {"L1 (mean absolute error)" if task == REGRESSION else "binary cross-entropy"}
@@ -95,9 +107,21 @@ def test_every_family_runs_with_intervals_on_every_metric(run: tuple[str, Path])
     assert inside[finite].all()
 
 
+def test_a_classification_dataset_beside_them_is_read_as_before(both: Path) -> None:
+    frame = pd.read_csv(both / "results.csv")
+    assert set(frame.loc[frame["dataset"] == "classification", "metric"]) == {"accuracy", "macro_f1"}  # both serve it
+    board = (both / "LEADERBOARD.md").read_text()
+    # scored by the first listed metric of its task (macro_f1 comes before accuracy in the list)
+    assert "## classification: main board, scores of macro_f1" in board
+    assert "classification: certified against k corrupted modalities (subset vote" in board  # classification only
+    assert "regression: certified" not in board
+    assert board.count("Sanity checks:") == 1
+
+
 def test_attacks_make_the_task_worse_and_boards_rank_by_direction(run: tuple[str, Path]) -> None:
     task, out = run
     frame = pd.read_csv(out / "results.csv")
+    frame = frame[frame["dataset"] == task]
     score = METRICS[task][0]
     lower = task == REGRESSION  # mae: lower is better; micro_f1: higher
     rows = frame[(frame["metric"] == score) & (frame["split"] == "test") & (frame["rows"] == 0)]
@@ -108,9 +132,10 @@ def test_attacks_make_the_task_worse_and_boards_rank_by_direction(run: tuple[str
     assert (sign * worst <= sign * clean[worst.index] + 1e-12).all(), (worst, clean)
     assert (sign * worst < sign * clean[worst.index]).any(), (worst, clean)
     scores = pd.read_csv(out / "scores.csv")
-    composite = scores[scores["score"] == "composite"].set_index("model")["value"]
+    composite = scores[(scores["score"] == "composite") & (scores["dataset"] == task)].set_index("model")["value"]
     board = (out / "LEADERBOARD.md").read_text()
-    first = board.split("main board")[1].split("\n| 1 ")[1].split("|")[1].strip().split(" [")[0]
+    assert f"## {task}: main board, scores of {score}" in board
+    first = board.split(f"## {task}: main board")[1].split("\n| 1 ")[1].split("|")[1].strip().split(" [")[0]
     assert first == (composite.idxmin() if lower else composite.idxmax())
     assert "(constant)" in board and "Sanity checks" in board
 
@@ -148,10 +173,10 @@ def test_stored_outcomes_recompute_with_sklearn(run: tuple[str, Path]) -> None:
     frame = pd.read_csv(out / "results.csv")
     reference = _regression_references if task == REGRESSION else _multilabel_references
     for family in ("clean", "adversarial"):
-        rows = mmbench.outcomes(out, model="early_fusion", family=family)
+        rows = mmbench.outcomes(out, dataset=task, model="early_fusion", family=family)
         for cell, group in rows.groupby("cell"):
             first = group.iloc[0]
-            published = frame[(frame["family"] == family) & (frame["model"] == "early_fusion")
+            published = frame[(frame["dataset"] == task) & (frame["family"] == family) & (frame["model"] == "early_fusion")
                               & (frame["perturbation"] == first["perturbation"]) & (frame["target"] == first["target"])
                               & (frame["severity"] == first["severity"]) & (frame["rows"] == first["rows"])]
             value = published.set_index("metric")["value"]
@@ -234,7 +259,7 @@ def test_class_decision_threats_are_refused_for_other_tasks(perturbation: dict, 
 
 
 @pytest.mark.parametrize(("change", "fragment"), [
-    ({"metrics": ["accuracy"], "score_metric": "accuracy"}, "metric 'accuracy' is not defined for the regression"),
+    ({"metrics": ["accuracy"], "score_metric": "accuracy"}, "no metric of the suite is defined for the regression"),
     ({"recipes": [{"name": "standard", "params": {"class_weights": "balanced"}}]}, "class_weights"),
 ])
 def test_classification_settings_are_refused_for_regression(change: dict, fragment: str) -> None:

@@ -10,6 +10,7 @@ top-level keys replace theirs. Unknown keys, unknown names and wrongly typed val
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,19 @@ from typing import Any
 from mmbench.config.yamlfile import read_yaml
 from mmbench.errors import MMBenchError, did_you_mean
 from mmbench.text import LAYOUT, file_slug, refusal, slug_clash
+
+
+def serves(metric: str, task: str) -> bool:
+    """Whether registered ``metric`` is defined for ``task`` (a metric not registered: no)."""
+    from mmbench.registry import METRICS
+
+    return metric in METRICS and task in METRICS.get(metric).tasks
+
+
+def scoring_metric(task: str, score_metric: str, metrics: Sequence[str]) -> str | None:
+    """The metric a dataset of ``task`` is scored by: ``score_metric`` when it is defined for
+    the task, else the first of ``metrics`` that is (None: no metric of the suite is)."""
+    return next((m for m in (score_metric, *metrics) if serves(m, task)), None)
 
 
 @dataclass(frozen=True)
@@ -68,7 +82,8 @@ class Suite:
     description: str = ""
     #: the reference model (a model label) for corruption errors (mCE); empty: none
     baseline: str = ""
-    #: the metric robustness scores, the composite and ``mmbench compare`` read
+    #: the metric robustness scores, the composite and ``mmbench compare`` read; a dataset of
+    #: another task is scored by the first of ``metrics`` defined for its task (:func:`scoring_metric`)
     score_metric: str = "accuracy"
     #: the folder of the suite file (relative data paths resolve against it); not a YAML key
     folder: str | None = field(default=None, compare=False)

@@ -18,7 +18,7 @@ import torch
 from mmbench.bounds import MAX_CELLS, check_size
 from mmbench.config.build import build_model
 from mmbench.config.params import build_config
-from mmbench.config.suite import Component, Suite, label_of
+from mmbench.config.suite import Component, Suite, label_of, scoring_metric, serves
 from mmbench.data.base import MultimodalDataset
 from mmbench.errors import MMBenchError, did_you_mean, first_line
 from mmbench.hashing import content_hash
@@ -123,11 +123,11 @@ def make_plan(suite: Suite, datasets: dict[str, MultimodalDataset], amp: bool = 
     eval_cells: list[EvalCell] = []
     codes: dict[type, dict[str, str]] = {}  # perturbation type -> its code versions
     reads: dict[str, dict[str, tuple[str, ...]]] = {}
-    recipes = [(r, RECIPES.get(r.name), recipe_config(r, suite)) for r in suite.recipes]
     planned = 0
     for ds_comp in suite.datasets:
         data = datasets[label_of(ds_comp)]
-        check_metrics_fit(suite, data, label_of(ds_comp))
+        scored_by = check_metrics_fit(suite, data, label_of(ds_comp))
+        recipes = [(r, RECIPES.get(r.name), recipe_config(r, suite, scored_by)) for r in suite.recipes]
         fingerprint = data.fingerprint()
         expanded = [(comp, expand_perturbation(comp, data)) for comp in suite.perturbations
                     if applies_to_dataset(comp, ds_comp)]
@@ -164,22 +164,25 @@ def _keyed_config(config: Any) -> dict[str, Any]:
     return {k: v for k, v in dataclasses.asdict(config).items() if LATER_DEFAULTS.get(k, object()) != v}
 
 
-def check_metrics_fit(suite: Suite, data: MultimodalDataset, dataset: str) -> None:
-    """Every metric of the suite is defined for the dataset's task (one line naming a metric
-    that is not, and metrics that are)."""
-    for name in dict.fromkeys((suite.score_metric, *suite.metrics)):
-        if data.task not in METRICS.get(name).tasks:
-            fit = [m for m in METRICS.names() if data.task in METRICS.get(m).tasks]
-            raise MMBenchError(f"metric '{name}' is not defined for the {data.task} task of dataset '{dataset}'; "
-                               f"list metrics of that task under 'metrics' and 'score_metric': {', '.join(fit)}")
+def check_metrics_fit(suite: Suite, data: MultimodalDataset, dataset: str) -> str:
+    """The metric ``dataset`` is scored by (:func:`~mmbench.config.suite.scoring_metric`); a
+    suite with no metric defined for the dataset's task is one line naming metrics that are.
+    Metrics of other tasks are simply not computed on it."""
+    chosen = scoring_metric(data.task, suite.score_metric, suite.metrics)
+    if chosen is None:
+        fit = [m for m in METRICS.names() if serves(m, data.task)]
+        raise MMBenchError(f"no metric of the suite is defined for the {data.task} task of dataset '{dataset}' "
+                           f"(metrics: {', '.join(suite.metrics)}); list some under 'metrics': {', '.join(fit)}")
+    return chosen
 
 
-def recipe_config(recipe: Component, suite: Suite) -> Any:
-    """The recipe's config; an ``early_stop`` left empty becomes the suite's score metric, so
-    training selects the epoch by the metric the boards rank."""
+def recipe_config(recipe: Component, suite: Suite, score_metric: str | None = None) -> Any:
+    """The recipe's config; an ``early_stop`` left empty becomes the metric the dataset is
+    scored by (``score_metric``, default the suite's), so training selects the epoch by the
+    metric the boards rank."""
     config = build_config(RECIPES.get(recipe.name).config_type, recipe.params, f"recipe '{label_of(recipe)}'")
     if getattr(config, "early_stop", None) == "":
-        config = dataclasses.replace(config, early_stop=suite.score_metric)
+        config = dataclasses.replace(config, early_stop=score_metric or suite.score_metric)
     return config
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mmbench.config.suite import scoring_metric, serves
 from mmbench.data.tasks import CLASSIFICATION
 from mmbench.stats.direction import ScoreMetric
 from mmbench.stats.sanity import CHECK_COLUMNS
@@ -90,6 +91,16 @@ class Reading:
     def scorer(self) -> ScoreMetric:
         return ScoreMetric.of(self.score_metric)
 
+    def score_metric_of(self, task: str) -> str:
+        """The metric a dataset of ``task`` is scored by (the suite's score metric, or the first
+        of its metrics defined for the task); the score metric when none is."""
+        return scoring_metric(task, self.score_metric, self.metrics) or self.score_metric
+
+    def for_task(self, task: str) -> Reading:
+        """How the datasets of ``task`` are read: their score metric, the metrics defined for them."""
+        metrics = tuple(m for m in self.metrics if serves(m, task)) or self.metrics
+        return replace(self, metrics=metrics, score_metric=self.score_metric_of(task))
+
 
 @dataclass
 class Analysis:
@@ -104,9 +115,57 @@ class Analysis:
     #: the context's frame has those cells removed so that no score or board uses them
     tidy: pd.DataFrame = field(default_factory=pd.DataFrame)
 
+    #: a run whose datasets have several tasks: one analysis per task (each with its own score
+    #: metric and direction), this one their union; empty for a run of one task
+    parts: Mapping[str, Analysis] = field(default_factory=dict)
+
     @classmethod
     def build(cls, frame: pd.DataFrame, reps: dict[str, np.ndarray], datasets: Mapping[str, DatasetInfo],
               reading: Reading) -> Analysis:
+        """The analysis of a run; datasets of different tasks are read apart (:meth:`of`), each
+        by the score metric of its task (:meth:`Reading.for_task`)."""
+        tasks = sorted({d.task for d in datasets.values()}) or [CLASSIFICATION]
+        if len(tasks) == 1:
+            return cls.of_task(frame, reps, datasets, reading.for_task(tasks[0]))
+        parts = {}
+        for task in tasks:
+            names = {k: d for k, d in datasets.items() if d.task == task}
+            rows = frame[frame["dataset"].isin(list(names))]
+            keys = set(rows["cell"]) if "cell" in rows else set(reps)
+            parts[task] = cls.of_task(rows, {k: v for k, v in reps.items() if k in keys}, names, reading.for_task(task))
+        return cls.joined(parts, reading)
+
+    @classmethod
+    def joined(cls, parts: dict[str, Analysis], reading: Reading) -> Analysis:
+        """The union of per-task analyses: their rows, scores and checks side by side; what is
+        read per dataset comes from its own part (:meth:`of`)."""
+        first = next(iter(parts.values()))
+        ctxs = [a.ctx for a in parts.values()]
+        frame = pd.concat([c.frame for c in ctxs], ignore_index=True)
+        ctx = Context(frame, first.ctx.scorer, first.ctx.baseline, reading.metrics,
+                      {k: v for c in ctxs for k, v in c.players.items()},
+                      {k: v for c in ctxs for k, v in c.n_classes.items()},
+                      {k: v for c in ctxs for k, v in c.continuous.items()},
+                      reads={k: v for c in ctxs for k, v in c.reads.items()},
+                      degenerate=frozenset().union(*(c.degenerate for c in ctxs)),
+                      tasks={k: v for c in ctxs for k, v in c.tasks.items()})
+        for part in ctxs:  # one colour per model on the whole page
+            part.memo["palette"] = ctx.palette
+        families = list({f.name: f for a in parts.values() for f in a.families}.values())
+
+        def stacked(name: str) -> pd.DataFrame:
+            return pd.concat([getattr(a, name) for a in parts.values()], ignore_index=True)
+
+        return cls(ctx, families, stacked("scores"), stacked("runs"), stacked("sanity"), stacked("frame"), parts)
+
+    def of(self, dataset: str) -> Analysis:
+        """The analysis that reads ``dataset``: its task's part, or this one."""
+        return next((a for a in self.parts.values() if dataset in a.ctx.datasets()), self)
+
+    @classmethod
+    def of_task(cls, frame: pd.DataFrame, reps: dict[str, np.ndarray], datasets: Mapping[str, DatasetInfo],
+                reading: Reading) -> Analysis:
+        """The analysis of a run whose datasets have one task, read by ``reading``."""
         modalities = {k: d.modalities for k, d in datasets.items()}
         reads = {k: d.reads for k, d in datasets.items()}
         unread = unread_rows(frame, modalities, reads)
@@ -140,7 +199,11 @@ class Analysis:
         return self.tidy if len(self.tidy.columns) else self.ctx.frame
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Every CSV table: ``scores`` and the families' own."""
+        """Every CSV table: ``scores`` and the families' own (of every part, stacked)."""
+        if self.parts:
+            tables = [a.tables() for a in self.parts.values()]
+            names = dict.fromkeys(n for t in tables for n in t)
+            return {n: pd.concat([t[n] for t in tables if n in t], ignore_index=True) for n in names}
         out = {"scores": self.scores}
         for family in self.families:
             out.update(family.tables(self.ctx))
@@ -152,19 +215,24 @@ class Analysis:
     def sections(self, dataset: str) -> list[tuple[Family, list[Board]]]:
         """Each family present with its boards for ``dataset`` (families without one left out),
         "not read" cells and degenerate models marked."""
+        if self.parts:
+            return self.of(dataset).sections(dataset)
         found = [(f, [self.marked(Board.of(b), dataset) for b in f.boards(self.ctx, dataset)])
                  for f in self.families]
         return [(f, boards) for f, boards in found if boards]
 
     def marked(self, board: Board, dataset: str) -> Board:
         """``board`` with its degenerate models' rows and its "not read" cells marked."""
-        ctx = self.ctx
+        ctx = self.of(dataset).ctx
         return mark_board(board, {(m, r) for d, m, r in ctx.degenerate if d == dataset},
                           ctx.players.get(dataset, ()), ctx.reads.get(dataset, {}))
 
     def plots(self, out_dir: Path) -> list[Plot]:
         """Every figure: the families' (``section``: the family's name), each dataset's
         robustness profile (``profile``) and the rank stability of the ranking score."""
+        if self.parts:
+            return sorted({p for a in self.parts.values() for p in a.plots(out_dir)},
+                          key=lambda p: (p.section, str(p.path)))
         files = [as_plot(p, family.name) for family in self.families for p in family.plots(self.ctx, out_dir)]
         ranking = next((s for s in (COMPOSITE.name, self.reference) if (self.scores["score"] == s).any()), None)
         if ranking is not None:

@@ -23,17 +23,23 @@ TERMS = {
 
 
 def glossary(analysis: Analysis) -> dict[str, str]:
-    """Term -> definition for everything the page's boards show."""
+    """Term -> definition for everything the page's boards show (a run of several tasks: each
+    score of its task's score metric)."""
     scorer = analysis.ctx.scorer
+    metric = scorer.name if not analysis.parts else " or ".join(
+        f"{a.ctx.scorer.name} ({task})" for task, a in analysis.parts.items())
     out: dict[str, str] = {}
     for family in analysis.families:
         for spec in family.scores:
             direction = "higher" if spec.higher_is_better(scorer) else "lower"
+            sentence = ("Better in its task's metric's direction" if analysis.parts and spec.follows_metric
+                        else f"{direction.capitalize()} is better")
             part = "; it joins the composite" if family.composite == spec.name else ""
-            out[spec.name] = (f"{family.title or family.name} family: {spec.description}, of {scorer.name}. "
-                              f"{direction.capitalize()} is better{part}.")
+            out[spec.name] = (f"{family.title or family.name} family: {spec.description}, of {metric}. "
+                              f"{sentence}{part}.")
+    sense = "in its direction" if analysis.parts else f"{'higher' if scorer.higher_is_better else 'lower'} is better"
     out[COMPOSITE.name] = ("The ranking score: the mean of each present family's composite part "
-                           f"({scorer.name}-like, {'higher' if scorer.higher_is_better else 'lower'} is better).")
+                           f"({metric}-like, {sense}).")
     out[EFFECTIVE.name] = (f"{EFFECTIVE.description[0].upper()}{EFFECTIVE.description[1:]}: robustness beyond "
                            "what the clean score predicts (0: the baseline's trade-off).")
     for name in analysis.ctx.metrics:

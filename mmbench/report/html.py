@@ -73,6 +73,7 @@ def _section_id(dataset: str) -> str:
 
 
 def _dataset(analysis: Analysis, dataset: str, plots: list[Plot], terms: dict[str, str]) -> str:
+    analysis = analysis.of(dataset)  # a run of several tasks: this dataset's task's part
     sid = _section_id(dataset)
     parts = [f'<section id="{esc(sid)}">', f"<h2>{esc(dataset)}</h2>"]
     parts += [_figure(p, headline=True) for p in plots if p.section == "profile"]

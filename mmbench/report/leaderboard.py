@@ -20,6 +20,7 @@ def main_board(analysis: Analysis, dataset: str) -> Board | None:
     family ran), each main score as ``value ± half-width`` of its 95% bootstrap interval; the
     note says which scores the composite averages; the heading and the note name the score
     metric when it is not accuracy (score names say accuracy: they are identifiers)."""
+    analysis = analysis.of(dataset)  # a run of several tasks: this dataset's task's part
     scores = analysis.scores
     part = scores[scores["dataset"] == dataset]
     present = set(part["score"])
@@ -132,6 +133,7 @@ def render_summary(analysis: Analysis, title: str, folder: Path | None = None) -
 def main_part(analysis: Analysis, dataset: str, suffix: str = "") -> list[str]:
     """Markdown lines of ``dataset``'s main board (heading + ``suffix``) and its reading; none
     without a composite."""
+    analysis = analysis.of(dataset)  # a run of several tasks: this dataset's task's part
     board = main_board(analysis, dataset)
     if board is None:
         return []

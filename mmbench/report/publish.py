@@ -47,13 +47,16 @@ def stored_frame(store: Store, keys: list[str], datasets: Mapping[str, DatasetIn
     samples = {k: v for k, v in samples.items() if k in facts}
     classes = {label: info.n_classes for label, info in datasets.items()}
     facts, samples = with_derived(facts, samples, classes)
-    names = tuple(dict.fromkeys((*reading.metrics, reading.score_metric)))
-    measured = metric_values(samples, {m: METRICS.get(m) for m in names}, classes, reading.score_metric)
+    scored_by = {info.task: reading.score_metric_of(info.task) for info in datasets.values()}
+    names = tuple(dict.fromkeys((*reading.metrics, reading.score_metric, *scored_by.values())))
+    measured = metric_values(samples, {m: METRICS.get(m) for m in names if m in METRICS}, classes, scored_by)
     rows, cells = [], []
     for key in [*keys, *sorted(set(samples) - set(keys))]:
         if key not in samples:
             continue
         for metric in names:
+            if (key, metric) not in measured.values:
+                continue  # a metric of another task
             value, lo, hi = measured.values[(key, metric)]
             rows.append(facts[key].row(metric, value, samples[key].rows, lo, hi))
             cells.append(key)

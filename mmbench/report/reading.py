@@ -18,6 +18,7 @@ from mmbench.report.analysis import Analysis
 def reading(analysis: Analysis, dataset: str) -> str | None:
     """The paragraph for ``dataset`` (None without a composite score). Degenerate models are
     never named: the reading is of the others, and says which were left out."""
+    analysis = analysis.of(dataset)  # a run of several tasks: this dataset's task's part
     scores = analysis.scores[analysis.scores["dataset"] == dataset]
     if not (scores["score"] == COMPOSITE.name).any():
         return None

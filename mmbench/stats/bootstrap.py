@@ -19,7 +19,7 @@ reuse the full split's weights.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,12 +75,13 @@ class MetricValues:
 
 
 def metric_values(samples: dict[str, Samples], metrics: dict[str, Callable[[int], Metric]],
-                  n_classes: dict[str, int], score_metric: str = "accuracy",
+                  n_classes: dict[str, int], score_metric: str | Mapping[str, str] = "accuracy",
                   score_replicates: int = B) -> MetricValues:
-    """Values and intervals of every metric for every cell (``n_classes`` by dataset;
-    ``metrics``: name -> metric class). A cell with several draws per row is weighted row by
-    row: every draw of a row carries that row's weight, so the value averages over draws and
-    the bootstrap resamples rows, not draws."""
+    """Values and intervals of every metric for every cell whose task it is defined for
+    (``n_classes`` by dataset; ``metrics``: name -> metric class; ``score_metric``: the metric
+    whose replicates are kept, or one per task). A cell with several draws per row is weighted
+    row by row: every draw of a row carries that row's weight, so the value averages over draws
+    and the bootstrap resamples rows, not draws."""
     values: dict[tuple[str, str], tuple[float, float, float]] = {}
     reps: dict[str, np.ndarray] = {}
     for (split, _, draws), keys in weight_groups(samples).items():
@@ -88,14 +89,17 @@ def metric_values(samples: dict[str, Samples], metrics: dict[str, Callable[[int]
         weights = np.vstack([np.ones((1, first.rows)), row_weights(split, first.ids)])
         weights = np.tile(weights, (1, draws))  # row 0: the value; the rest: replicates
         classes = n_classes[first.sample_set.dataset]
+        scored_by = score_metric if isinstance(score_metric, str) else score_metric.get(first.task)
         for name, cls in metrics.items():
+            if first.task not in getattr(cls, "tasks", (first.task,)):
+                continue  # defined for another task: no value on these cells
             metric = cls(classes)
             table = np.hstack([_compute(name, metric, [samples[k] for k in keys[i:i + CHUNK]], weights)
                                for i in range(0, len(keys), CHUNK)])
             table = bounded(exact_near_edges(table, keys, samples, metric), keys, samples, metric.higher_is_better)
             lo, hi = _quantiles(table[1:])
             values.update({(k, name): (float(table[0, i]), float(lo[i]), float(hi[i])) for i, k in enumerate(keys)})
-            if name == score_metric:
+            if name == scored_by:
                 reps.update({k: table[1:1 + score_replicates, i] for i, k in enumerate(keys)})
     return MetricValues(values, reps)
 
