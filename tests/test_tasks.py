@@ -292,3 +292,42 @@ def test_synthetic_tasks_keep_the_inputs_and_carry_a_signal() -> None:
         fit = np.linalg.lstsq(np.c_[x, np.ones(len(x))], y, rcond=None)[0]
         residual = y - np.c_[x, np.ones(len(x))] @ fit
         assert (residual.var(axis=0) < 0.8 * y.var(axis=0)).all()  # the table alone explains a share
+
+
+def _ranked_tables(board: str, dataset: str) -> dict[str, pd.DataFrame]:
+    """Heading -> the table under it, for every board of ``dataset`` with a rank column (cells as
+    text; model rows only)."""
+    out = {}
+    for section in board.split("\n## ")[1:]:
+        heading, _, body = section.partition("\n")
+        lines = [line for line in body.splitlines() if line.startswith("|")]
+        if not heading.startswith(f"{dataset}") or not lines or "rank" not in lines[0]:
+            continue
+        head = [c.strip() for c in lines[0].strip("|").split("|")]
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+        table = pd.DataFrame(rows, columns=head)
+        out[heading] = table[table["rank"].str.isdigit()].assign(rank=lambda t: t["rank"].astype(int))
+    return out
+
+
+def _number(cell: str) -> float:
+    return float(cell.split()[0]) if cell and cell != "-" else float("nan")
+
+
+def test_every_ranked_board_ranks_in_the_score_metrics_direction(both: Path) -> None:
+    """MAE (lower is better) and micro-F1 (higher): on every board with a rank, rank 1 holds the
+    best value of what the board ranks by, and values only get worse down the ranks."""
+    board = (both / "LEADERBOARD.md").read_text()
+    for task, metric in ((REGRESSION, "mae"), (MULTILABEL, "micro_f1")):
+        sign = -1.0 if task == REGRESSION else 1.0
+        tables = _ranked_tables(board, task)
+        assert len(tables) >= 5, sorted(tables)
+        for heading, table in tables.items():
+            numeric = table.drop(columns=["rank", "model", "recipe"]).map(_number)
+            by = {"main board": "composite", "(clean": metric, "corruptions": f"corrupted {metric}",
+                  "compound": "worst compound", "robust": None}
+            key = next((k for k in by if k in heading), "")
+            assert key, f"no ranking rule known for board {heading!r}"
+            values = numeric.mean(axis=1) if by[key] is None else numeric[by[key]]
+            ordered = values[table["rank"].sort_values().index].to_numpy()
+            assert (sign * np.diff(ordered) <= 1e-9).all(), (heading, ordered)
