@@ -243,6 +243,40 @@ def test_evaluate_a_plain_regressor_with_every_regression_metric() -> None:
     assert (attacked["value"] > clean["mae"]).all()
 
 
+class Tagger(nn.Module):
+    """A plain module returning one logit per label ([N, K])."""
+
+    def __init__(self, labels: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(36 + 8, 16), nn.Tanh(), nn.Linear(16, labels))
+
+    def forward(self, image: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([image.flatten(1), table], dim=1))
+
+
+def test_evaluate_a_plain_multilabel_model_with_every_multilabel_metric() -> None:
+    arrays, z = _inputs(4)
+    labels = (z[:, [0, 1, 2]] + np.array([0.0, 0.5, -0.5]) > 0).astype(np.int64)
+    data = make_dataset({k: arrays[k] for k in ("image", "table")}, {"image": "image", "table": "vector"},
+                        labels, task=MULTILABEL, name="plain_ml")
+    torch.manual_seed(0)
+    model = Tagger(3)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        optimiser.zero_grad()
+        row_loss(MULTILABEL, model(data.train.inputs["image"], data.train.inputs["table"]),
+                 data.train.labels).mean().backward()
+        optimiser.step()
+    result = mmbench.evaluate(model, data, ["clean", {"name": "adversarial", "params": {"attacks": ["fgsm"],
+                              "eps": [0.2]}}], metrics=METRICS[MULTILABEL], score_metric="micro_f1")
+    frame = result.frame
+    assert set(frame["metric"]) == set(METRICS[MULTILABEL]) and frame["ci_low"].notna().all()
+    clean = frame[frame["family"] == "clean"].set_index("metric")["value"]
+    assert clean["micro_f1"] > 0.6 and clean["hamming_loss"] < 0.3
+    attacked = frame[(frame["family"] == "adversarial") & (frame["metric"] == "hamming_loss")]
+    assert (attacked["value"] > clean["hamming_loss"]).all()
+
+
 @pytest.mark.parametrize(("perturbation", "fragment"), [
     ({"name": "adversarial", "params": {"attacks": ["deepfool"], "eps": [0.1]}}, "attack 'deepfool'"),
     ({"name": "adversarial", "params": {"attacks": ["apgd"], "eps": [0.1]}}, "attack 'apgd'"),
