@@ -8,7 +8,7 @@ another (fully redundant). Continuous kinds lie in [0, 1]; tokens are drawn from
 class-dependent categorical distribution over ``vocab_size`` ids.
 
 The ``task`` decides what is predicted: the class (``classification``); ``outputs`` targets
-``3 tanh(z w_j / ||w_j||)`` in [-3, 3], like sentiment scores (``regression``); or ``outputs``
+``3 tanh(z w_j / (||w_j|| sd(z)))`` in [-3, 3], like sentiment scores (``regression``); or ``outputs``
 labels ``[z v_j > t_j]`` whose thresholds give prevalences from 15% to 50% (``multilabel``).
 Either way a modality carries as much of the signal as its informativeness, and the task's
 weights come from their own generator, so the inputs are those of the classification dataset

@@ -38,14 +38,6 @@ def check_task(task: str, what: str = "dataset") -> str:
     return task
 
 
-def output_width(task: str, labels: Tensor | np.ndarray, declared: int | None = None) -> int:
-    """The model's output width for labels of ``task``: the class count (``declared``, else the
-    largest label + 1), or the number of target columns / labels."""
-    if task == CLASSIFICATION:
-        return int(declared) if declared else int(labels.max()) + 1 if len(labels) else 0
-    return int(labels.shape[1])
-
-
 def as_outputs(task: str, logits: Tensor) -> Tensor:
     """What a cell stores of a model's raw output for a non-classification task: the regression
     values themselves, or each label's sigmoid probability."""
