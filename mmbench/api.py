@@ -19,6 +19,8 @@ from typing import Any
 from torch import nn
 
 from mmbench.data.tasks import CLASSIFICATION
+from mmbench.perturb.adversarial import TOKEN_OPTIONS
+from mmbench.perturb.token_attacks import TOKEN_ATTACKS
 from mmbench.config.options import RunOptions
 from mmbench.config.params import DATASET_HARNESS_ARGS, HARNESS_ARGS, param_defaults
 from mmbench.config.suite import Component, EvalConfig, Suite, components
@@ -371,7 +373,10 @@ def attacks(pattern: str | None = None) -> list[dict[str, str]]:
              "access": "black-box" if CATALOGUE[n].black_box else "white-box",
              "tasks": "all" if CATALOGUE[n].any_task else CLASSIFICATION,
              "options": ", ".join(CATALOGUE[n].option_names())}
-            for n in (fnmatch.filter(names, pattern) if pattern else names)]
+            for n in (fnmatch.filter(names, pattern) if pattern else names)] + [
+        {"attack": n, "torchattacks": "- (mmbench, tokens)", "norms": "tokens", "bounded": "yes", "mode": "batch",
+         "access": "white-box" if white else "black-box", "tasks": "all", "options": ", ".join(TOKEN_OPTIONS)}
+        for n, white in sorted(TOKEN_ATTACKS.items()) if not pattern or fnmatch.fnmatch(n, pattern)]
 
 
 def refused_attacks() -> dict[str, str]:

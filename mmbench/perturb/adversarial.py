@@ -34,6 +34,7 @@ from mmbench.perturb.attacks import (
 )
 from mmbench.perturb.base import ALL, Perturbation
 from mmbench.perturb.objective import TaskLossModel
+from mmbench.perturb.token_attacks import TOKEN_ATTACKS, token_attacks
 from mmbench.perturb.packing import BatchModel, BroadcastModel, IndexedModel, Layout
 from mmbench.registry import PERTURBATIONS
 
@@ -289,6 +290,8 @@ def adversarial(
     if not attacks:
         raise MMBenchError("adversarial: 'attacks' must list at least one attack (e.g. [fgsm, pgd])")
     check_distinct(list(attacks), "adversarial: attacks")
+    if any(a in TOKEN_ATTACKS for a in attacks):
+        return _token_cases(modalities, list(attacks), eps, targets, options or {}, task, regression_loss, max_rows)
     specs = [attack_spec(a) for a in attacks]
     _check_task(specs, task, regression_loss)
     for spec in specs:
@@ -312,6 +315,53 @@ def adversarial(
                          task=task, task_loss=regression_loss)
                   for e in budgets for s in specs]
     return cases
+
+
+#: what a token attack's options may set
+TOKEN_OPTIONS = {"beam": int, "candidates": int, "protected": list}
+
+
+def _token_cases(modalities: Sequence[ModalitySpec], attacks: list[str], eps: list[float] | None,
+                 targets: list[str] | None, options: dict[str, Any], task: str, regression_loss: str,
+                 max_rows: int | None) -> list[Perturbation]:
+    """Token attacks (:mod:`mmbench.perturb.token_attacks`) on each token target: ``each`` and
+    ``all`` mean every token modality; a continuous attack belongs in another entry."""
+    others = [a for a in attacks if a not in TOKEN_ATTACKS]
+    if others:
+        raise MMBenchError(f"adversarial: attack '{others[0]}' perturbs continuous modalities and "
+                           f"'{next(a for a in attacks if a in TOKEN_ATTACKS)}' token ids; list them in two "
+                           "entries (a joint text+image attack is not available yet)")
+    tokens = [m for m in modalities if not m.is_continuous]
+    names = [m.name for m in modalities]
+    chosen: list[ModalitySpec] = []
+    for target in targets or [EACH]:
+        if target in (EACH, ALL):
+            chosen += tokens
+            continue
+        spec = next((m for m in modalities if m.name == target), None)
+        if spec is None:
+            raise MMBenchError(f"adversarial: unknown target modality '{target}'{did_you_mean(target, names)}; "
+                               f"the dataset has {', '.join(names)}")
+        if spec.is_continuous:
+            raise MMBenchError(f"adversarial: token attacks change token ids, and modality '{target}' is "
+                               f"{spec.kind.value}; target a tokens modality or use fgsm, pgd, ...")
+        chosen.append(spec)
+    if not chosen:
+        raise MMBenchError("adversarial: token attacks need a tokens modality, and the dataset has none")
+    if not eps:
+        raise MMBenchError("adversarial: token attacks need 'eps': positions that may change per row "
+                           "(e.g. [1, 2, 4]) or fractions of a row's positions (e.g. [0.1])")
+    for key, opts in options.items():
+        if key not in attacks or not isinstance(opts, dict):
+            raise MMBenchError(f"adversarial: options given for '{key}', which is not in attacks {attacks}")
+        for opt, value in opts.items():
+            kind = TOKEN_OPTIONS.get(opt)
+            if kind is None or not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1):
+                raise MMBenchError(f"adversarial: option '{opt}' of '{key}' must be one of "
+                                   f"{', '.join(TOKEN_OPTIONS)} (beam, candidates >= 1; protected a list of ids)")
+    check_distinct([float(e) for e in eps], "adversarial: eps")
+    return token_attacks(ADVERSARIAL, attacks, [float(e) for e in eps], list(dict.fromkeys(chosen)), options, task,
+                         regression_loss, max_rows)
 
 
 def _check_task(specs: Sequence[AttackSpec], task: str, regression_loss: str) -> None:

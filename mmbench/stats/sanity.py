@@ -82,7 +82,8 @@ def check_large_eps(rows: pd.DataFrame, facts: dict[str, DatasetFacts]) -> list[
     for key, g in joint.groupby(GROUP + ["perturbation", "target"], sort=True):
         top = g.loc[g["severity"].idxmax()]
         info = facts.get(top["dataset"])
-        if info is None or not info.all_attackable or top["severity"] < LARGE_EPS[top["norm"]]:
+        if info is None or not info.all_attackable or top["norm"] not in LARGE_EPS \
+                or top["severity"] < LARGE_EPS[top["norm"]]:
             continue
         limit = 1.0 / info.n_classes + CHANCE_MARGIN
         ok = top["value"] <= limit
