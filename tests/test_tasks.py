@@ -224,16 +224,21 @@ def test_fgsm_on_regression_is_a_sign_step_on_the_l1_loss() -> None:
     assert torch.equal(case.apply(wrapped, batch, labels, seed=0)["image"], batch["image"])
 
 
-def test_evaluate_a_plain_regressor_with_every_regression_metric() -> None:
-    data = _regression_data()
-    torch.manual_seed(0)
-    model = Regressor()
+def _fitted(model: nn.Module, data: mmbench.MultimodalDataset) -> nn.Module:
+    """``model`` (forward(image, table)) trained on the whole training split with its task's loss."""
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):
         optimiser.zero_grad()
-        row_loss(REGRESSION, model(data.train.inputs["image"], data.train.inputs["table"]),
+        row_loss(data.task, model(data.train.inputs["image"], data.train.inputs["table"]),
                  data.train.labels).mean().backward()
         optimiser.step()
+    return model
+
+
+def test_evaluate_a_plain_regressor_with_every_regression_metric() -> None:
+    data = _regression_data()
+    torch.manual_seed(0)
+    model = _fitted(Regressor(), data)
     result = mmbench.evaluate(model, data, ["clean", {"name": "adversarial", "params": {"attacks": ["pgd"],
                               "eps": [0.1], "options": {"pgd": {"steps": 3}}}}],
                               metrics=METRICS[REGRESSION], score_metric="mae")
@@ -260,13 +265,7 @@ def test_evaluate_a_plain_multilabel_model_with_every_multilabel_metric() -> Non
     data = make_dataset({k: arrays[k] for k in ("image", "table")}, {"image": "image", "table": "vector"},
                         labels, task=MULTILABEL, name="plain_ml")
     torch.manual_seed(0)
-    model = Tagger(3)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(150):
-        optimiser.zero_grad()
-        row_loss(MULTILABEL, model(data.train.inputs["image"], data.train.inputs["table"]),
-                 data.train.labels).mean().backward()
-        optimiser.step()
+    model = _fitted(Tagger(3), data)
     result = mmbench.evaluate(model, data, ["clean", {"name": "adversarial", "params": {"attacks": ["fgsm"],
                               "eps": [0.2]}}], metrics=METRICS[MULTILABEL], score_metric="micro_f1")
     frame = result.frame
