@@ -10,7 +10,8 @@ folder of ``NAME.npy`` files, always with ``allow_pickle=False``.
 Continuous modalities are min-max scaled to [0, 1] with statistics of the training rows only
 (per feature for vectors, per channel for images and sequences; other rows are clipped to
 [0, 1] unless ``clip=False``), or kept as they are (``scale='none'``) with declared or derived
-bounds. Token ids are never scaled; every row's ids must lie below the vocabulary size.
+bounds. Token ids are never scaled; every row's ids must lie below the vocabulary size. A tokens
+modality may declare its padding id (``pad_id``): models get an attention mask from it.
 
 Before anything trains, the loader refuses what would silently corrupt a run: labels that are not
 class ids (beyond int64, or a largest label implying more than :data:`MAX_CLASSES` classes or more
@@ -112,6 +113,7 @@ def make_dataset(
     vocab_sizes: Mapping[str, int] | None = None,
     clip: bool = True,
     task: str = CLASSIFICATION,
+    pad_id: int | Mapping[str, int] | None = None,
 ) -> MultimodalDataset:
     """A :class:`MultimodalDataset` from in-memory arrays (numpy arrays or torch tensors).
 
@@ -126,8 +128,10 @@ def make_dataset(
     training rows, bounds [0, 1]; ``clip``: other rows' values outside the training range are
     clipped to [0, 1], else kept and the bounds widened to cover them) or ``none``
     (``bounds[name]`` = [lo, hi], else the data range). ``vocab_sizes[name]``: a token modality's
-    vocabulary size (default: its largest id + 1). Every problem is a one-line
-    :class:`MMBenchError` naming the array.
+    vocabulary size (default: its largest id + 1, or its pad id + 1 when larger). ``pad_id``: the
+    id that pads token rows after their text, one integer for every tokens modality or
+    ``{name: id}``; it must lie within the vocabulary, and the spec declares it (models get an
+    attention mask from it). Every problem is a one-line :class:`MMBenchError` naming the array.
     """
     with _prefixed(name):
         _check_options(scale, bounds, val_fraction, test_fraction, clip)
@@ -137,8 +141,9 @@ def make_dataset(
         strata = y if task == CLASSIFICATION else np.zeros(len(y), np.int64)  # one stratum: a seeded shuffle
         rows = _row_sets(strata, split, groups, in_distribution, split_seed, val_fraction, test_fraction,
                          task == CLASSIFICATION)
+        pads = _pad_ids(pad_id, kinds)
         specs, tensors, clipped, lost = _encode(data, kinds, rows.parts, scale, clip, dict(bounds or {}),
-                                                dict(vocab_sizes or {}))
+                                                dict(vocab_sizes or {}), pads)
     for text in (*rows.notes, *lost):
         log.warning("%s: %s", name, text)
     if clipped:
@@ -184,6 +189,34 @@ def _kinds(modalities: Any) -> dict[str, ModalityKind]:
                        f"kinds: {', '.join(KINDS)}")
         out[name] = KINDS[kind]
     return out
+
+
+def _pad_ids(pad_id: Any, kinds: dict[str, ModalityKind]) -> dict[str, int]:
+    """Tokens modality -> its padding id: ``pad_id`` for every one, or the mapping's, checked to
+    be integers >= 0 (the vocabulary is checked with the ids)."""
+    if pad_id is None:
+        return {}
+    tokens = [m for m, k in kinds.items() if k is ModalityKind.TOKENS]
+    if isinstance(pad_id, Mapping):
+        _check_keys(dict(pad_id), "pad_id", tokens, "token")
+        given = dict(pad_id)
+    elif _is_integer(pad_id):
+        if not tokens:
+            raise _Bad(f"pad_id {pad_id} applies to tokens modalities, and there is none; drop pad_id or "
+                       "declare the token arrays with kind tokens")
+        given = {m: pad_id for m in tokens}
+    else:
+        raise _Bad(f"pad_id must be an integer token id (for every tokens modality) or a mapping "
+                   f"{{name: id}}, got {pad_id!r}")
+    for name, value in given.items():
+        if not _is_integer(value) or value < 0:
+            raise _Bad(f"pad_id of '{name}' must be an integer token id >= 0, got {value!r}")
+    return {name: int(value) for name, value in given.items()}
+
+
+def _is_integer(value: Any) -> bool:
+    """An integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _pick(arrays: Mapping[str, Any], name: str) -> Any:
@@ -522,11 +555,13 @@ def _given_split(names: np.ndarray, y: np.ndarray, inside: np.ndarray, val_fract
 # -- scaling and tensors ----------------------------------------------------------------------
 
 def _encode(data: dict[str, np.ndarray], kinds: dict[str, ModalityKind], parts: dict[str, np.ndarray],
-            scale: str, clip: bool, bounds: dict[str, Any], vocab_sizes: dict[str, Any]
+            scale: str, clip: bool, bounds: dict[str, Any], vocab_sizes: dict[str, Any],
+            pads: dict[str, int] | None = None,
             ) -> tuple[tuple[ModalitySpec, ...], dict[str, dict[str, torch.Tensor]], str, list[str]]:
-    """Each modality's spec, its (scaled) tensor for every split and group, a note on the
-    evaluation values outside the training range (minmax only; else '') and warnings on
-    precision that float32 loses."""
+    """Each modality's spec (token modalities with their ``pads`` id), its (scaled) tensor for
+    every split and group, a note on the evaluation values outside the training range (minmax
+    only; else '') and warnings on precision that float32 loses."""
+    pads = pads or {}
     tokens = [m for m, k in kinds.items() if k is ModalityKind.TOKENS]
     _check_keys(bounds, "bounds", [m for m in kinds if m not in tokens], "continuous")
     _check_keys(vocab_sizes, "vocab_sizes", tokens, "token")
@@ -536,7 +571,7 @@ def _encode(data: dict[str, np.ndarray], kinds: dict[str, ModalityKind], parts: 
     for name, kind in kinds.items():
         x = data[name]
         if kind is ModalityKind.TOKENS:
-            spec = _token_spec(name, x, vocab_sizes.get(name), parts)
+            spec = _token_spec(name, x, vocab_sizes.get(name), parts, pads.get(name))
         else:
             spec, x, shares, said = _continuous(name, kind, x, parts, scale, clip, bounds.get(name))
             outside.update({name: shares} if shares is not None else {})
@@ -722,12 +757,13 @@ def _unscaled_spec(name: str, kind: ModalityKind, x: np.ndarray, given: Any) -> 
     return ModalitySpec(name, kind, tuple(x.shape[1:]), lo, hi)
 
 
-def _token_spec(name: str, ids: np.ndarray, vocab_size: Any, parts: dict[str, np.ndarray]) -> ModalitySpec:
+def _token_spec(name: str, ids: np.ndarray, vocab_size: Any, parts: dict[str, np.ndarray],
+                pad_id: int | None = None) -> ModalitySpec:
     """Bounds [0, vocab_size - 1]: the given vocabulary size, else the largest id (of every row:
-    train, val, test and held-out groups) + 1."""
+    train, val, test and held-out groups, and the pad id) + 1; ``pad_id`` within them."""
     largest = int(ids.max())
     if vocab_size is None:
-        vocab_size = max(largest + 1, 2)
+        vocab_size = max(largest + 1, 2, 0 if pad_id is None else pad_id + 1)
     elif type(vocab_size) is not int or vocab_size < 2:
         raise _Bad(f"vocab_sizes['{name}'] must be an integer >= 2, got {vocab_size!r}")
     if largest >= vocab_size:
@@ -736,7 +772,12 @@ def _token_spec(name: str, ids: np.ndarray, vocab_size: Any, parts: dict[str, np
         where = f"a {part} row" if part in SPLIT_NAMES else f"a row of group '{part}'"
         raise _Bad(f"array '{name}' holds token id {largest} (in {where}) but its vocabulary size is "
                    f"{vocab_size}; raise vocab_sizes['{name}'] above {largest} or map the ids below it")
-    return ModalitySpec(name, ModalityKind.TOKENS, tuple(ids.shape[1:]), 0.0, float(vocab_size - 1))
+    if pad_id is not None and pad_id >= vocab_size:
+        raise _Bad(f"pad_id {pad_id} of '{name}' is outside its vocabulary (vocab_sizes['{name}'] = "
+                   f"{vocab_size}: ids 0..{vocab_size - 1}); use an id below {vocab_size} or raise "
+                   f"vocab_sizes['{name}'] above {pad_id}")
+    return ModalitySpec(name, ModalityKind.TOKENS, tuple(ids.shape[1:]), 0.0, float(vocab_size - 1),
+                        pad_id=pad_id)
 
 
 # -- the registered loader --------------------------------------------------------------------
@@ -852,14 +893,15 @@ def load_arrays(path: str, modalities: dict, label: str = "labels", split: str |
                 scale: str = "minmax", bounds: dict | None = None, split_seed: int = 0,
                 val_fraction: float = 0.2, test_fraction: float = 0.2, vocab_sizes: dict | None = None,
                 clip: bool = True, data_root: str | None = None,
-                suite_dir: str | None = None, task: str = CLASSIFICATION) -> MultimodalDataset:
+                suite_dir: str | None = None, task: str = CLASSIFICATION,
+                pad_id: int | dict | None = None) -> MultimodalDataset:
     """Load ``path`` (an ``.npz`` file or a folder of ``NAME.npy`` files; relative paths are
     looked up under the data root, then the suite's folder, then the current directory).
 
     ``modalities`` maps array name -> kind; ``label``, ``split`` and ``groups`` name the label,
     split and group arrays; ``task``: classification (integer class ids [N]), regression
-    (numeric targets [N] or [N, D]) or multilabel (0/1 labels [N, K]). The rest is
-    :func:`make_dataset`'s.
+    (numeric targets [N] or [N, D]) or multilabel (0/1 labels [N, K]). The rest (``vocab_sizes``,
+    ``pad_id``, ...) is :func:`make_dataset`'s.
     """
     if (not isinstance(modalities, Mapping) or not modalities
             or not all(isinstance(k, str) and isinstance(v, str) for k, v in modalities.items())):
@@ -874,4 +916,4 @@ def load_arrays(path: str, modalities: dict, label: str = "labels", split: str |
     return make_dataset({m: raw[m] for m in modalities}, modalities, y, split=split_rows, groups=group_rows,
                         in_distribution=in_distribution, scale=scale, bounds=bounds, split_seed=split_seed,
                         val_fraction=val_fraction, test_fraction=test_fraction, name="arrays",
-                        vocab_sizes=vocab_sizes, clip=clip, task=task)
+                        vocab_sizes=vocab_sizes, clip=clip, task=task, pad_id=pad_id)

@@ -42,7 +42,11 @@ class ModalityKind(str, enum.Enum):
 class ModalitySpec:
     """One modality: ``name``, ``kind``, per-sample ``shape`` and value bounds ``[lo, hi]``.
 
-    For ``tokens`` the bounds are ``[0, vocab_size - 1]``.
+    For ``tokens`` the bounds are ``[0, vocab_size - 1]``, and ``pad_id`` (optional) is the id
+    that fills the positions after a row's text: a model may be given an attention mask from it
+    (:mod:`mmbench.models.calling`), token attacks never change or write it, and certificates
+    count only the other positions. ``pad_id`` is left out of the repr (and so of the content
+    hashes of specs without one); datasets hash it themselves.
     """
 
     name: str
@@ -50,6 +54,7 @@ class ModalitySpec:
     shape: tuple[int, ...]
     lo: float = 0.0
     hi: float = 1.0
+    pad_id: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.hi > self.lo:
@@ -61,6 +66,10 @@ class ModalitySpec:
                 f"modality {self.name!r} of kind {self.kind.value} needs a shape of rank "
                 f"{expected_rank}, got {self.shape}"
             )
+        if self.pad_id is not None and (self.kind is not ModalityKind.TOKENS
+                                        or not 0 <= self.pad_id <= self.hi):
+            raise ValueError(f"modality {self.name!r}: pad_id {self.pad_id} must be a token id in "
+                             f"[0, {int(self.hi)}] of a tokens modality")
 
     @property
     def is_continuous(self) -> bool:
@@ -71,6 +80,12 @@ class ModalitySpec:
         if self.kind is not ModalityKind.TOKENS:
             raise AttributeError(f"modality {self.name!r} is not a token modality")
         return int(self.hi) + 1
+
+    def attention_mask(self, ids: Tensor) -> Tensor:
+        """``[rows, T]`` long: 1 where ``ids`` is not the padding id (all ones without one)."""
+        if self.pad_id is None:
+            return torch.ones_like(ids, dtype=torch.long)
+        return (ids != self.pad_id).long()
 
     def to_unit(self, x: Tensor) -> Tensor:
         """Map values in ``[lo, hi]`` to ``[0, 1]``."""
@@ -178,9 +193,11 @@ class MultimodalDataset:
 
     def _described(self) -> tuple:
         """What the fingerprints hash besides tensors (the task only when it is not the default,
-        so classification fingerprints are those of earlier versions)."""
-        return (self.modalities, self.n_classes) if self.task == CLASSIFICATION else \
+        and padding ids only where declared, so the fingerprints of earlier versions hold)."""
+        pads = tuple((m.name, m.pad_id) for m in self.modalities if m.pad_id is not None)
+        described = (self.modalities, self.n_classes) if self.task == CLASSIFICATION else \
             (self.modalities, self.n_classes, self.task)
+        return described + (pads,) if pads else described
 
     def split_fingerprints(self) -> dict[str, str]:
         """A content hash of each split's inputs and labels, by the name a cell's rows carry

@@ -44,13 +44,24 @@ class VectorEncoder(nn.Module):
 
 
 class TokenEncoder(nn.Module):
+    """Embeddings mean-pooled over the positions, a linear layer. With the spec's ``pad_id``, the
+    mean is over the other positions only (a row of padding alone pools to zeros), so padding
+    never changes the encoding; without one, over all positions."""
+
     def __init__(self, spec: ModalitySpec, out_dim: int, hidden: int) -> None:
         super().__init__()
+        self.pad_id = spec.pad_id
         self.embed = nn.Embedding(spec.vocab_size, hidden)
         self.out = nn.Sequential(nn.Linear(hidden, out_dim), nn.ReLU())
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.out(self.embed(x.long()).mean(dim=1))
+        ids = x.long()
+        if self.pad_id is None:
+            return self.out(self.embed(ids).mean(dim=1))
+        keep = (ids != self.pad_id).unsqueeze(-1)
+        vectors = self.embed(ids).masked_fill(~keep, 0.0)
+        count = keep.sum(dim=1).clamp(min=1).to(vectors.dtype)
+        return self.out(vectors.sum(dim=1) / count)
 
 
 ENCODERS: dict[ModalityKind, type[nn.Module]] = {
