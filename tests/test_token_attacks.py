@@ -139,9 +139,14 @@ def test_hotflip_without_an_embedding_is_one_line() -> None:
 
 
 @pytest.mark.parametrize(("params", "fragment"), [
-    ({"attacks": ["hotflip", "pgd"], "eps": [1]}, "list them in two entries"),
+    ({"attacks": ["hotflip", "pgd"], "eps": [0.1]}, "need 'token_eps'"),
+    ({"attacks": ["hotflip", "embedding_pgd"], "eps": [1]}, "give it an entry of its own"),
+    ({"attacks": ["pgd"], "eps": [0.1], "token_eps": [1]}, "apply to token attacks"),
+    ({"attacks": ["hotflip"], "eps": [1], "neighbours": [[1, 2]]}, "must be \\[vocab_size=12, k\\]"),
+    ({"attacks": ["hotflip"], "eps": [1], "neighbours": {"words": [[1]]}}, "not a tokens modality"),
+    ({"attacks": ["hotflip"], "eps": [1], "options": {"hotflip": {"candidates": 3}}}, "option 'candidates'"),
     ({"attacks": ["hotflip"], "eps": [1], "targets": ["image"]}, "target a tokens modality"),
-    ({"attacks": ["hotflip"], "eps": [1.5]}, "whole number of positions"),
+    ({"attacks": ["hotflip"], "eps": [1.5]}, "whole numbers of positions"),
     ({"attacks": ["hotflip"]}, "need 'eps'"),
     ({"attacks": ["hotflip"], "eps": [1], "options": {"hotflip": {"beam": 0}}}, "option 'beam'"),
     ({"attacks": ["hotflip"], "eps": [1], "targets": ["txt"]}, "unknown target modality 'txt'"),

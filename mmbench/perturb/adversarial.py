@@ -34,7 +34,11 @@ from mmbench.perturb.attacks import (
 )
 from mmbench.perturb.base import ALL, Perturbation
 from mmbench.perturb.objective import TaskLossModel
-from mmbench.perturb.token_attacks import TOKEN_ATTACKS, token_attacks
+from mmbench.data.arrays import resolve_path
+from mmbench.perturb.embedding_pgd import EMBEDDING_PGD, embedding_cases
+from mmbench.perturb.joint_attacks import JointAttack
+from mmbench.perturb.token_attacks import FAMILY as TOKEN_FAMILY
+from mmbench.perturb.token_attacks import TOKEN_ATTACKS, TokenAttack, neighbour_table, token_attacks
 from mmbench.perturb.packing import BatchModel, BroadcastModel, IndexedModel, Layout
 from mmbench.registry import PERTURBATIONS
 
@@ -264,9 +268,14 @@ def _check_budgets(specs: Sequence[AttackSpec], eps: list[float] | None, norm: s
 
 
 @PERTURBATIONS.register(
-    "adversarial", family=ADVERSARIAL, kinds=("image", "sequence", "vector"),
+    "adversarial", family=ADVERSARIAL, kinds=("image", "sequence", "vector", "tokens"),
     example={"attacks": ["fgsm", "apgd", "square"], "eps": [0.05], "ensemble": True,
              "options": {"apgd": {"steps": 2}, "square": {"n_queries": 10}}},
+    # token attacks (alone, jointly with a continuous one) and the embedding diagnostic make the
+    # rows of the token_attacks family; the contract tests run these examples too
+    families=(ADVERSARIAL, TOKEN_FAMILY),
+    more_examples=({"attacks": ["fgsm", "hotflip"], "eps": [0.05], "token_eps": [1], "targets": ["all"]},
+                   {"attacks": ["embedding_pgd"], "eps": [0.5]}),
 )
 def adversarial(
     modalities: Sequence[ModalitySpec],
@@ -280,18 +289,40 @@ def adversarial(
     max_rows: int | None = None,
     regression_loss: str = "l1",
     task: str = CLASSIFICATION,
+    token_eps: list[float] | None = None,
+    neighbours: Any = None,
 ) -> list[Perturbation]:
     """torchattacks attacks per (attack, target, eps); targets default to [each, all]. On a
     regression or multilabel dataset (``task``, passed by the harness) the attacks maximise the
     task's loss (``regression_loss``: l1 or mse for a regression), and only attacks that do
-    nothing but ascend the cross-entropy of the labels are admitted."""
+    nothing but ascend the cross-entropy of the labels are admitted. Token attacks (``hotflip``,
+    ``greedy_substitution``, ``random_substitution``; :mod:`mmbench.perturb.token_attacks`)
+    take ``eps`` in positions, or ``token_eps`` beside continuous attacks, which then attack
+    ``all`` and mixed subsets jointly (:mod:`mmbench.perturb.joint_attacks`); ``neighbours``
+    restricts their replacements. ``embedding_pgd`` (a diagnostic) takes an entry of its own."""
     if max_rows is not None and max_rows < 1:
         raise MMBenchError(f"adversarial: max_rows must be a positive number of rows, got {max_rows}")
     if not attacks:
         raise MMBenchError("adversarial: 'attacks' must list at least one attack (e.g. [fgsm, pgd])")
     check_distinct(list(attacks), "adversarial: attacks")
-    if any(a in TOKEN_ATTACKS for a in attacks):
-        return _token_cases(modalities, list(attacks), eps, targets, options or {}, task, regression_loss, max_rows)
+    token_names = [a for a in attacks if a in TOKEN_OPTIONS]
+    if token_names:
+        others = [a for a in attacks if a not in token_names]
+        opts = options or {}
+        entry = _token_entry(modalities, token_names, token_eps if others else (eps or token_eps),
+                             {k: v for k, v in opts.items() if k in token_names}, neighbours, task,
+                             regression_loss, max_rows, "token_eps" if others else "eps")
+        if not others:
+            return entry.cases(_token_targets(modalities, targets))
+        check_distinct(list(targets or []), "adversarial: targets")
+        wanted = targets or [EACH, ALL]
+        continuous = adversarial(modalities, n_classes, others, eps, norm, _continuous_labels(modalities, wanted),
+                                 {k: v for k, v in opts.items() if k not in token_names}, ensemble, max_rows,
+                                 regression_loss, task)
+        return _mixed_cases(modalities, continuous, entry, wanted)
+    if token_eps is not None or neighbours is not None:
+        raise MMBenchError("adversarial: token_eps and neighbours apply to token attacks (hotflip, "
+                           "greedy_substitution, random_substitution); this entry has none")
     specs = [attack_spec(a) for a in attacks]
     _check_task(specs, task, regression_loss)
     for spec in specs:
@@ -317,26 +348,102 @@ def adversarial(
     return cases
 
 
-#: what a token attack's options may set
-TOKEN_OPTIONS = {"beam": int, "candidates": int, "protected": list}
+#: what each token attack's options may set, and their types
+TOKEN_OPTIONS = {"hotflip": {"beam": int, "protected": list},
+                 "greedy_substitution": {"candidates": int, "protected": list},
+                 "random_substitution": {"protected": list},
+                 EMBEDDING_PGD: {"steps": int, "protected": list}}
 
 
-def _token_cases(modalities: Sequence[ModalitySpec], attacks: list[str], eps: list[float] | None,
-                 targets: list[str] | None, options: dict[str, Any], task: str, regression_loss: str,
-                 max_rows: int | None) -> list[Perturbation]:
-    """Token attacks (:mod:`mmbench.perturb.token_attacks`) on each token target: ``each`` and
-    ``all`` mean every token modality; a continuous attack belongs in another entry."""
-    others = [a for a in attacks if a not in TOKEN_ATTACKS]
-    if others:
-        raise MMBenchError(f"adversarial: attack '{others[0]}' perturbs continuous modalities and "
-                           f"'{next(a for a in attacks if a in TOKEN_ATTACKS)}' token ids; list them in two "
-                           "entries (a joint text+image attack is not available yet)")
+@dataclass(frozen=True)
+class TokenEntry:
+    """The token side of an ``adversarial`` entry: attacks, budgets (positions), options,
+    neighbour tables per modality, and the harness's task and rows."""
+
+    attacks: tuple[str, ...]
+    budgets: tuple[float, ...]
+    options: dict[str, dict[str, Any]]
+    neighbours: dict[str, tuple[tuple[int, ...], ...]]
+    task: str
+    regression_loss: str
+    max_rows: int | None
+
+    def cases(self, specs: Sequence[ModalitySpec]) -> list[Perturbation]:
+        if EMBEDDING_PGD in self.attacks:
+            return embedding_cases(self, specs)
+        return token_attacks(TOKEN_FAMILY, self.attacks, self.budgets, specs, self.options, self.task,
+                             self.regression_loss, self.max_rows, self.neighbours)
+
+
+def _token_entry(modalities: Sequence[ModalitySpec], attacks: list[str], budgets: list[float] | None,
+                 options: dict[str, Any], neighbours: Any, task: str, regression_loss: str,
+                 max_rows: int | None, key: str = "eps") -> TokenEntry:
+    """The checked token side of an entry (``key``: the name of its budget list)."""
     tokens = [m for m in modalities if not m.is_continuous]
+    if not tokens:
+        raise MMBenchError("adversarial: token attacks need a tokens modality, and the dataset has none")
+    if not budgets:
+        raise MMBenchError(f"adversarial: token attacks need '{key}': positions that may change per row "
+                           "(e.g. [1, 2, 4]) or fractions of a row's positions (e.g. [0.1])")
+    pgd = EMBEDDING_PGD in attacks
+    if pgd and len(attacks) > 1:
+        raise MMBenchError(f"adversarial: {EMBEDDING_PGD} is a diagnostic whose eps is an embedding radius, "
+                           "not a number of positions; give it an entry of its own")
+    for e in budgets:
+        if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e) or e <= 0 or \
+                (not pgd and e >= 1 and e != int(e)):
+            what = "radii > 0" if pgd else "whole numbers of positions >= 1 or fractions in (0, 1)"
+            raise MMBenchError(f"adversarial: token budgets ({key}) are {what}, got {str(e)[:40]!r}")
+    check_distinct([float(e) for e in budgets], f"adversarial: {key}")
+    _check_token_options(attacks, options)
+    tables = _neighbour_tables(neighbours, tokens)
+    return TokenEntry(tuple(attacks), tuple(float(e) for e in budgets), options, tables, task,
+                      regression_loss, max_rows)
+
+
+def _check_token_options(attacks: list[str], options: dict[str, Any]) -> None:
+    for key, opts in options.items():
+        if key not in attacks or not isinstance(opts, dict):
+            raise MMBenchError(f"adversarial: options given for '{key}', which is not in attacks {attacks}")
+        allowed = TOKEN_OPTIONS[key]
+        for opt, value in opts.items():
+            kind = allowed.get(opt)
+            if kind is None or not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1):
+                raise MMBenchError(f"adversarial: option '{opt}' of '{key}' must be one of {', '.join(allowed)} "
+                                   "(counts >= 1; protected a list of ids)")
+            if kind is list and not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in value):
+                raise MMBenchError(f"adversarial: option 'protected' of '{key}' must list token ids >= 0")
+
+
+def _neighbour_tables(raw: Any, tokens: Sequence[ModalitySpec]) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """``neighbours``: a table (or .npy path) for the one tokens modality, or a mapping
+    modality -> table."""
+    if raw is None:
+        return {}
+    names = [m.name for m in tokens]
+    if not isinstance(raw, dict):
+        if len(tokens) != 1:
+            raise MMBenchError(f"adversarial: the dataset has {len(tokens)} tokens modalities ({', '.join(names)}); "
+                               "give neighbours as {modality: table}")
+        raw = {tokens[0].name: raw}
+    out = {}
+    for name, table in raw.items():
+        spec = next((m for m in tokens if m.name == name), None)
+        if spec is None:
+            raise MMBenchError(f"adversarial: neighbours given for '{name}', which is not a tokens modality "
+                               f"of the dataset{did_you_mean(str(name), names)}; its tokens modalities: "
+                               f"{', '.join(names)}")
+        out[spec.name] = neighbour_table(str(resolve_path(table)) if isinstance(table, str) else table, spec)
+    return out
+
+
+def _token_targets(modalities: Sequence[ModalitySpec], targets: list[str] | None) -> list[ModalitySpec]:
+    """The token modalities a token-only entry attacks: ``each`` and ``all`` mean every one."""
     names = [m.name for m in modalities]
     chosen: list[ModalitySpec] = []
     for target in targets or [EACH]:
         if target in (EACH, ALL):
-            chosen += tokens
+            chosen += [m for m in modalities if not m.is_continuous]
             continue
         spec = next((m for m in modalities if m.name == target), None)
         if spec is None:
@@ -344,24 +451,63 @@ def _token_cases(modalities: Sequence[ModalitySpec], attacks: list[str], eps: li
                                f"the dataset has {', '.join(names)}")
         if spec.is_continuous:
             raise MMBenchError(f"adversarial: token attacks change token ids, and modality '{target}' is "
-                               f"{spec.kind.value}; target a tokens modality or use fgsm, pgd, ...")
+                               f"{spec.kind.value}; target a tokens modality, or list a continuous attack "
+                               "(fgsm, pgd, ...) beside them for a joint attack")
         chosen.append(spec)
-    if not chosen:
-        raise MMBenchError("adversarial: token attacks need a tokens modality, and the dataset has none")
-    if not eps:
-        raise MMBenchError("adversarial: token attacks need 'eps': positions that may change per row "
-                           "(e.g. [1, 2, 4]) or fractions of a row's positions (e.g. [0.1])")
-    for key, opts in options.items():
-        if key not in attacks or not isinstance(opts, dict):
-            raise MMBenchError(f"adversarial: options given for '{key}', which is not in attacks {attacks}")
-        for opt, value in opts.items():
-            kind = TOKEN_OPTIONS.get(opt)
-            if kind is None or not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 1):
-                raise MMBenchError(f"adversarial: option '{opt}' of '{key}' must be one of "
-                                   f"{', '.join(TOKEN_OPTIONS)} (beam, candidates >= 1; protected a list of ids)")
-    check_distinct([float(e) for e in eps], "adversarial: eps")
-    return token_attacks(ADVERSARIAL, attacks, [float(e) for e in eps], list(dict.fromkeys(chosen)), options, task,
-                         regression_loss, max_rows)
+    return list(dict.fromkeys(chosen))
+
+
+def _mixed_cases(modalities: Sequence[ModalitySpec], continuous: list[Perturbation], tokens: TokenEntry,
+                 targets: list[str]) -> list[Perturbation]:
+    """An entry with continuous and token attacks: ``each`` attacks every modality on its own with
+    the attacks of its kind; ``all`` and subsets mixing kinds are attacked jointly
+    (:class:`JointAttack`), with both parts also run alone (the cells the joint one is checked
+    against)."""
+    by_name = {m.name: m for m in modalities}
+    out: list[Perturbation] = []
+    for target in targets:
+        names = [m.name for m in modalities] if target == ALL else [target] if target == EACH else target.split("+")
+        if target == EACH:
+            out += [c for c in continuous if c.target != ALL and "+" not in c.target]
+            out += tokens.cases(_token_targets(modalities, [EACH]))
+            continue
+        specs = [by_name[n] for n in names]
+        text = [m for m in specs if not m.is_continuous]
+        label = "+".join(m.name for m in specs if m.is_continuous)
+        parts = [c for c in continuous if c.target == label]
+        if not text:
+            out += [c for c in continuous if c.target == target]
+            continue
+        token_parts = tokens.cases(text)
+        out += parts + token_parts
+        out += [JointAttack(family=TOKEN_FAMILY, name=f"{c.name}+{t.name}", target=target, severity=t.severity,
+                            max_rows=tokens.max_rows, continuous=c,
+                            tokens=tuple(p for p in token_parts if isinstance(p, TokenAttack)
+                                         and p.attack == t.attack and p.severity == t.severity),
+                            task=tokens.task, task_loss=tokens.regression_loss)
+                for c in parts for t in token_parts if isinstance(t, TokenAttack) and t.target == text[0].name]
+    return list(dict.fromkeys(out))
+
+
+def _continuous_labels(modalities: Sequence[ModalitySpec], targets: list[str]) -> list[str]:
+    """The continuous targets a mixed entry runs: ``each``, and the continuous part of ``all``
+    and of every subset (as ``a+b``), checked against the dataset's modalities."""
+    names = [m.name for m in modalities]
+    kinds = {m.name: m.is_continuous for m in modalities}
+    out = []
+    for target in targets:
+        if target == EACH:
+            out.append(EACH)
+            continue
+        parts = names if target == ALL else target.split("+")
+        for p in parts:
+            if p not in kinds:
+                raise MMBenchError(f"adversarial: unknown target modality '{p}'{did_you_mean(p, names + [EACH, ALL])}; "
+                                   f"the dataset has {', '.join(names)} (or use 'each' / 'all')")
+        cont = [p for p in parts if kinds[p]]
+        if cont:
+            out.append("+".join(cont))
+    return list(dict.fromkeys(out))
 
 
 def _check_task(specs: Sequence[AttackSpec], task: str, regression_loss: str) -> None:

@@ -15,9 +15,14 @@ of positions per row, each to an allowed id, and maximises the task's loss
 
 The budget ``eps`` is a number of positions (an integer >= 1) or, below 1, a fraction of each
 row's changeable positions (rounded up). Positions holding a protected id (``protected``,
-default ``[0]``: the padding / unknown id that ``token_dropout`` writes) are never changed, and
-no protected id is ever written. A flip is kept only when it raises the row's loss, so an
-attack never makes a row better.
+default ``[0]``: the padding / unknown id that ``token_dropout`` writes; the modality's
+``pad_id`` is always protected) are never changed, and no protected id is ever written.
+``neighbours`` (a table [V, k] of allowed replacements per id, e.g. synonyms or typos; entries
+< 0 or >= V are unused slots) restricts each position to the neighbours of its clean id. A flip
+is kept only when it raises the row's loss, so an attack never makes a row better.
+
+The cells belong to the family :data:`FAMILY` (budgets in positions, not in the normalised
+units of the continuous attacks).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -35,6 +41,8 @@ from mmbench.data.tasks import CLASSIFICATION, row_loss
 from mmbench.errors import MMBenchError
 from mmbench.perturb.base import Perturbation
 
+#: the family of token attacks' cells (and of joint token + continuous attacks)
+FAMILY = "token_attacks"
 #: the token attacks, and whether each needs the model's embedding layer (white-box)
 TOKEN_ATTACKS = {"hotflip": True, "greedy_substitution": False, "random_substitution": False}
 #: scores of (row, position, id) computed at once by hotflip, at most (memory bound)
@@ -52,9 +60,16 @@ class TokenAttack(Perturbation):
     candidates: int = 20
     task: str = CLASSIFICATION
     task_loss: str = "l1"
+    #: allowed replacements per clean id, [V][k] (empty: the whole vocabulary)
+    neighbours: tuple[tuple[int, ...], ...] = ()
 
     def facts(self) -> dict[str, Any]:
         return {"attack": self.attack, "norm": "tokens", "ensemble": ""}
+
+    def protected_ids(self) -> tuple[int, ...]:
+        """``protected`` and the modality's padding id."""
+        pad = () if self.spec is None or self.spec.pad_id is None else (self.spec.pad_id,)
+        return tuple(sorted(set(self.protected) | set(pad)))
 
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
         assert self.spec is not None
@@ -86,11 +101,34 @@ class Search:
         self.model, self.batch, self.name, self.labels, self.attack = model, batch, name, labels, attack
         self.clean = batch[name]
         self.vocab = attack.spec.vocab_size if attack.spec is not None else int(self.clean.max()) + 1
-        protected = torch.tensor(sorted(attack.protected), dtype=self.clean.dtype, device=self.clean.device)
-        self.free = ~torch.isin(self.clean, protected)  # positions that may change
+        protected = torch.tensor(attack.protected_ids(), dtype=self.clean.dtype, device=self.clean.device)
         self.allowed = torch.ones(self.vocab, dtype=torch.bool, device=self.clean.device)
         self.allowed[protected[protected < self.vocab]] = False
+        self.options = self._options(attack.neighbours)  # [rows, T, V]: allowed id per position, or None
+        self.free = ~torch.isin(self.clean, protected)  # positions that may change
+        if self.options is not None:
+            self.free &= self.options.any(dim=2)
         self.left = attack.budget(self.free.sum(dim=1))
+
+    def _options(self, neighbours: tuple[tuple[int, ...], ...]) -> Tensor | None:
+        """With a neighbour table: which ids each position may take (its clean id's allowed
+        neighbours)."""
+        if not neighbours:
+            return None
+        table = torch.tensor(neighbours, dtype=torch.long, device=self.clean.device)  # [V, k]
+        valid = (table >= 0) & (table < self.vocab)
+        table = torch.where(valid, table, 0)
+        per_id = torch.zeros(len(table), self.vocab, dtype=torch.bool, device=self.clean.device)
+        per_id.scatter_(1, table, valid)
+        per_id &= self.allowed
+        per_id.fill_diagonal_(False)  # a replacement changes the id
+        return per_id[self.clean.long()]
+
+    def choices(self, row: int, position: int) -> Tensor:
+        """The ids position ``position`` of row ``row`` may take (1-D, on the ids' device)."""
+        if self.options is None:
+            return self.allowed.nonzero().view(-1)
+        return self.options[row, position].nonzero().view(-1)
 
     def loss(self, ids: Tensor) -> Tensor:
         """``[rows]``: each row's task loss with ``ids`` as the token modality."""
@@ -113,7 +151,12 @@ class Search:
             free = self.free[row].nonzero().view(-1).cpu()
             count = int(min(self.left[row], len(free)))
             where = free[torch.randperm(len(free), generator=generator)[:count]]
-            ids[row, where.to(ids.device)] = ok[torch.randint(len(ok), (count,), generator=generator)].to(ids)
+            if self.options is None:
+                ids[row, where.to(ids.device)] = ok[torch.randint(len(ok), (count,), generator=generator)].to(ids)
+                continue
+            for t in where.tolist():
+                some = self.choices(row, t).cpu()
+                ids[row, t] = some[torch.randint(len(some), (1,), generator=generator)].to(ids)
         everywhere = torch.ones(len(ids), dtype=torch.bool, device=ids.device)
         return self.keep_if_worse(self.clean, ids, self.loss(self.clean), everywhere)[0]
 
@@ -128,21 +171,35 @@ class Search:
             masked[:, t] = mask_id
             gain[:, t] = torch.where(self.free[:, t], self.loss(masked) - current, gain[:, t])
         order = gain.argsort(dim=1, descending=True)
-        ok = self.allowed.nonzero().view(-1)
         spent = torch.zeros_like(self.left)
         for rank in range(ids.shape[1]):
             t = order[:, rank]
             rows = self.free.gather(1, t[:, None]).view(-1) & (spent < self.left)
             if not bool(rows.any()):
                 break
-            picks = ok[torch.randint(len(ok), (self.attack.candidates,), generator=generator).to(ok.device)]
             before = ids.clone()
-            for v in picks:
+            for picks in self.candidate_ids(t, generator):  # [rows] each
                 trial = ids.clone()
-                trial[torch.arange(len(ids)), t] = v.to(ids.dtype)
-                ids, current = self.keep_if_worse(ids, trial, current, rows)
+                kept = ids[torch.arange(len(ids)), t]
+                trial[torch.arange(len(ids)), t] = torch.where(picks >= 0, picks.to(ids.dtype), kept)
+                ids, current = self.keep_if_worse(ids, trial, current, rows & (picks >= 0))
             spent += (ids != before).any(dim=1).long()
         return ids
+
+    def candidate_ids(self, t: Tensor, generator: torch.Generator) -> list[Tensor]:
+        """``candidates`` draws of a replacement for position ``t[row]`` of each row: the same
+        random allowed ids for every row, or (with neighbours) a random neighbour of each row's
+        clean id (-1: none left)."""
+        count = self.attack.candidates
+        if self.options is None:
+            ok = self.allowed.nonzero().view(-1)
+            picks = ok[torch.randint(len(ok), (count,), generator=generator).to(ok.device)]
+            return [v.expand(len(t)) for v in picks]
+        allowed = self.options[torch.arange(len(t)), t]  # [rows, V]
+        scores = torch.rand(allowed.shape, generator=generator).to(allowed.device)
+        scores = torch.where(allowed, scores, -1.0)
+        top = scores.topk(min(count, allowed.shape[1]), dim=1)
+        return [torch.where(top.values[:, j] >= 0, top.indices[:, j], -1) for j in range(top.indices.shape[1])]
 
     # -- hotflip (white-box) ----------------------------------------------------------------
 
@@ -160,6 +217,8 @@ class Search:
             estimate = flip_estimates(self, embedding, ids)  # [rows, T, V]
             estimate[~(self.free & ~changed)] = -math.inf
             estimate[:, :, ~self.allowed] = -math.inf
+            if self.options is not None:
+                estimate[~self.options] = -math.inf
             estimate.scatter_(2, ids[:, :, None].long(), -math.inf)  # a flip changes the id
             top = estimate.flatten(1).topk(min(self.attack.beam, estimate[0].numel()), dim=1)
             best_ids, best = ids, current
@@ -240,9 +299,11 @@ def _declared(model: nn.Module, name: str) -> nn.Embedding | None:
 
 def token_attacks(family: str, names: Sequence[str], budgets: Sequence[float], specs: Sequence[ModalitySpec],
                   options: dict[str, dict[str, Any]], task: str, regression_loss: str,
-                  max_rows: int | None) -> list[Perturbation]:
+                  max_rows: int | None,
+                  neighbours: dict[str, tuple[tuple[int, ...], ...]] | None = None) -> list[Perturbation]:
     """The cases (of ``family``) of token attacks ``names`` at ``budgets`` on each token
-    modality ``specs``."""
+    modality ``specs`` (``neighbours``: a checked table per modality, see :func:`neighbour_table`)."""
+    neighbours = neighbours or {}
     out: list[Perturbation] = []
     for spec in specs:
         for eps in budgets:
@@ -252,7 +313,26 @@ def token_attacks(family: str, names: Sequence[str], budgets: Sequence[float], s
             for name in names:
                 opts = dict(options.get(name, {}))
                 protected = tuple(int(i) for i in opts.pop("protected", (0,)))
+                table = neighbours.get(spec.name, ())
                 out.append(TokenAttack(family=family, name=f"{name}-tokens", target=spec.name,
                                        severity=float(eps), max_rows=max_rows, attack=name, spec=spec,
-                                       protected=protected, task=task, task_loss=regression_loss, **opts))
+                                       protected=protected, task=task, task_loss=regression_loss,
+                                       neighbours=table, **opts))
     return out
+
+
+def neighbour_table(raw: Any, spec: ModalitySpec) -> tuple[tuple[int, ...], ...]:
+    """A ``neighbours`` table for token modality ``spec``: a [V, k] list of lists or the path of
+    an ``.npy`` file holding one, integer ids (< 0: an unused slot)."""
+    where = f"adversarial: neighbours of '{spec.name}'"
+    try:
+        table = np.load(raw, allow_pickle=False) if isinstance(raw, str) else np.asarray(raw)
+    except (OSError, ValueError) as exc:
+        raise MMBenchError(f"{where}: cannot read {str(raw)[:80]!r} ({str(exc)[:80]}); give a [V, k] .npy file "
+                           "or a list of lists of ids") from None
+    if table.ndim != 2 or table.shape[0] != spec.vocab_size or table.shape[1] < 1:
+        raise MMBenchError(f"{where}: the table must be [vocab_size={spec.vocab_size}, k] (one row of allowed "
+                           f"replacement ids per id), got shape {list(table.shape)}")
+    if table.dtype.kind not in "iu":
+        raise MMBenchError(f"{where}: the table must hold integer ids, got {table.dtype}")
+    return tuple(tuple(int(v) for v in row) for row in table)

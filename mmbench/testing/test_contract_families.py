@@ -22,8 +22,14 @@ from mmbench.testing.fitting import plain_model
 
 
 def _perturbations() -> list[dict]:
-    """Every registered perturbation with its registration's ``example`` parameters."""
-    return [{"name": e.name, "params": dict(e.meta.get("example", {}))} for e in PERTURBATIONS.entries()]
+    """Every registered perturbation with its registration's ``example`` parameters, and each of
+    its ``more_examples`` (under a label of its own)."""
+    out = []
+    for e in PERTURBATIONS.entries():
+        out.append({"name": e.name, "params": dict(e.meta.get("example", {}))})
+        out += [{"name": e.name, "label": f"{e.name}_{i}", "params": dict(more)}
+                for i, more in enumerate(e.meta.get("more_examples", ()), start=1)]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +44,8 @@ def test_family_contract(name: str, analysed: tuple[Analysis, Path], tmp_path: P
     analysis, out = analysed
     family = FAMILIES.get(name)()
     origin = family.source or name  # a derived family's rows come from its source family's cells
-    producers = [e.name for e in PERTURBATIONS.entries() if e.meta.get("family", e.name) == origin]
+    producers = [e.name for e in PERTURBATIONS.entries()
+                 if origin in e.meta.get("families", (e.meta.get("family", e.name),))]
     assert producers, f"family {name}: no registered perturbation carries family '{origin}'"
     ctx = analysis.ctx
     assert family.present(ctx), f"family {name}: {producers} produced no rows of family '{name}'"

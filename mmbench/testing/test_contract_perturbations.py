@@ -1,6 +1,7 @@
 """Every registered perturbation honours the contract on a FusionModel and on a plain nn.Module,
 on every device: same modalities, shapes, dtypes and device; untouched non-targets; values
-within bounds; seeded. A registration's ``example`` metadata gives the parameters tested."""
+within bounds; seeded. A registration's ``example`` metadata gives the parameters tested (and
+its ``more_examples``, where one perturbation serves several families)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def _cases(name: str, data: MultimodalDataset) -> list[Perturbation]:
-    example = PERTURBATIONS.entry(name).meta.get("example", {})
-    cases = expand_perturbation(Component(name, dict(example)), data)
+    """The cases of every example of the registration (``example`` and any ``more_examples``)."""
+    meta = PERTURBATIONS.entry(name).meta
+    cases = []
+    for example in [meta.get("example", {}), *meta.get("more_examples", ())]:
+        cases += expand_perturbation(Component(name, dict(example)), data)
     assert cases and all(isinstance(c, Perturbation) for c in cases)
     return cases
 

@@ -1,0 +1,158 @@
+"""``token_attacks``: attacks on token ids, alone and jointly with continuous modalities.
+
+Rows (:mod:`mmbench.perturb.token_attacks`, :mod:`mmbench.perturb.joint_attacks`,
+:mod:`mmbench.perturb.embedding_pgd`): ``severity`` is the budget in changed positions (the
+radius for the ``embedding_pgd`` diagnostic); a joint cell also stores its continuous part's
+``continuous_eps`` and its two parts (``parts``: continuous target | token target). The board
+shows every attack at every budget with its interval, so hotflip, greedy and random substitution
+can be compared directly; the score ``token_robust_accuracy`` averages, over (token target,
+budget), the worst realisable token attack (the diagnostic and the joint cells take no part).
+The checks flag a joint cell weaker than either of its parts on the same rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mmbench.families.base import Context, Family, ScoreSpec
+from mmbench.perturb.adversarial import ADVERSARIAL
+from mmbench.perturb.embedding_pgd import DIAGNOSTIC, EMBEDDING_PGD
+from mmbench.perturb.token_attacks import FAMILY
+from mmbench.registry import FAMILIES
+from mmbench.render.plots import Plot, curves
+from mmbench.render.tables import Column, Num, Table, half_width
+from mmbench.stats.curves import KEY, seed_mean
+
+#: how much a joint cell may trail a part before the check fails (float rounding only)
+SLACK = 1e-9
+CHECK_COLUMNS = ["dataset", "model", "recipe", "seed", "check", "perturbation", "target", "passed", "detail"]
+
+
+def token_only(rows: pd.DataFrame) -> pd.DataFrame:
+    """The realisable attacks on token ids alone (no joint cell, no diagnostic)."""
+    joint = rows["continuous_eps"].notna() if "continuous_eps" in rows else False
+    return rows[~joint & (rows["perturbation"] != DIAGNOSTIC)]
+
+
+@FAMILIES.register(FAMILY)
+class TokenAttacks(Family):
+    """Token attacks per attack and budget, joint text + continuous attacks, the diagnostic."""
+
+    name = FAMILY
+    terms = {
+        "attack@k": "The attack on the token target changing at most k positions per row (or that share of "
+                    "its positions when k < 1); joint columns add the continuous attack at its eps.",
+        "embedding_pgd (diagnostic)": "PGD on the embedding vectors, not on ids: no real input reaches it; an "
+                                      "upper bound on what token attacks could do, never part of a score.",
+    }
+    title = "token attacks"
+    order = 11
+    scores = (
+        ScoreSpec("token_robust_accuracy", "mean over (token target, budget in positions) of the worst "
+                  "realisable token attack's value (hotflip, greedy or random substitution)", "token-attacks",
+                  main=True),
+    )
+    composite = "token_robust_accuracy"
+
+    def compute(self, ctx: Context) -> dict[str, pd.Series]:
+        rows = token_only(ctx.rows(FAMILY))
+        if rows.empty:
+            return {}
+        per = seed_mean(rows, ["perturbation", "target", "severity", "rows"])
+        worst = ctx.scorer.worst(per.groupby(KEY + ["target", "severity", "rows"], as_index=False)["value"])
+        return {"token_robust_accuracy": worst.groupby(KEY)["value"].mean()}
+
+    def checks(self, ctx: Context) -> pd.DataFrame | None:
+        rows = ctx.rows(FAMILY)
+        if rows.empty or "continuous_eps" not in rows or not rows["continuous_eps"].notna().any():
+            return None
+        return joint_checks(rows, ctx.rows(ADVERSARIAL), ctx.scorer.higher_is_better)
+
+    def boards(self, ctx: Context, dataset: str) -> list:
+        note = ("Each column: one attack on the target at a budget of k changed positions (k < 1: that share of "
+                "the row's positions), value ± 95% half-width; joint columns attack the continuous "
+                "modalities at eps and the tokens at k together (never weaker than either part alone). "
+                "embedding_pgd is a diagnostic, not a realisable input. Ranked by token_robust_accuracy.")
+        return self.board(ctx, dataset, lambda rows: token_board(rows, ctx.scorer.higher_is_better),
+                          f"{dataset}: token attacks ({ctx.scorer.name} per attack and budget)", note)
+
+    def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
+        rows = token_only(ctx.rows(FAMILY))
+        if rows.empty:
+            return []
+        per_seed = ["dataset", "model", "recipe", "seed", "target", "severity"]
+        worst = ctx.scorer.worst(rows.groupby(per_seed, as_index=False)["value"]).rename(columns={"severity": "level"})
+        metric = ctx.scorer.name
+        return [Plot(curves(g, out_dir, [FAMILY, dataset, target], "changed positions", metric,
+                            f"worst token attack on {target}, {dataset}", colours=ctx.palette),
+                     f"{metric} under the strongest token attack on {target} as more positions may change, mean "
+                     "over seeds; one line per model.", dataset)
+                for (dataset, target), g in worst.groupby(["dataset", "target"], sort=True)]
+
+
+def column_label(row: pd.Series) -> str:
+    """``target attack@k`` (joint: ``target cont@eps+tokens@k``; the diagnostic says so)."""
+    attack, k = str(row["attack"]), f"{float(row['severity']):g}"
+    if attack == EMBEDDING_PGD:
+        return f"{row['target']} {EMBEDDING_PGD} (diagnostic)@{k}"
+    eps = row.get("continuous_eps")
+    if eps is not None and pd.notna(eps):
+        cont, tokens = attack.split("+", 1)
+        return f"{row['target']} {cont}@{float(eps):g}+{tokens}@{k}"
+    return f"{row['target']} {attack}@{k}"
+
+
+def token_board(rows: pd.DataFrame, higher_is_better: bool) -> Table | None:
+    """Per model and recipe, the value ± half-width of every (target, attack, budget), models
+    ranked by their mean over the realisable token-only columns' worst attack per budget."""
+    if rows.empty:
+        return None
+    rows = rows.assign(hw=half_width(rows), column=rows.apply(column_label, axis=1))
+    joint = rows["continuous_eps"].notna() if "continuous_eps" in rows else False
+    rows = rows.assign(order=joint * 1 + (rows["perturbation"] == DIAGNOSTIC) * 2)
+    means = rows.groupby(["model", "recipe", "column"])[["value", "hw"]].mean()
+    layout = rows.drop_duplicates("column").sort_values(["order", "target", "severity", "column"], kind="stable")
+    alone = token_only(rows)
+    per = alone.groupby(["model", "recipe", "target", "severity", "column"])["value"].mean()
+    worst = per.groupby(level=["model", "recipe", "target", "severity"])
+    worst = worst.max() if not higher_is_better else worst.min()
+    score = worst.groupby(level=["model", "recipe"]).mean()
+    sign = -1.0 if higher_is_better else 1.0
+    models = sorted(dict.fromkeys((m, r) for m, r, _ in means.index),
+                    key=lambda k: (k not in score.index, sign * float(score.get(k, 0.0)), k))
+    lines = tuple((rank, model, recipe, *(Num(*means.loc[(model, recipe, c)]) if (model, recipe, c) in means.index
+                                          else Num(None) for c in layout["column"]))
+                  for rank, (model, recipe) in enumerate(models, start=1))
+    columns = (Column("rank", term="rank"), Column("model"), Column("recipe", term="recipe"),
+               *(Column(c, higher_is_better, group=f"k {float(k):g}", short=c.split(" ", 1)[1], target=t,
+                        term="embedding_pgd (diagnostic)" if EMBEDDING_PGD in c else "attack@k")
+                 for c, k, t in zip(layout["column"], layout["severity"], layout["target"], strict=True)))
+    return Table(columns, lines, "k")
+
+
+def joint_checks(rows: pd.DataFrame, continuous: pd.DataFrame, higher_is_better: bool) -> pd.DataFrame:
+    """Per joint cell and seed: its value is no better than each part's alone on the same rows
+    (the continuous part's cell of the adversarial family, the token part's of this family)."""
+    on = ["dataset", "model", "recipe", "seed", "rows"]
+    joint = rows[rows["continuous_eps"].notna()]
+    out = []
+    for _, cell in joint.iterrows():
+        cont_target, token_target = str(cell["parts"]).split("|", 1)
+        cont_attack, token_attack = str(cell["attack"]).split("+", 1)
+        parts = [(continuous, cont_target, cont_attack, float(cell["continuous_eps"])),
+                 (token_only(rows), token_target, token_attack, float(cell["severity"]))]
+        values = []
+        for frame, target, attack, level in parts:
+            same = frame[(frame["target"] == target) & (frame["attack"] == attack) & (frame["severity"] == level)]
+            same = same.merge(cell[on].to_frame().T.astype(same[on].dtypes.to_dict()), on=on)
+            values += [float(v) for v in same["value"]]
+        if not values:
+            continue
+        best = min(values) if higher_is_better else max(values)
+        weaker = cell["value"] > best + SLACK if higher_is_better else cell["value"] < best - SLACK
+        out.append({**{k: cell[k] for k in ("dataset", "model", "recipe", "seed", "target")},
+                    "check": "joint_not_weaker", "perturbation": column_label(cell), "passed": not weaker,
+                    "detail": f"joint {cell['value']:.4f} vs its strongest part alone {best:.4f}" if weaker else ""})
+    return pd.DataFrame(out, columns=CHECK_COLUMNS)
