@@ -180,7 +180,7 @@ def check_fits(model: nn.Module, meta: Mapping[str, Any], data: MultimodalDatase
     a caller of :func:`evaluate` can do (the suite's own check advises registering)."""
     if not isinstance(model, FusionModel):
         derive_call(model.forward, data.modality_names, meta.get("inputs"), f"model '{name}'",
-                    f"dataset '{data.name}'", EVALUATE_INPUTS)
+                    f"dataset '{data.name}'", EVALUATE_INPUTS, specs=data.modalities)
 
 
 def model_params(model: nn.Module, meta: Mapping[str, Any]) -> dict[str, Any]:

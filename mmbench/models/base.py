@@ -72,7 +72,7 @@ def adapt(model: Any, meta: dict[str, Any], modalities: Sequence[ModalitySpec], 
         check_declared(meta, modalities, model.input_modalities, what, dataset)
         check_all_declared(meta, names, what, dataset)
         return model
-    call = derive_call(model.forward, names, meta.get("inputs"), what, dataset)
+    call = derive_call(model.forward, names, meta.get("inputs"), what, dataset, specs=modalities)
     check_declared(meta, modalities, call.modalities, what, dataset)
     check_all_declared(meta, names, what, dataset)
     return PlainModel(model, modalities, n_classes, call, what)

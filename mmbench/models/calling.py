@@ -15,6 +15,12 @@ mapping as it is (and lets the harness reuse its encoders); any other module is 
   modality of each positional parameter in order (``inputs=["vision", "audio"]`` for
   ``forward(self, x1, x2)``), a mapping names it per parameter (``{"x1": "vision"}``).
 
+- a parameter named ``attention_mask`` (the dataset has one tokens modality) or
+  ``<modality>_mask`` (for tokens modality ``<modality>``) gets ``[rows, T]`` ones where the
+  ids are not the modality's ``pad_id`` (all ones without one), computed from the ids of each
+  call, so the mask follows every perturbation of the ids (dropped, imputed, corrupted or
+  attacked tokens) as Hugging Face encoders expect.
+
 The module returns logits ``[rows, classes]``: a tensor, or a mapping / an output object with
 a ``logits`` entry (as Hugging Face models return).
 
@@ -26,7 +32,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -36,6 +42,8 @@ from mmbench.data.base import Batch, ModalityKind, ModalitySpec
 from mmbench.errors import MMBenchError, did_you_mean
 
 DICT, KEYWORDS, POSITIONAL = "dict", "keywords", "positional"
+#: the parameter that takes the attention mask of a dataset's one tokens modality
+ATTENTION_MASK = "attention_mask"
 _VAR = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
@@ -47,20 +55,25 @@ class CallSpec:
     style: str
     modalities: tuple[str, ...]
     params: tuple[str, ...] = ()
+    #: (parameter, tokens modality spec) of each attention mask ``forward`` asks for
+    masks: tuple[tuple[str, ModalitySpec], ...] = ()
 
     def __call__(self, module: nn.Module, batch: Batch) -> Any:
+        masks = {p: spec.attention_mask(batch[spec.name]) for p, spec in self.masks}
         if self.style == DICT:
-            return module({name: batch[name] for name in self.modalities})
+            return module({name: batch[name] for name in self.modalities}, **masks)
         if self.style == KEYWORDS:
-            return module(**{p: batch[m] for p, m in zip(self.params, self.modalities, strict=True)})
-        return module(*(batch[m] for m in self.modalities))
+            return module(**{p: batch[m] for p, m in zip(self.params, self.modalities, strict=True)}, **masks)
+        return module(*(batch[m] for m in self.modalities), **masks)
 
     def describe(self) -> str:
+        masks = "".join(f", {p}=mask of {spec.name}" for p, spec in self.masks)
         if self.style == DICT:
-            return "forward(batch) with a dict of modalities"
+            return f"forward(batch{masks}) with a dict of modalities"
         if self.style == KEYWORDS:
-            return f"forward({', '.join(f'{p}={m}' if p != m else p for p, m in zip(self.params, self.modalities, strict=True))})"
-        return f"forward({', '.join(self.modalities)})"
+            pairs = (f"{p}={m}" if p != m else p for p, m in zip(self.params, self.modalities, strict=True))
+            return f"forward({', '.join(pairs)}{masks})"
+        return f"forward({', '.join(self.modalities)}{masks})"
 
 
 #: how a registered model names the modality of each parameter (what a refusal advises)
@@ -68,11 +81,41 @@ REGISTER_INPUTS = "register the model with inputs=[...]"
 
 
 def derive_call(forward: Any, names: Sequence[str], inputs: Any = None, what: str = "model",
-                dataset: str = "the dataset", fix: str = REGISTER_INPUTS) -> CallSpec:
+                dataset: str = "the dataset", fix: str = REGISTER_INPUTS,
+                specs: Sequence[ModalitySpec] = ()) -> CallSpec:
     """The :class:`CallSpec` of a ``forward`` (a bound method) for a dataset with modalities
-    ``names``; a one-line :class:`MMBenchError` when they cannot fit (``fix``: how the caller
-    declares ``inputs``, which the error advises)."""
+    ``names`` (``specs``: theirs, where attention masks come from); a one-line
+    :class:`MMBenchError` when they cannot fit (``fix``: how the caller declares ``inputs``,
+    which the error advises)."""
     params = list(inspect.signature(forward).parameters.values())
+    masks = mask_params(params, names, specs, what, dataset)
+    params = [p for p in params if p.name not in dict(masks)]
+    return replace(_call(params, names, inputs, what, dataset, fix), masks=masks)
+
+
+def mask_params(params: list[inspect.Parameter], names: Sequence[str], specs: Sequence[ModalitySpec],
+                what: str, dataset: str) -> tuple[tuple[str, ModalitySpec], ...]:
+    """The parameters of ``forward`` that take an attention mask: ``attention_mask`` (when the
+    dataset has exactly one tokens modality) and ``<modality>_mask`` of a tokens modality."""
+    tokens = {s.name: s for s in specs if not s.is_continuous}
+    out = []
+    for p in params:
+        if p.kind in _VAR or p.name in names:
+            continue
+        if p.name.endswith("_mask") and p.name.removesuffix("_mask") in tokens:
+            out.append((p.name, tokens[p.name.removesuffix("_mask")]))
+        elif p.name == ATTENTION_MASK and tokens:
+            if len(tokens) > 1:
+                raise MMBenchError(f"{what} takes '{ATTENTION_MASK}' but {dataset} has {len(tokens)} tokens "
+                                   f"modalities ({', '.join(tokens)}); name the parameter <modality>_mask "
+                                   f"(e.g. {next(iter(tokens))}_mask)")
+            out.append((p.name, next(iter(tokens.values()))))
+    return tuple(out)
+
+
+def _call(params: list[inspect.Parameter], names: Sequence[str], inputs: Any, what: str, dataset: str,
+          fix: str) -> CallSpec:
+    """How to pass the modalities to the parameters ``params`` (masks set aside)."""
     if inputs is not None:
         return _declared_call(params, names, inputs, what, dataset)
     fixed = [p for p in params if p.kind not in _VAR]

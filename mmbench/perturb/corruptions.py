@@ -325,18 +325,39 @@ def neighbour_swap(x: Tensor, level: float, g: torch.Generator, spec: ModalitySp
 # -- tokens ---------------------------------------------------------------------------------------
 @corruption("token_dropout", TOKENS, (0.05, 0.1, 0.2, 0.3, 0.4), "drop probability per token")
 def token_dropout(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpec) -> Tensor:
-    """Token dropout: each token replaced by id 0 with the given probability."""
-    return x.masked_fill(_uniform(x, g) < level, 0)
+    """Token dropout: each token replaced by id 0 with the given probability (by the padding id,
+    where the modality declares one: the word is gone and an attention mask leaves it out)."""
+    drop = _uniform(x, g) < level
+    if spec.pad_id is None:
+        return x.masked_fill(drop, 0)
+    return x.masked_fill(drop, spec.pad_id)
 
 
 @corruption("token_swap", TOKENS, (0.1, 0.2, 0.3, 0.4, 0.5), "swap probability per pair")
 def token_swap(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpec) -> Tensor:
-    """Token swap: disjoint pairs of adjacent tokens swapped with the given probability."""
-    return x.gather(1, _pair_swap_index(x, level, g))
+    """Token swap: disjoint pairs of adjacent tokens swapped with the given probability (never a
+    token with padding)."""
+    index = _pair_swap_index(x, level, g)
+    if spec.pad_id is not None:
+        text = x != spec.pad_id
+        index = torch.where(text & text.gather(1, index), index, torch.arange(x.shape[1], device=x.device))
+    return x.gather(1, index)
 
 
 @corruption("token_typo", TOKENS, (0.05, 0.1, 0.15, 0.2, 0.3), "replace probability per token")
 def token_typo(x: Tensor, level: float, g: torch.Generator, spec: ModalitySpec) -> Tensor:
-    """Token typo: each token replaced with the given probability by a random id in [1, vocab)."""
+    """Token typo: each token replaced with the given probability by a random id in [1, vocab)
+    (padding positions, where declared, kept, and the padding id never written)."""
     random_ids = torch.randint(1, spec.vocab_size, x.shape, generator=g, device=x.device)
-    return torch.where(_uniform(x, g) < level, random_ids.to(x.dtype), x)
+    typo = _uniform(x, g) < level
+    if spec.pad_id is not None:
+        random_ids = _skip_id(random_ids, spec.pad_id, spec.vocab_size)
+        typo &= x != spec.pad_id
+    return torch.where(typo, random_ids.to(x.dtype), x)
+
+
+def _skip_id(ids: Tensor, banned: int, vocab: int) -> Tensor:
+    """``ids`` drawn from [1, vocab) with ``banned`` mapped to another id of that range."""
+    if vocab <= 2 or banned < 1:
+        return ids
+    return torch.where(ids == banned, 1 + (ids % (vocab - 1)), ids)

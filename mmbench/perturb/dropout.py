@@ -8,8 +8,9 @@
   independently, at least one kept per row, seeded; ``severity`` is the rate.
 
 Missing modalities are imputed: ``zeros`` (0 in the normalised unit, i.e. the lower bound; token
-id 0), ``mean`` (training-split mean per feature), ``noise`` (Gaussian with the training mean and
-std per feature, clamped to bounds; uniform token ids), or ``native`` (zeros plus a presence mask
+id 0, or the padding id where the modality declares one: missing text is all padding), ``mean``
+(training-split mean per feature; tokens as ``zeros``), ``noise`` (Gaussian with the training
+mean and std per feature, clamped to bounds; uniform token ids, other than the padding id), or ``native`` (zeros plus a presence mask
 under :data:`PRESENT`, for models registered with ``handles_missing=True``). Noise depends only on
 the rows and the modality, so every subset sees the same fill.
 
@@ -64,12 +65,16 @@ class Fill:
     def impute(self, spec: ModalitySpec, x: Tensor, how: str, labels: Tensor) -> Tensor:
         """Values for modality ``spec`` in place of ``x`` (same shape, dtype and device)."""
         if how in ("zeros", NATIVE) or (how == "mean" and not spec.is_continuous):
-            return torch.full_like(x, spec.lo if spec.is_continuous else 0)
+            empty = 0 if spec.pad_id is None else spec.pad_id  # missing text: all padding
+            return torch.full_like(x, spec.lo if spec.is_continuous else empty)
         if how == "mean":
             return self.mean[spec.name].to(x.device).expand_as(x).clone()
         g = torch.Generator().manual_seed(_noise_seed(labels, spec.name))
         if not spec.is_continuous:
-            return torch.randint(0, spec.vocab_size, x.shape, generator=g).to(x.device, x.dtype)
+            ids = torch.randint(0, spec.vocab_size, x.shape, generator=g)
+            if spec.pad_id is not None:  # uniform over the other ids
+                ids = (spec.pad_id + 1 + torch.randint(0, spec.vocab_size - 1, x.shape, generator=g)) % spec.vocab_size
+            return ids.to(x.device, x.dtype)
         noise = torch.randn(x.shape, generator=g).to(x.device)
         fill = self.mean[spec.name].to(x.device) + noise * self.std[spec.name].to(x.device)
         return fill.clamp(spec.lo, spec.hi).to(x.dtype)

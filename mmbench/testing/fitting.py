@@ -31,7 +31,7 @@ from mmbench.errors import first_line
 from mmbench.execution.probe import probe_model
 from mmbench.metrics.base import Outcomes
 from mmbench.models.base import FusionModel
-from mmbench.models.calling import declared_modalities
+from mmbench.models.calling import ATTENTION_MASK, declared_modalities
 from mmbench.perturb.attacks import CATALOGUE
 from mmbench.registry import MODELS
 
@@ -152,10 +152,18 @@ def _candidates(name: str, declared: dict[str, tuple[str, tuple[int, ...] | None
         return forward if isinstance(forward, str) else [ALL_KINDS]
     params = [p for p in inspect.signature(forward).parameters.values()
               if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    names = {p.name for p in params}
+    params = [p for p in params if not is_mask(p.name, names)]
     if len(params) != 1:
         return _named([p.name for p in params])
     # one parameter: a dict of modalities (any names while the factory adapts) or one tensor
     return ([ALL_KINDS] if adapts else []) + _named([params[0].name])
+
+
+def is_mask(param: str, names: set[str]) -> bool:
+    """Whether ``param`` takes an attention mask rather than a modality (``attention_mask``, or
+    ``<modality>_mask`` beside a parameter ``<modality>``; :mod:`mmbench.models.calling`)."""
+    return param == ATTENTION_MASK or (param.endswith("_mask") and param.removesuffix("_mask") in names)
 
 
 def _named(names: list[str]) -> list[list[dict[str, Any]]]:
