@@ -124,6 +124,8 @@ def test_no_family_or_perturbation_is_named_outside_its_own_module() -> None:
             if kind == "corruptions":
                 module = entry.obj.fn.__module__
             owners.setdefault(entry.name, set()).add(module)
+            for family in entry.meta.get("families", ()):  # a perturbation serving several families
+                owners.setdefault(family, set()).add(module)
     watched = {n for n in owners if n in {e.name for k in ("families", "perturbations")
                                           for e in REGISTRIES[k].entries()} or n == "native"}
     offenders = []

@@ -18,8 +18,8 @@ import pandas as pd
 
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.perturb.adversarial import ADVERSARIAL
+from mmbench.perturb.adversarial import TOKEN_FAMILY as FAMILY
 from mmbench.perturb.embedding_pgd import DIAGNOSTIC, EMBEDDING_PGD
-from mmbench.perturb.token_attacks import FAMILY
 from mmbench.registry import FAMILIES
 from mmbench.render.plots import Plot, curves
 from mmbench.render.tables import Column, Num, Table, half_width

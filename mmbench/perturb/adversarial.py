@@ -37,7 +37,6 @@ from mmbench.perturb.objective import TaskLossModel
 from mmbench.data.arrays import resolve_path
 from mmbench.perturb.embedding_pgd import EMBEDDING_PGD, embedding_cases
 from mmbench.perturb.joint_attacks import JointAttack
-from mmbench.perturb.token_attacks import FAMILY as TOKEN_FAMILY
 from mmbench.perturb.token_attacks import TOKEN_ATTACKS, TokenAttack, neighbour_table, token_attacks
 from mmbench.perturb.packing import BatchModel, BroadcastModel, IndexedModel, Layout
 from mmbench.registry import PERTURBATIONS
@@ -47,6 +46,8 @@ log = logging.getLogger(__name__)
 EACH = "each"
 TOLERANCE = 1e-6
 ADVERSARIAL = "adversarial"
+#: the family of token attacks' cells, joint text + continuous ones and the embedding diagnostic
+TOKEN_FAMILY = "token_attacks"
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,8 @@ def _cuda_devices(t: Tensor) -> list[int]:
 def resolve_targets(targets: Sequence[str], modalities: Sequence[ModalitySpec], owner: str = ADVERSARIAL,
                     perturber: str = "gradient and score attacks") -> list[tuple[str, tuple[ModalitySpec, ...]]]:
     """(label, specs) for each target: ``each`` expands to every attackable modality, ``all`` is
-    all of them jointly, ``a+b`` a named subset. Errors name ``owner`` (the perturbation or
+    all of them jointly (labelled ``a+b+...`` when the dataset also has token modalities, which
+    it leaves out), ``a+b`` a named subset. Errors name ``owner`` (the perturbation or
     recipe asking) and ``perturber`` (what cannot change token ids)."""
     attackable = {m.name: m for m in modalities if m.is_continuous}
     names = [m.name for m in modalities]
@@ -180,8 +182,9 @@ def resolve_targets(targets: Sequence[str], modalities: Sequence[ModalitySpec], 
     for target in targets:
         if target == EACH:
             out += [(n, (m,)) for n, m in attackable.items()]
-        elif target == ALL:
-            out.append((ALL, tuple(attackable.values())))
+        elif target == ALL:  # all continuous ones: named so where tokens are left out
+            label = ALL if len(attackable) == len(names) else "+".join(attackable)
+            out.append((label, tuple(attackable.values())))
         else:
             parts = target.split("+")
             for p in parts:
@@ -367,6 +370,7 @@ class TokenEntry:
     task: str
     regression_loss: str
     max_rows: int | None
+    family: str = TOKEN_FAMILY
 
     def cases(self, specs: Sequence[ModalitySpec]) -> list[Perturbation]:
         if EMBEDDING_PGD in self.attacks:

@@ -25,7 +25,7 @@ from mmbench.data.base import Batch, ModalitySpec
 from mmbench.data.tasks import CLASSIFICATION, row_loss
 from mmbench.errors import MMBenchError
 from mmbench.perturb.base import Certified, Perturbation
-from mmbench.perturb.token_attacks import FAMILY, find_embedding
+from mmbench.perturb.token_attacks import find_embedding
 
 #: the attack's name in an ``adversarial`` entry
 EMBEDDING_PGD = "embedding_pgd"
@@ -120,6 +120,6 @@ def embedding_cases(entry: Any, specs: Any) -> list[Perturbation]:
         raise MMBenchError(f"adversarial: {EMBEDDING_PGD} takes the options steps and protected, not "
                            f"{', '.join(sorted(unknown))}")
     protected = tuple(int(i) for i in opts.pop("protected", (0,)))
-    return [EmbeddingPGD(family=FAMILY, name=DIAGNOSTIC, target=spec.name, severity=eps, max_rows=entry.max_rows,
+    return [EmbeddingPGD(family=entry.family, name=DIAGNOSTIC, target=spec.name, severity=eps, max_rows=entry.max_rows,
                          spec=spec, protected=protected, task=entry.task, task_loss=entry.regression_loss, **opts)
             for spec in specs for eps in entry.budgets]

@@ -21,8 +21,8 @@ default ``[0]``: the padding / unknown id that ``token_dropout`` writes; the mod
 < 0 or >= V are unused slots) restricts each position to the neighbours of its clean id. A flip
 is kept only when it raises the row's loss, so an attack never makes a row better.
 
-The cells belong to the family :data:`FAMILY` (budgets in positions, not in the normalised
-units of the continuous attacks).
+The cells belong to the family ``token_attacks`` (budgets in positions, not in the normalised
+units of the continuous attacks; :data:`mmbench.perturb.adversarial.TOKEN_FAMILY`).
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ from mmbench.data.tasks import CLASSIFICATION, row_loss
 from mmbench.errors import MMBenchError
 from mmbench.perturb.base import Perturbation
 
-#: the family of token attacks' cells (and of joint token + continuous attacks)
-FAMILY = "token_attacks"
 #: the token attacks, and whether each needs the model's embedding layer (white-box)
 TOKEN_ATTACKS = {"hotflip": True, "greedy_substitution": False, "random_substitution": False}
 #: scores of (row, position, id) computed at once by hotflip, at most (memory bound)
