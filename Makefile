@@ -46,6 +46,7 @@ bench: install
 	$(BIN)/python benchmarks/smoke_walltime.py
 	$(BIN)/python benchmarks/subset_sweep.py
 	$(BIN)/python benchmarks/pgd_overhead.py
+	$(BIN)/python benchmarks/token_search.py
 	$(BIN)/python benchmarks/ray_scaling.py
 	$(BIN)/python benchmarks/suite_checks.py
 	$(BIN)/python benchmarks/error_latency.py

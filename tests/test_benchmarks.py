@@ -99,3 +99,10 @@ def test_suite_checks(capsys: pytest.CaptureFixture[str]) -> None:
     script("suite_checks").main(["--tiny"])
     out = capsys.readouterr().out
     assert "100 models" in out and "ratio" in out
+
+
+def test_token_search(capsys: pytest.CaptureFixture[str]) -> None:
+    assert script("token_search").main(["--tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "| hotflip" in out and "| brute-force greedy" in out and "| exhaustive" in out
+    assert "ratio forward rows hotflip / brute force = " in out

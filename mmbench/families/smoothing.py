@@ -7,13 +7,16 @@ certified at radius >= r (CERTIFY did not abstain), so the cell's accuracy is th
 accuracy at r, with paired-bootstrap intervals like any cell. The average certified radius
 (the mean over rows of the radius of correct, certified predictions; 0 otherwise) is a fact of
 the derived cells, with a normal-approximation interval. Formulas: docs/metrics.md, "Smoothing".
+
+The certified cells, checks and board are built from a :class:`Grid` (what a certifying family's
+cells carry), which the ``masking`` family (certified against changed tokens) shares.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +37,36 @@ from mmbench.store.rows import CellFacts
 NAME = SMOOTHING
 CERTIFIED = "certified"
 Z95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class Grid:
+    """How a certifying family's cells are read: its stored cells (``family``, perturbation
+    ``decided``: the smoothed classifier's decisions and radii) list their levels in the fact
+    ``grid``; each derived ``certified`` cell carries its level in the fact ``level``. On the
+    board the severity is called ``severity``, a level column ``label=level`` (grouped as
+    ``axis level``, glossary ``term``); ``integer``: whole-number levels; ``average``: the
+    average certified radius (facts ``acr``, ``acr_hw``; an ACR column)."""
+
+    family: str
+    decided: str
+    grid: str
+    level: str
+    severity: str
+    label: str
+    axis: str
+    term: str
+    integer: bool = False
+    average: bool = False
+
+    def levels(self, f: CellFacts) -> list[float]:
+        """The levels of a stored cell's grid."""
+        values = [float(r) for r in str(f.facts.get(self.grid, "0")).split(",") if r]
+        return [int(v) for v in values] if self.integer else values
+
+
+#: the smoothing family's cells: L2 radii
+SMOOTHING_GRID = Grid(NAME, SMOOTHED, "radii", "radius", "sigma", "r", "radius", "certified radius", average=True)
 
 
 @FAMILIES.register(NAME)
@@ -79,7 +112,7 @@ class Smoothing(Family):
 
     def checks(self, ctx: Context) -> pd.DataFrame | None:
         rows = ctx.rows(NAME, "accuracy")
-        return None if rows.empty else certified_checks(rows)
+        return None if rows.empty else certified_checks(rows, SMOOTHING_GRID)
 
     def tables(self, ctx: Context) -> dict[str, pd.DataFrame]:
         cert = certified_rows(ctx)
@@ -95,7 +128,8 @@ class Smoothing(Family):
                 "rows where CERTIFY abstains or certifies less count as wrong; ACR: average certified radius.")
         top = ceilings(ctx.rows(NAME, dataset=dataset))
         note += f" The largest radius the draws can certify: {top}." if top else ""
-        return self.board(ctx, dataset, lambda rows: smoothing_table(rows, ctx.scorer.higher_is_better),
+        return self.board(ctx, dataset,
+                          lambda rows: certified_table(rows, ctx.scorer.higher_is_better, SMOOTHING_GRID),
                           f"{dataset}: certified by randomized smoothing ({ctx.scorer.name})",
                           note + chance_note(ctx, dataset))
 
@@ -110,9 +144,9 @@ class Smoothing(Family):
                 for (dataset, target, sigma), g in cert.groupby(["dataset", "target", "severity"], sort=True)]
 
 
-def certified_rows(ctx: Context) -> pd.DataFrame:
-    """The family's certified cells' rows (the score metric's), every radius of every dataset."""
-    rows = ctx.rows(NAME)
+def certified_rows(ctx: Context, family: str = NAME) -> pd.DataFrame:
+    """A certifying family's certified cells' rows (the score metric's), every level of every dataset."""
+    rows = ctx.rows(family)
     return rows[rows["perturbation"] == CERTIFIED]
 
 
@@ -136,70 +170,88 @@ def average_radius(radius: np.ndarray, correct: np.ndarray) -> tuple[float, floa
     return float(per_row.mean()) if n else math.nan, Z95 * spread / math.sqrt(max(n, 1))
 
 
-def certified_cells(key: str, f: CellFacts, s: Samples) -> dict[str, tuple[CellFacts, Samples]]:
-    """The certified cell of each radius of ``f``'s grid, from a smoothed cell's outcomes."""
+def certified_cells(key: str, f: CellFacts, s: Samples,
+                    grid: Grid = SMOOTHING_GRID) -> dict[str, tuple[CellFacts, Samples]]:
+    """The certified cell of each level of ``f``'s grid, from a stored cell's outcomes: a row is
+    right only if its prediction is right and certified at that level or beyond."""
     assert s.radius is not None
     correct = s.preds == s.labels
-    acr, acr_hw = average_radius(s.radius, correct)
-    grid = [float(r) for r in str(f.facts.get("radii", "0")).split(",") if r]
+    average = {}
+    if grid.average:
+        acr, acr_hw = average_radius(s.radius, correct)
+        average = {"acr": acr, "acr_hw": acr_hw}
     out = {}
-    for r in grid:
+    for r in grid.levels(f):
         keep = correct & (s.radius >= r)  # NaN (abstained) compares False
         preds = np.where(keep, s.preds, ABSTAIN).astype(np.int16)
         probs = np.where(keep, s.probs, 0.0).astype(np.float32)
         full = None if s.full is None else np.where(keep[:, None], s.full, 0.0).astype(np.float32)
-        cell = replace(f, perturbation=CERTIFIED, facts={**f.facts, "radius": r, "acr": acr, "acr_hw": acr_hw})
-        out[f"{NAME}:{key}:{r:g}"] = (cell, Samples(s.sample_set, preds, s.labels, probs, full, s.draws,
-                                                         row_ids=s.ids))
+        cell = replace(f, perturbation=CERTIFIED, facts={**f.facts, grid.level: r, **average})
+        out[f"{grid.family}:{key}:{r:g}"] = (cell, Samples(s.sample_set, preds, s.labels, probs, full, s.draws,
+                                                           row_ids=s.ids))
     return out
 
 
-def smoothing_table(rows: pd.DataFrame, higher_is_better: bool) -> Table | None:
-    """Per model, recipe, target and sigma: the smoothed classifier's value, the certified value
-    at each radius of the grid (mean over seeds ± mean half-width) and the ACR; by target and sigma,
-    then by ACR."""
+def certified_table(rows: pd.DataFrame, higher_is_better: bool, grid: Grid) -> Table | None:
+    """Per model, recipe, target and severity: the smoothed classifier's value, the certified
+    value at each level of the grid (mean over seeds ± mean half-width) and, where ``grid`` has
+    one, the ACR; by target and severity, then by ACR (else by the mean certified value)."""
     cert = rows[rows["perturbation"] == CERTIFIED]
     if cert.empty:
         return None
     index = ["model", "recipe", "target", "severity"]
     rows = rows.assign(hw=half_width(rows))
-    smoothed = rows[rows["perturbation"] == SMOOTHED].groupby(index)[["value", "hw"]].mean()
-    grid = cert.assign(hw=half_width(cert)).pivot_table(index=index, columns="radius", values=["value", "hw"],
-                                                         aggfunc="mean")
-    acr = cert.groupby(index)[["acr", "acr_hw"]].mean().reset_index()
-    acr = acr.sort_values(["target", "severity", "acr"], ascending=[True, True, False], kind="stable").set_index(index)
-    radii = sorted({r for _, r in grid.columns})
+    decided = rows[rows["perturbation"] == grid.decided].groupby(index)[["value", "hw"]].mean()
+    table = cert.assign(hw=half_width(cert)).pivot_table(index=index, columns=grid.level, values=["value", "hw"],
+                                                          aggfunc="mean")
+    levels = sorted({r for _, r in table.columns})
+    order = _order(cert, index, grid, higher_is_better)
     lines = tuple((*key[:3], f"{key[3]:g}",
-                   Num(*smoothed.loc[key]) if key in smoothed.index else Num(math.nan),
-                   *(Num(grid.loc[key, ("value", r)], grid.loc[key, ("hw", r)]) for r in radii),
-                   Num(acr.loc[key, "acr"], acr.loc[key, "acr_hw"]))
-                  for key in acr.index)
+                   Num(*decided.loc[key]) if key in decided.index else Num(math.nan),
+                   *(Num(table.loc[key, ("value", r)], table.loc[key, ("hw", r)]) for r in levels),
+                   *((Num(order.loc[key, "acr"], order.loc[key, "acr_hw"]),) if grid.average else ()))
+                  for key in order.index)
     columns = (Column("model"), Column("recipe", term="recipe"), Column("target"),
-               Column("sigma", term="sigma"), Column("smoothed", higher_is_better, term="smoothed"),
-               *(Column(f"r={r:g}", higher_is_better, group=f"radius {r:g}", short=f"{r:g}", term="certified radius")
-                 for r in radii),
-               Column("ACR", True, term="ACR"))
-    return Table(columns, lines, "radius")
+               Column(grid.severity, term=grid.severity), Column(grid.decided, higher_is_better, term=grid.decided),
+               *(Column(f"{grid.label}={r:g}", higher_is_better, group=f"{grid.axis} {r:g}", short=f"{r:g}",
+                        term=grid.term) for r in levels),
+               *((Column("ACR", True, term="ACR"),) if grid.average else ()))
+    return Table(columns, lines, grid.axis)
 
 
-def certified_checks(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, seed, target, sigma): certified accuracy never above the smoothed classifier's
-    accuracy, and never rising with the radius (both hold by construction; a failure is a bug)."""
+def _order(cert: pd.DataFrame, index: list[str], grid: Grid, higher_is_better: bool) -> pd.DataFrame:
+    """The board's lines in order: by target and severity, then by ACR (``grid.average``, with
+    its columns) or else by the mean certified value over the levels, best first."""
+    if grid.average:
+        by = cert.groupby(index)[["acr", "acr_hw"]].mean().reset_index()
+        return by.sort_values(["target", "severity", "acr"], ascending=[True, True, False],
+                              kind="stable").set_index(index)
+    by = cert.groupby(index)[["value"]].mean().reset_index()
+    return by.sort_values(["target", "severity", "value"], ascending=[True, True, not higher_is_better],
+                          kind="stable").set_index(index)
+
+
+def certified_checks(rows: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """Per (model, seed, target, severity): certified accuracy never above the smoothed
+    classifier's accuracy, and never rising with the level (both hold by construction; a failure
+    is a bug)."""
     out = []
     keys = ["dataset", "model", "recipe", "seed", "target", "severity"]
     for key, g in rows.groupby(keys, sort=True):
-        smoothed = g.loc[g["perturbation"] == SMOOTHED, "value"]
-        cert = g[g["perturbation"] == CERTIFIED].sort_values("radius")
-        if smoothed.empty or cert.empty:
+        decided = g.loc[g["perturbation"] == grid.decided, "value"]
+        cert = g[g["perturbation"] == CERTIFIED].sort_values(grid.level)
+        if decided.empty or cert.empty:
             continue
-        top = float(smoothed.iloc[0])
+        top = float(decided.iloc[0])
         above = cert["value"] > top + 1e-12
         rises = cert["value"].diff().fillna(0) > 1e-12
         detail = "" if not (above.any() or rises.any()) else (
-            f"certified accuracy {cert['value'].max():.3f} vs smoothed {top:.3f}, rises with radius: {bool(rises.any())}")
-        dataset, model, recipe, seed, target, sigma = key
-        out.append({"dataset": dataset, "model": model, "recipe": recipe, "seed": seed, "check": "certified_le_smoothed",
-                    "perturbation": f"{SMOOTHED}@sigma={sigma:g}", "target": target,
+            f"certified accuracy {cert['value'].max():.3f} vs {grid.decided} {top:.3f}, rises with {grid.axis}: "
+            f"{bool(rises.any())}")
+        dataset, model, recipe, seed, target, severity = key
+        out.append({"dataset": dataset, "model": model, "recipe": recipe, "seed": seed,
+                    "check": f"certified_le_{grid.decided}",
+                    "perturbation": f"{grid.decided}@{grid.severity}={severity:g}", "target": target,
                     "passed": not (above.any() or rises.any()), "detail": detail})
     columns = ["dataset", "model", "recipe", "seed", "check", "perturbation", "target", "passed", "detail"]
     return pd.DataFrame(out, columns=columns)

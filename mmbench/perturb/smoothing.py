@@ -26,11 +26,10 @@ from mmbench.bounds import MAX_CASES, MAX_DRAWS, check_distinct, check_size
 from mmbench.data.base import Batch, ModalitySpec
 from mmbench.data.tasks import CLASSIFICATION
 from mmbench.errors import MMBenchError
-from mmbench.models.base import PRESENT
 from mmbench.perturb.adversarial import EACH, resolve_targets
-from mmbench.perturb.base import ALL, Certified, NonFiniteLogits, Perturbation
-from mmbench.perturb.certify import add_noise, certify, draw_generator, noisy_counts
-from mmbench.perturb.dropout import reuses_encoders
+from mmbench.perturb.base import ALL, Certified, Perturbation
+from mmbench.perturb.certify import (add_noise, base_classifier, certify, check_alpha, draw_generator, noisy_counts,
+                                     positive_int)
 from mmbench.registry import PERTURBATIONS
 
 SMOOTHING = "smoothing"
@@ -76,44 +75,13 @@ class Smoothing(Perturbation):
         return Certified(share.clamp_min(1e-6).log(), top, radius)
 
     def _base(self, model: nn.Module, batch: Batch) -> tuple[Callable[[dict[str, Tensor]], Tensor], Batch]:
-        """The base classifier on stacked noisy copies, and the part of ``batch`` to copy. For a
-        model on the encode / fuse contract the clean modalities are encoded once and only the
-        noisy targets are copied and encoded per draw (equal to the full forward pass up to float
-        rounding); any other model gets whole copies of the batch."""
-        if not reuses_encoders(model):
-            return self._finite(model), batch
-        targets = {s.name for s in self.specs}
-        rows = len(next(iter(batch.values())))
-        with torch.no_grad():
-            clean = {n: enc(batch[n]) for n, enc in model.encoders.items() if n not in targets}
-
-        def fused(x: dict[str, Tensor]) -> Tensor:
-            copies = len(next(iter(x.values()))) // rows
-            features = {n: f.repeat(copies, *([1] * (f.dim() - 1))) for n, f in clean.items()}
-            features.update({n: enc(x[n]) for n, enc in model.encoders.items() if n in targets})
-            if PRESENT in x:
-                features[PRESENT] = x[PRESENT]
-            return model.fuse_and_classify(features)
-
-        return self._finite(fused), {n: x for n, x in batch.items() if n in targets or n == PRESENT}
-
-    def _finite(self, call: Callable[[dict[str, Tensor]], Tensor]) -> Callable[[dict[str, Tensor]], Tensor]:
-        def checked(x: dict[str, Tensor]) -> Tensor:
-            out = call(x)
-            if not bool(torch.isfinite(out).all()):
-                raise NonFiniteLogits(f"the model gave NaN/Inf logits under smoothing noise on {self.target}")
-            return out
-
-        return checked
+        """The base classifier on stacked noisy copies, and the part of ``batch`` to copy
+        (:func:`~mmbench.perturb.certify.base_classifier`)."""
+        return base_classifier(model, batch, {s.name for s in self.specs}, f"smoothing noise on {self.target}")
 
 
 def _positive_int(value: Any, name: str, low: int = 1, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise MMBenchError(f"smoothing: {name} must be an integer >= {low}, got {str(value)[:40]!r}")
-    if high is not None:
-        check_size(value, high, f"smoothing: {name} (noise draws per row)",
-                   "CERTIFY's usual n is 100,000; use fewer draws")
-    return value
+    return positive_int(value, name, SMOOTHING, low, high)
 
 
 def _numbers(values: Any, name: str, example: str, positive: bool) -> list[float]:
@@ -146,8 +114,7 @@ def smoothing(modalities: Sequence[ModalitySpec], n_classes: int, sigma: list[fl
     grid = _numbers(list(RADII) if radii is None else radii, "radii", "[0, 0.25, 0.5]", positive=False)
     n0, n = _positive_int(n0, "n0", high=MAX_DRAWS), _positive_int(n, "n", high=MAX_DRAWS)
     chunk = _positive_int(chunk, "chunk", high=MAX_DRAWS)
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 0.5:
-        raise MMBenchError(f"smoothing: alpha must lie in (0, 0.5), got {str(alpha)[:40]!r}")
+    check_alpha(alpha, SMOOTHING)
     if max_rows is not None:
         _positive_int(max_rows, "max_rows")
     check_distinct(list(targets or []), "smoothing: targets")
