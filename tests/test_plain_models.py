@@ -211,7 +211,7 @@ def test_every_family_equals_a_direct_call_of_the_module(registered, tmp_path: P
         expected = float(torch.cat(hits).mean())
         assert values[(p.name, p.target, p.severity)] == pytest.approx(expected, abs=1e-12), (p.name, p.target)
     adversarial = result.frame[result.frame["family"] == "adversarial"]
-    assert {"img", "aud", "tab", "all", "img+tab"} <= set(adversarial["target"])
+    assert {"img", "aud", "tab", "img+aud+tab", "img+tab"} <= set(adversarial["target"])
 
 
 def test_adversarial_and_dropout_training_on_a_plain_module(registered, tmp_path: Path) -> None:

@@ -78,6 +78,6 @@ def test_every_registry_has_builtins_and_public_listing(kind: str) -> None:
 
 def test_model_zoo_is_complete() -> None:
     expected = {"seed_concat", "early_fusion", "late_fusion", "tensor_fusion", "lowrank_fusion",
-                "attention_fusion", "gated_fusion", "unimodal"}
+                "attention_fusion", "gated_fusion", "unimodal", "hf_text_fusion"}
     assert expected <= set(mmbench.list_models())
     assert mmbench.list_models("*fusion") == sorted(n for n in expected if n.endswith("fusion"))

@@ -104,12 +104,13 @@ def test_adversarial_suite_end_to_end(tmp_path: Path) -> None:
     result = run_suite(path, RunOptions(out_dir=tmp_path / "o", cache_dir=tmp_path / "c", progress=False))
     adv = result.frame[(result.frame["family"] == "adversarial") & (result.frame["metric"] == "accuracy")]
     assert set(adv["perturbation"]) == {"fgsm-Linf", "pgd-Linf", "worst[fgsm,pgd]-Linf"}
-    assert set(adv["target"]) == {"img", "all"} and set(adv["severity"]) == {0.05, 0.2}
+    # 'all' covers the continuous modalities and says so: the data also has tokens (txt)
+    assert set(adv["target"]) == {"img", "img+aud+tab"} and set(adv["severity"]) == {0.05, 0.2}
     assert len(adv) == 3 * 2 * 2
     clean = result.frame[(result.frame["family"] == "clean") & (result.frame["metric"] == "accuracy")]
     assert (adv["value"] <= float(clean["value"].iloc[0]) + 1e-9).all()
     assert "robust accuracy (worst attack per target@eps)" in result.leaderboard
-    assert "all@0.2" in result.leaderboard and "Sanity checks:" in result.leaderboard
+    assert "img+aud+tab@0.2" in result.leaderboard and "Sanity checks:" in result.leaderboard
     robust = result.leaderboard.split("robust accuracy (worst attack per target@eps)")[1].split("##")[0]
     assert robust.count(" ± ") >= 4  # value ± half-width of the worst attack's interval
     doc = json.loads((tmp_path / "o" / "results.json").read_text())

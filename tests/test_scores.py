@@ -61,7 +61,29 @@ def _frame() -> pd.DataFrame:
             rows.append(_row(m, "smoothing", "smoothed", target, sigma, clean_value, sigma=sigma))
             rows += [_row(m, "smoothing", "certified", target, sigma, v, sigma=sigma, radius=r, acr=0.3, acr_hw=0.01)
                      for r, v in zip((0.0, 0.5), certified_at, strict=True)]
+        masked = {"A": {2.0: (0.9, 0.8, 0.5), 0.5: (0.85, 0.85, 0.7)},
+                  "B": {2.0: (0.8, 0.6, 0.2), 0.5: (0.7, 0.6, 0.5)}}[m]
+        for keep, (clean_value, *certified_at) in masked.items():
+            rows.append(_row(m, "masking", "masked", "t", keep, clean_value, keep=keep))
+            rows += [_row(m, "masking", "certified", "t", keep, v, keep=keep, k=k)
+                     for k, v in zip((0, 2), certified_at, strict=True)]
+        rows += _token_rows(m)
     return pd.DataFrame(rows)
+
+
+def _token_rows(model: str) -> list[dict]:
+    """Token attacks at 1 and 2 positions, a joint cell and the diagnostic (neither counts)."""
+    values = {"A": {(1, "hotflip"): 0.6, (1, "random_substitution"): 0.7, (2, "hotflip"): 0.4,
+                    (2, "random_substitution"): 0.65},
+              "B": {(1, "hotflip"): 0.5, (1, "random_substitution"): 0.45, (2, "hotflip"): 0.3,
+                    (2, "random_substitution"): 0.35}}[model]
+    rows = [_row(model, "token_attacks", f"{a}-tokens", "t", k, v, attack=a, norm="tokens")
+            for (k, a), v in values.items()]
+    rows.append(_row(model, "token_attacks", "pgd-Linf+hotflip-tokens", "all", 1, 0.1, attack="pgd+hotflip",
+                     norm="Linf+tokens", continuous_eps=0.1, parts="x|t"))
+    rows.append(_row(model, "token_attacks", "embedding_pgd-diagnostic", "t", 0.5, 0.05, attack="embedding_pgd",
+                     norm="embedding L2 (diagnostic)"))
+    return rows
 
 
 def _compound_rows(model: str, both: float, first: float, second: float) -> list[dict]:
@@ -74,13 +96,15 @@ def _compound_rows(model: str, both: float, first: float, second: float) -> list
             _row(model, "compound", "pgd-Linf", "b", 0.1, second, stages=1, **two)]
 
 
-COMPOSITE = ((0.5 + 0.5 + 2.3 / 3 + 0.7 + 0.7 + 0.45) / 6, (0.35 + 0.4 + 0.6 + 0.6 + 0.5 + 0.3) / 6)
+COMPOSITE = ((0.5 + 0.5 + 0.5 + 2.3 / 3 + 0.7 + 0.7 + 0.45) / 7, (0.35 + 0.375 + 0.4 + 0.6 + 0.6 + 0.5 + 0.3) / 7)
 EXPECTED = {  # (A, B), worked out by hand in the comments
     "clean_accuracy": (0.9, 0.8),
     "adv_robust_accuracy": ((0.6 + 0.4) / 2, (0.5 + 0.2) / 2),               # worst attack per eps
     "adv_relative_robustness": ((0.1 * 1.5 / 2 + 0.1 * 1.0 / 2) / 0.2,       # clean at eps 0
                                 (0.1 * 1.3 / 2 + 0.1 * 0.7 / 2) / 0.2),
     "adv_clean_accuracy": (0.9, 0.8),                                         # clean on the attacked rows
+    # worst realisable token attack per budget: joint cells and the diagnostic do not count
+    "token_robust_accuracy": ((0.6 + 0.4) / 2, (0.45 + 0.3) / 2),
     "missing_worst_subset": (0.5, 0.4),                                       # 'all' (none kept) excluded
     "missing_worst_single": (0.5, 0.4),                                       # one of two missing: a or b
     "missing_mean_rate": ((0.9 + 0.8 + 0.6) / 3, (0.8 + 0.6 + 0.4) / 3),
@@ -96,8 +120,10 @@ EXPECTED = {  # (A, B), worked out by hand in the comments
     "worst_group_accuracy": (0.7, 0.5),
     "compound_worst": (0.45, 0.3),
     # best sigma of the mean over (target, radius) of certified values; 'smoothed' rows do not count
-    "smoothing_certified": (max((0.8 + 0.6 + 0.7 + 0.3) / 4, (0.9 + 0.8) / 2), max((0.7 + 0.5 + 0.6 + 0.1) / 4, 0.45)),                                            # the stages alone do not count
-    # every family present contributes its declared part: adversarial, missing (worst subset),
+    "smoothing_certified": (max((0.8 + 0.6 + 0.7 + 0.3) / 4, (0.9 + 0.8) / 2), max((0.7 + 0.5 + 0.6 + 0.1) / 4, 0.45)),
+    # best keep of the mean over (target, k) of certified values; 'masked' rows do not count
+    "masking_certified": (max((0.8 + 0.5) / 2, (0.85 + 0.7) / 2), max((0.6 + 0.2) / 2, (0.6 + 0.5) / 2)),                                            # the stages alone do not count
+    # every family present contributes its declared part: adversarial, token attacks, missing (worst subset),
     # random dropout (mean rate), shift (mean), natural shift (worst group) and compound (worst)
     "composite": COMPOSITE,
     "effective_robustness": (0.0, (COMPOSITE[1] - COMPOSITE[0]) - (0.8 - 0.9)),
@@ -191,8 +217,8 @@ def test_main_board_ranks_a_lower_is_better_composite_ascending() -> None:
     rows = [line.split("|")[2].strip() for line in board.splitlines()[2:4]]
     assert rows == ["A", "B"]  # A has the lower composite error
     assert "Scores read error_rate" in board
-    parts = ("adv_robust_accuracy, missing_worst_single, missing_mean_rate, shift_mean_accuracy, compound_worst, "
-             "worst_group_accuracy")
+    parts = ("adv_robust_accuracy, token_robust_accuracy, missing_worst_single, missing_mean_rate, "
+             "shift_mean_accuracy, compound_worst, worst_group_accuracy")
     assert f"Ranked by composite = mean of {parts}" in board
 
 

@@ -131,6 +131,7 @@ def test_smoothing_expands_per_target_and_sigma(synth) -> None:
     from mmbench.plan.cells import expand_perturbation
 
     cases = expand_perturbation(Component("smoothing", {"sigma": [0.5, 0.25]}), synth)
-    assert [(c.target, c.severity) for c in cases] == [(t, s) for t in ("img", "aud", "tab", "all")
+    # 'all' of a dataset with tokens (txt) is labelled by the continuous modalities it covers
+    assert [(c.target, c.severity) for c in cases] == [(t, s) for t in ("img", "aud", "tab", "img+aud+tab")
                                                       for s in (0.25, 0.5)]
     assert cases[-1].facts()["radii"] == "0,0.25,0.5,0.75,1"

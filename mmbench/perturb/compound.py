@@ -208,16 +208,16 @@ def _gone(stages: Sequence[Perturbation], names: Sequence[str]) -> set[str]:
 
 def _fit(case: Perturbation, gone: set[str], named: set[str], names: Sequence[str], i: int,
          what: str) -> Perturbation | None:
-    """``case`` kept off the removed modalities: an explicit target on one is an error, ``all``
-    is restricted to the rest (None when nothing is left), anything else touching one is
-    skipped (None)."""
+    """``case`` kept off the removed modalities: an explicit target on one is an error, an attack
+    or corruption of ``each`` / ``all`` is restricted to the rest (None when nothing is left),
+    anything else touching one is skipped (None)."""
     hit = [n for n in touched(case, names) if n in gone]
     if not hit:
         return case
     if case.target in named:
         raise MMBenchError(f"{what}: stage {i} targets '{case.target}', but {', '.join(hit)} is missing after "
                            "an earlier stage; target the remaining modalities, or 'all' for all of them")
-    if case.target == ALL and isinstance(case, (Attack, Shift)):
+    if isinstance(case, (Attack, Shift)):  # 'each' or 'all' (a joint attack's label may list its modalities)
         specs = tuple(s for s in case.specs if s.name not in gone)
         return replace(case, specs=specs, target="+".join(s.name for s in specs)) if specs else None
     return None

@@ -54,7 +54,7 @@ class TokenAttack(Perturbation):
     attack: str = "hotflip"
     spec: ModalitySpec | None = None
     protected: tuple[int, ...] = (0,)
-    beam: int = 5
+    beam: int = 20
     candidates: int = 20
     task: str = CLASSIFICATION
     task_loss: str = "l1"
@@ -212,7 +212,7 @@ class Search:
             rows = (changed.sum(dim=1) < self.left)
             if not bool(rows.any()):
                 break
-            estimate = flip_estimates(self, embedding, ids)  # [rows, T, V]
+            estimate = flip_estimates(self, embedding, ids)[:, :, :self.vocab]  # [rows, T, V]: ids of the modality
             estimate[~(self.free & ~changed)] = -math.inf
             estimate[:, :, ~self.allowed] = -math.inf
             if self.options is not None:
