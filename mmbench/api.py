@@ -374,9 +374,11 @@ def attacks(pattern: str | None = None) -> list[dict[str, str]]:
              "tasks": "all" if CATALOGUE[n].any_task else CLASSIFICATION,
              "options": ", ".join(CATALOGUE[n].option_names())}
             for n in (fnmatch.filter(names, pattern) if pattern else names)] + [
-        {"attack": n, "torchattacks": "- (mmbench, tokens)", "norms": "tokens", "bounded": "yes", "mode": "batch",
-         "access": "white-box" if white else "black-box", "tasks": "all", "options": ", ".join(TOKEN_OPTIONS)}
-        for n, white in sorted(TOKEN_ATTACKS.items()) if not pattern or fnmatch.fnmatch(n, pattern)]
+        {"attack": n, "torchattacks": "- (mmbench, tokens)", "norms": "tokens" if n in TOKEN_ATTACKS else
+         "embedding L2 (diagnostic)", "bounded": "yes", "mode": "batch",
+         "access": "white-box" if TOKEN_ATTACKS.get(n, True) else "black-box", "tasks": "all",
+         "options": ", ".join(opts)}
+        for n, opts in sorted(TOKEN_OPTIONS.items()) if not pattern or fnmatch.fnmatch(n, pattern)]
 
 
 def refused_attacks() -> dict[str, str]:

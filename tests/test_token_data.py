@@ -6,21 +6,19 @@ keys every dataset is byte for byte what it was."""
 from __future__ import annotations
 
 import hashlib
-import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from conftest import ALL_KINDS
+from test_arrays import one_line_error
 from sklearn.linear_model import LogisticRegression
 
 import mmbench
 from mmbench.data.arrays import make_dataset, write_fixture
 from mmbench.data.base import ModalityKind, ModalitySpec, MultimodalDataset
 from mmbench.data.synthetic import SyntheticModality, make_synthetic
-from mmbench.errors import MMBenchError
 from mmbench.models.encoders import TokenEncoder, build_encoder
 
 
@@ -34,15 +32,6 @@ def tensors_sha(data: MultimodalDataset) -> str:
             h.update(split.inputs[name].contiguous().numpy().tobytes())
         h.update(split.labels.contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def one_line_error(match: str, call, *args: Any, **kwargs: Any) -> str:
-    with pytest.raises(MMBenchError) as info:
-        call(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message, message
-    assert re.search(match, message), message
-    return message
 
 
 # -- synthetic: nothing changes without the new keys ------------------------------------------

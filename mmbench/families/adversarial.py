@@ -21,6 +21,7 @@ from mmbench.stats.sanity import CheckedMetric, DatasetFacts, sanity_checks
 from mmbench.families.base import Context, Family, ScoreSpec
 from mmbench.hashing import content_hash
 from mmbench.metrics.outcomes import Samples
+from mmbench.perturb.adversarial import TOKEN_FAMILY
 from mmbench.registry import FAMILIES
 from mmbench.render.plots import Plot, curves
 from mmbench.render.tables import Board, Column, Num, Table, half_width
@@ -114,7 +115,9 @@ class Adversarial(Family):
         target = worst.idxmin() if ctx.scorer.higher_is_better else worst.idxmax()
         value, name = f"{worst[target]:.3f}", ctx.scorer.name
         effect = f"leaves {value} {name}" if ctx.scorer.higher_is_better else f"raises {name} to {value}"
-        return (f"The weakest modality is {target}: attacking it alone at eps {top['severity'].iloc[0]:g} "
+        texts = ctx.frame[(ctx.frame["family"] == TOKEN_FAMILY) & (ctx.frame["dataset"] == dataset)]
+        which = "continuous modality (token attacks are read apart: other units)" if len(texts) else "modality"
+        return (f"The weakest {which} is {target}: attacking it alone at eps {top['severity'].iloc[0]:g} "
                 f"{effect} on average over the models.")
 
     def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
@@ -141,6 +144,17 @@ def worst_case(members: list[str], facts: Mapping[str, CellFacts],
     probability; the largest error on a regression or multilabel task). Its value in every
     metric is also bounded by the members' (:func:`~mmbench.stats.bootstrap.bounded`), so it is
     never better than a reported attack."""
+    combined = per_row_worst(members, samples)
+    lead = facts[members[0]]
+    names = lead.facts["ensemble"]
+    derived = replace(lead, perturbation=f"{WORST}[{names}]-{lead.facts['norm']}",
+                      facts={**lead.facts, "attack": WORST})
+    return derived, combined
+
+
+def per_row_worst(members: list[str], samples: Mapping[str, Samples]) -> Samples:
+    """For each row, the outcome of the member cell (same rows) that is worst on it
+    (:attr:`~mmbench.metrics.outcomes.Samples.badness`), bounded by the members in every metric."""
     cells = [samples[k] for k in members]
     pick = np.argmax(np.stack([c.badness for c in cells], axis=1), axis=1)
     rows = np.arange(len(pick))
@@ -150,14 +164,9 @@ def worst_case(members: list[str], facts: Mapping[str, CellFacts],
         return None if any(a is None for a in arrays) else np.stack(arrays, axis=1)[rows, pick]
 
     first = cells[0]
-    combined = Samples(first.sample_set, chosen("preds"), first.labels, chosen("probs"), chosen("full"),
-                       first.draws, row_ids=first.ids, bounded_by=tuple(members), task=first.task,
-                       outputs=chosen("outputs"), targets=first.targets)
-    lead = facts[members[0]]
-    names = lead.facts["ensemble"]
-    derived = replace(lead, perturbation=f"{WORST}[{names}]-{lead.facts['norm']}",
-                      facts={**lead.facts, "attack": WORST})
-    return derived, combined
+    return Samples(first.sample_set, chosen("preds"), first.labels, chosen("probs"), chosen("full"),
+                   first.draws, row_ids=first.ids, bounded_by=tuple(members), task=first.task,
+                   outputs=chosen("outputs"), targets=first.targets)
 
 
 def robust_board(rows: pd.DataFrame, ctx: Context, grid: list[tuple[str, float]] | None = None) -> Table | None:

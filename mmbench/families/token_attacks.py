@@ -12,21 +12,31 @@ The checks flag a joint cell weaker than either of its parts on the same rows.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
+from mmbench.families.adversarial import per_row_worst
 from mmbench.families.base import Context, Family, ScoreSpec
+from mmbench.metrics.outcomes import Samples
 from mmbench.perturb.adversarial import ADVERSARIAL
 from mmbench.perturb.adversarial import TOKEN_FAMILY as FAMILY
 from mmbench.perturb.embedding_pgd import DIAGNOSTIC, EMBEDDING_PGD
+from mmbench.perturb.joint_attacks import SEQUENCE
 from mmbench.registry import FAMILIES
 from mmbench.render.plots import Plot, curves
 from mmbench.render.tables import Column, Num, Table, half_width
 from mmbench.stats.curves import KEY, seed_mean
+from mmbench.store.rows import CellFacts
 
 #: how much a joint cell may trail a part before the check fails (float rounding only)
 SLACK = 1e-9
+#: the ``joint`` fact of a derived joint cell (the stored sequence's is :data:`SEQUENCE`)
+WORST_OF_PARTS = "worst of parts"
+#: what a stored cell shares with the cells of the same rows it is compared or combined with
+SAME = ("suite", "dataset", "model", "recipe", "seed", "split", "rows")
 CHECK_COLUMNS = ["dataset", "model", "recipe", "seed", "check", "perturbation", "target", "passed", "detail"]
 
 
@@ -34,6 +44,33 @@ def token_only(rows: pd.DataFrame) -> pd.DataFrame:
     """The realisable attacks on token ids alone (no joint cell, no diagnostic)."""
     joint = rows["continuous_eps"].notna() if "continuous_eps" in rows else False
     return rows[~joint & (rows["perturbation"] != DIAGNOSTIC)]
+
+
+def shown(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` without the stored sequences of joint attacks (their derived cells stand in)."""
+    return rows[rows["joint"] != SEQUENCE] if "joint" in rows else rows
+
+
+def joint_cells(facts: Mapping[str, CellFacts], samples: Mapping[str, Samples]) -> dict[str, tuple[CellFacts, Samples]]:
+    """Each stored joint sequence with its two parts alone (same rows): per row the worst of the
+    three, a cell named ``<continuous>+<token>`` (parts missing: the worst of those present)."""
+    index = {}
+    for key, f in facts.items():
+        if f.family in (ADVERSARIAL, FAMILY) and "joint" not in f.facts and key in samples:
+            index[(f.family, *(getattr(f, k) for k in SAME), f.target, f.facts.get("attack"), f.severity)] = key
+    out = {}
+    for key, f in facts.items():
+        if f.family != FAMILY or f.facts.get("joint") != SEQUENCE or key not in samples:
+            continue
+        cont_target, token_target = str(f.facts["parts"]).split("|", 1)
+        cont_attack, token_attack = str(f.facts["attack"]).split("+", 1)
+        same = tuple(getattr(f, k) for k in SAME)
+        parts = [index.get((ADVERSARIAL, *same, cont_target, cont_attack, float(f.facts["continuous_eps"]))),
+                 index.get((FAMILY, *same, token_target, token_attack, f.severity))]
+        members = [key, *(p for p in parts if p is not None)]
+        derived = replace(f, perturbation=f.perturbation.replace(">", "+"), facts={**f.facts, "joint": WORST_OF_PARTS})
+        out[f"joint:{key}"] = (derived, per_row_worst(members, samples))
+    return out
 
 
 @FAMILIES.register(FAMILY)
@@ -64,8 +101,12 @@ class TokenAttacks(Family):
         worst = ctx.scorer.worst(per.groupby(KEY + ["target", "severity", "rows"], as_index=False)["value"])
         return {"token_robust_accuracy": worst.groupby(KEY)["value"].mean()}
 
+    def derive(self, facts: Mapping[str, CellFacts],
+               samples: Mapping[str, Samples]) -> dict[str, tuple[CellFacts, Samples]]:
+        return joint_cells(facts, samples)
+
     def checks(self, ctx: Context) -> pd.DataFrame | None:
-        rows = ctx.rows(FAMILY)
+        rows = shown(ctx.rows(FAMILY))
         if rows.empty or "continuous_eps" not in rows or not rows["continuous_eps"].notna().any():
             return None
         return joint_checks(rows, ctx.rows(ADVERSARIAL), ctx.scorer.higher_is_better)
@@ -75,8 +116,23 @@ class TokenAttacks(Family):
                 "the row's positions), value ± 95% half-width; joint columns attack the continuous "
                 "modalities at eps and the tokens at k together (never weaker than either part alone). "
                 "embedding_pgd is a diagnostic, not a realisable input. Ranked by token_robust_accuracy.")
-        return self.board(ctx, dataset, lambda rows: token_board(rows, ctx.scorer.higher_is_better),
+        return self.board(ctx, dataset, lambda rows: token_board(shown(rows), ctx.scorer.higher_is_better),
                           f"{dataset}: token attacks ({ctx.scorer.name} per attack and budget)", note)
+
+    def reading(self, ctx: Context, dataset: str) -> str | None:
+        """The strongest realisable token attack at the largest budget, mean over models."""
+        rows = token_only(ctx.rows(FAMILY, dataset=dataset))
+        if rows.empty:
+            return None
+        top = rows[rows["severity"] == rows["severity"].max()]
+        per = top.groupby(["target", "attack", "model", "recipe"])["value"].mean().groupby(["target", "attack"]).mean()
+        (target, attack) = per.idxmin() if ctx.scorer.higher_is_better else per.idxmax()
+        k = float(top["severity"].iloc[0])
+        changed = f"{k:g} positions" if k >= 1 else f"{k:.0%} of the positions"
+        value, name = f"{per[(target, attack)]:.3f}", ctx.scorer.name
+        effect = f"leaves {value} {name}" if ctx.scorer.higher_is_better else f"raises {name} to {value}"
+        return (f"Changing {changed} of {target} ({attack}, the strongest token attack there) {effect} on "
+                "average over the models.")
 
     def plots(self, ctx: Context, out_dir: Path) -> list[Plot]:
         rows = token_only(ctx.rows(FAMILY))

@@ -484,11 +484,10 @@ def _mixed_cases(modalities: Sequence[ModalitySpec], continuous: list[Perturbati
             continue
         token_parts = tokens.cases(text)
         out += parts + token_parts
-        out += [JointAttack(family=TOKEN_FAMILY, name=f"{c.name}+{t.name}", target=target, severity=t.severity,
+        out += [JointAttack(family=TOKEN_FAMILY, name=f"{c.name}>{t.name}", target=target, severity=t.severity,
                             max_rows=tokens.max_rows, continuous=c,
                             tokens=tuple(p for p in token_parts if isinstance(p, TokenAttack)
-                                         and p.attack == t.attack and p.severity == t.severity),
-                            task=tokens.task, task_loss=tokens.regression_loss)
+                                         and p.attack == t.attack and p.severity == t.severity))
                 for c in parts for t in token_parts if isinstance(t, TokenAttack) and t.target == text[0].name]
     return list(dict.fromkeys(out))
 
