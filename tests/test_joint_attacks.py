@@ -142,3 +142,45 @@ def test_embedding_pgd_is_a_diagnostic_that_never_helps_and_grows_with_its_radiu
         errors.append(int((logits.argmax(dim=1) != labels).sum()))
     assert errors[0] == int((model(batch).argmax(dim=1) != labels).sum())
     assert errors[0] <= errors[1] <= errors[2] and errors[2] > errors[0]
+
+
+TWO_TEXTS = (ModalitySpec("image", ModalityKind.VECTOR, (4,)),
+             ModalitySpec("title", ModalityKind.TOKENS, (6,), 0, 11, pad_id=0),
+             ModalitySpec("body", ModalityKind.TOKENS, (8,), 0, 11, pad_id=0))
+
+
+class TwoTexts(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(12, 6)
+        self.head = torch.nn.Linear(6 + 6 + 4, 3)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(torch.cat([self.embed(batch["title"]).mean(dim=1), self.embed(batch["body"]).mean(dim=1),
+                                    batch["image"]], dim=1))
+
+
+def test_a_subset_of_token_modalities_is_attacked_at_once_alone_and_jointly() -> None:
+    g = torch.Generator().manual_seed(3)
+    batch = {"image": torch.rand(20, 4, generator=g), "title": torch.randint(1, 12, (20, 6), generator=g),
+             "body": torch.randint(1, 12, (20, 8), generator=g)}
+    batch["body"][:, -3:] = 0
+    labels = torch.randint(0, 3, (20,), generator=g)
+    torch.manual_seed(0)
+    model = TwoTexts().eval()
+    both = adversarial(TWO_TEXTS, 3, attacks=["hotflip", "random_substitution"], eps=[2], targets=["title+body"])
+    assert {c.target for c in both} == {"title+body"} and len(both) == 2
+    for case in both:
+        adv = case.apply(model, batch, labels, seed=0)
+        assert torch.equal(adv["image"], batch["image"])
+        for name in ("title", "body"):
+            assert bool(((adv[name] != batch[name]).sum(dim=1) <= 2).all())
+        assert bool((adv["body"][:, -3:] == 0).all())
+    with torch.no_grad():
+        hot = next(c for c in both if c.facts()["attack"] == "hotflip").apply(model, batch, labels, 0)
+        assert float(row_loss(CLASSIFICATION, model(hot), labels).mean()) > \
+            float(row_loss(CLASSIFICATION, model(batch), labels).mean())
+    mixed = adversarial(TWO_TEXTS, 3, attacks=["fgsm", "hotflip"], eps=[0.1], token_eps=[1], targets=["all"])
+    joint = [c for c in mixed if isinstance(c, JointAttack)]
+    assert len(joint) == 1 and joint[0].facts()["parts"] == "image|title+body"
+    assert {c.target for c in mixed if not isinstance(c, JointAttack)} == {"image", "title+body"}

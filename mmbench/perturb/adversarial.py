@@ -37,7 +37,13 @@ from mmbench.perturb.objective import TaskLossModel
 from mmbench.data.arrays import resolve_path
 from mmbench.perturb.embedding_pgd import EMBEDDING_PGD, embedding_cases
 from mmbench.perturb.joint_attacks import JointAttack
-from mmbench.perturb.token_attacks import TOKEN_ATTACKS, TokenAttack, neighbour_table, token_attacks
+from mmbench.perturb.token_attacks import (
+    TOKEN_ATTACKS,
+    TokenSequence,
+    neighbour_table,
+    token_attacks,
+    token_sequences,
+)
 from mmbench.perturb.packing import BatchModel, BroadcastModel, IndexedModel, Layout
 from mmbench.registry import PERTURBATIONS
 
@@ -316,7 +322,7 @@ def adversarial(
                              {k: v for k, v in opts.items() if k in token_names}, neighbours, task,
                              regression_loss, max_rows, "token_eps" if others else "eps")
         if not others:
-            return entry.cases(_token_targets(modalities, targets))
+            return _token_only_cases(modalities, entry, targets)
         check_distinct(list(targets or []), "adversarial: targets")
         wanted = targets or [EACH, ALL]
         continuous = adversarial(modalities, n_classes, others, eps, norm, _continuous_labels(modalities, wanted),
@@ -377,6 +383,13 @@ class TokenEntry:
             return embedding_cases(self, specs)
         return token_attacks(TOKEN_FAMILY, self.attacks, self.budgets, specs, self.options, self.task,
                              self.regression_loss, self.max_rows, self.neighbours)
+
+    def sequences(self, specs: Sequence[ModalitySpec]) -> list[Perturbation]:
+        """Each attack at each budget on all of ``specs`` at once (target ``a+b``)."""
+        if EMBEDDING_PGD in self.attacks:
+            raise MMBenchError(f"adversarial: {EMBEDDING_PGD} attacks one tokens modality at a time; target "
+                               "each of them")
+        return token_sequences(self.cases(specs), "+".join(s.name for s in specs))
 
 
 def _token_entry(modalities: Sequence[ModalitySpec], attacks: list[str], budgets: list[float] | None,
@@ -441,24 +454,35 @@ def _neighbour_tables(raw: Any, tokens: Sequence[ModalitySpec]) -> dict[str, tup
     return out
 
 
-def _token_targets(modalities: Sequence[ModalitySpec], targets: list[str] | None) -> list[ModalitySpec]:
-    """The token modalities a token-only entry attacks: ``each`` and ``all`` mean every one."""
+def _token_specs(modalities: Sequence[ModalitySpec], target: str) -> list[ModalitySpec]:
+    """The token modalities of ``target`` (``a`` or ``a+b``); one-line errors otherwise."""
     names = [m.name for m in modalities]
-    chosen: list[ModalitySpec] = []
-    for target in targets or [EACH]:
-        if target in (EACH, ALL):
-            chosen += [m for m in modalities if not m.is_continuous]
-            continue
-        spec = next((m for m in modalities if m.name == target), None)
+    out = []
+    for part in target.split("+"):
+        spec = next((m for m in modalities if m.name == part), None)
         if spec is None:
-            raise MMBenchError(f"adversarial: unknown target modality '{target}'{did_you_mean(target, names)}; "
+            raise MMBenchError(f"adversarial: unknown target modality '{part}'{did_you_mean(part, names)}; "
                                f"the dataset has {', '.join(names)}")
         if spec.is_continuous:
-            raise MMBenchError(f"adversarial: token attacks change token ids, and modality '{target}' is "
+            raise MMBenchError(f"adversarial: token attacks change token ids, and modality '{part}' is "
                                f"{spec.kind.value}; target a tokens modality, or list a continuous attack "
                                "(fgsm, pgd, ...) beside them for a joint attack")
-        chosen.append(spec)
-    return list(dict.fromkeys(chosen))
+        out.append(spec)
+    return out
+
+
+def _token_only_cases(modalities: Sequence[ModalitySpec], entry: TokenEntry,
+                      targets: list[str] | None) -> list[Perturbation]:
+    """A token-only entry: ``each`` and ``all`` attack every token modality on its own, ``a``
+    one, and ``a+b`` several at once (each given the budget)."""
+    out: list[Perturbation] = []
+    for target in targets or [EACH]:
+        if target in (EACH, ALL):
+            out += entry.cases([m for m in modalities if not m.is_continuous])
+            continue
+        specs = _token_specs(modalities, target)
+        out += entry.cases(specs) if len(specs) == 1 else entry.sequences(specs)
+    return list(dict.fromkeys(out))
 
 
 def _mixed_cases(modalities: Sequence[ModalitySpec], continuous: list[Perturbation], tokens: TokenEntry,
@@ -473,7 +497,7 @@ def _mixed_cases(modalities: Sequence[ModalitySpec], continuous: list[Perturbati
         names = [m.name for m in modalities] if target == ALL else [target] if target == EACH else target.split("+")
         if target == EACH:
             out += [c for c in continuous if c.target != ALL and "+" not in c.target]
-            out += tokens.cases(_token_targets(modalities, [EACH]))
+            out += tokens.cases([m for m in modalities if not m.is_continuous])
             continue
         specs = [by_name[n] for n in names]
         text = [m for m in specs if not m.is_continuous]
@@ -482,13 +506,12 @@ def _mixed_cases(modalities: Sequence[ModalitySpec], continuous: list[Perturbati
         if not text:
             out += [c for c in continuous if c.target == target]
             continue
-        token_parts = tokens.cases(text)
+        token_parts = tokens.cases(text) if len(text) == 1 else tokens.sequences(text)
         out += parts + token_parts
         out += [JointAttack(family=TOKEN_FAMILY, name=f"{c.name}>{t.name}", target=target, severity=t.severity,
                             max_rows=tokens.max_rows, continuous=c,
-                            tokens=tuple(p for p in token_parts if isinstance(p, TokenAttack)
-                                         and p.attack == t.attack and p.severity == t.severity))
-                for c in parts for t in token_parts if isinstance(t, TokenAttack) and t.target == text[0].name]
+                            tokens=t.tokens if isinstance(t, TokenSequence) else (t,))
+                for c in parts for t in token_parts]
     return list(dict.fromkeys(out))
 
 

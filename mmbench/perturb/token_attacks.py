@@ -334,3 +334,32 @@ def neighbour_table(raw: Any, spec: ModalitySpec) -> tuple[tuple[int, ...], ...]
     if table.dtype.kind not in "iu":
         raise MMBenchError(f"{where}: the table must hold integer ids, got {table.dtype}")
     return tuple(tuple(int(v) for v in row) for row in table)
+
+
+@dataclass(frozen=True)
+class TokenSequence(Perturbation):
+    """One token attack on several token modalities at once (target ``a+b``): each gets the
+    budget, attacked in turn against the others' attacked ids."""
+
+    tokens: tuple[TokenAttack, ...] = ()
+
+    def facts(self) -> dict[str, Any]:
+        return self.tokens[0].facts()
+
+    def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
+        out = dict(batch)
+        for attack in self.tokens:
+            out = attack.apply(model, out, labels, seed)
+        return out
+
+
+def token_sequences(cases: Sequence[Perturbation], label: str) -> list[Perturbation]:
+    """The per-modality token attacks ``cases`` grouped by (attack, budget) into one
+    :class:`TokenSequence` each, labelled ``label``."""
+    groups: dict[tuple[str, float], list[TokenAttack]] = {}
+    for case in cases:
+        if isinstance(case, TokenAttack):
+            groups.setdefault((case.attack, case.severity), []).append(case)
+    return [TokenSequence(family=group[0].family, name=group[0].name, target=label, severity=budget,
+                          max_rows=group[0].max_rows, tokens=tuple(group))
+            for (_, budget), group in groups.items()]
