@@ -155,3 +155,19 @@ def test_bad_token_attack_entries_are_one_line_errors(params: dict, fragment: st
     with pytest.raises(MMBenchError, match=fragment) as info:
         adversarial(SPECS, 3, **params)
     assert "\n" not in str(info.value)
+
+
+def test_a_white_box_token_attack_on_a_model_without_an_embedding_is_refused_before_it_runs(tmp_path) -> None:
+    import mmbench
+
+    data = make_synthetic(modalities=[{"name": "image", "kind": "vector", "shape": [4]},
+                                      {"name": "text", "kind": "tokens", "shape": [T], "vocab_size": VOCAB}],
+                          n_samples=60, n_classes=3, seed=0)
+    for attack in ("hotflip", "embedding_pgd"):
+        with pytest.raises(MMBenchError, match=f"{attack}.* needs the embedding layer that modality 'text'") as info:
+            mmbench.evaluate(OneHot(), data, perturbations=[
+                {"name": "adversarial", "params": {"attacks": [attack], "eps": [1]}}], out_dir=tmp_path / attack)
+        assert "\n" not in str(info.value) and not (tmp_path / attack / "results.csv").exists()
+    done = mmbench.evaluate(OneHot(), data, perturbations=[
+        {"name": "adversarial", "params": {"attacks": ["greedy_substitution"], "eps": [1]}}])
+    assert not done.failed

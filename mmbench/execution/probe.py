@@ -9,7 +9,9 @@ modality reaches which embedding: each modality's values are moved by 1 in turn 
 embeddings' inputs watched. A continuous modality that reaches one is declared with the wrong
 kind; a token modality is run on the row holding its largest id over all rows (train, val, test
 and held-out groups), so that an id beyond the embedding's size is refused here rather than in
-every evaluation cell later. :func:`row_report` describes the rows each dataset gives, for
+every evaluation cell later. A model that a white-box token attack of the plan (``hotflip``,
+``embedding_pgd``) will attack must have the embedding layer its modality reaches
+(:func:`check_embedding_layers`). :func:`row_report` describes the rows each dataset gives, for
 ``mmbench validate``.
 
 Before any model runs, :func:`check_rows` refuses a dataset (a plugin's too) that no recipe can
@@ -30,6 +32,7 @@ from mmbench.data.base import SAFE_MAGNITUDE, MultimodalDataset, Split
 from mmbench.data.tasks import CLASSIFICATION, MULTILABEL, REGRESSION, as_2d, row_loss
 from mmbench.errors import MMBenchError, first_line
 from mmbench.perturb.natural import NATURAL_SHIFT
+from mmbench.perturb.token_attacks import find_embedding
 from mmbench.plan.cells import Plan, TrainCell
 
 log = logging.getLogger(__name__)
@@ -48,7 +51,7 @@ def probe_plan(plan: Plan, datasets: Mapping[str, MultimodalDataset]) -> list[st
     for cell in plan.train_cells:
         if (cell.dataset, cell.model) not in seen:
             seen.add((cell.dataset, cell.model))
-            warnings += probe_cell(cell, datasets[cell.dataset])
+            warnings += probe_cell(cell, datasets[cell.dataset], needed_embeddings(plan, cell))
     for text in warnings:
         log.warning("%s", text)
     return warnings
@@ -74,13 +77,38 @@ def check_rows(datasets: Mapping[str, MultimodalDataset]) -> None:
                                    "arithmetic overflows to inf; scale the data (e.g. min-max to [0, 1])")
 
 
-def probe_cell(cell: TrainCell, data: MultimodalDataset) -> list[str]:
+def needed_embeddings(plan: Plan, cell: TrainCell) -> dict[str, str]:
+    """Token modality -> an attack of the cell's evaluations that needs its embedding layer."""
+    out: dict[str, str] = {}
+    for ev in plan.evals_for(cell):
+        for name in ev.perturbation.embedding_of:
+            out.setdefault(name, ev.perturbation.name)
+    return out
+
+
+def probe_cell(cell: TrainCell, data: MultimodalDataset, embeddings: Mapping[str, str] | None = None) -> list[str]:
     comp = cell.model_component
+    what = f"model '{cell.model}' on dataset '{cell.dataset}'"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = build_model(comp.name, data.modalities, data.n_classes, comp.params, cell.model,
                             f"dataset '{cell.dataset}'")
-        return probe_model(model, data, f"model '{cell.model}' on dataset '{cell.dataset}'")
+        warnings = probe_model(model, data, what)
+    check_embedding_layers(model, data, embeddings or {}, what)
+    return warnings
+
+
+def check_embedding_layers(model: nn.Module, data: MultimodalDataset, needed: Mapping[str, str], what: str) -> None:
+    """A white-box token attack needs the embedding layer its modality reaches: one line before
+    anything trains where there is none."""
+    if not needed:
+        return
+    batch, _ = data.train.to("cpu").rows(slice(0, ROWS))
+    for name, attack in needed.items():
+        if find_embedding(model.eval(), batch, name) is None:
+            raise MMBenchError(f"{what}: {attack} needs the embedding layer that modality '{name}' reaches, and "
+                               "the model has none (or several); use greedy_substitution or random_substitution, "
+                               "which only query the model, or declare it in mmbench_meta 'embeddings'")
 
 
 def probe_model(model: nn.Module, data: MultimodalDataset, what: str) -> list[str]:

@@ -65,6 +65,12 @@ class Perturbation(abc.ABC):
     stageable: ClassVar[bool] = True
 
     @property
+    def embedding_of(self) -> tuple[str, ...]:
+        """The token modalities whose embedding layer it needs (white-box token attacks); the
+        probe refuses a model without one before anything trains."""
+        return ()
+
+    @property
     def needs_native_missing(self) -> bool:
         """Whether the model must handle missing modalities natively (a presence mask)."""
         return False

@@ -46,6 +46,10 @@ class EmbeddingPGD(Perturbation):
 
     stageable: ClassVar[bool] = False  # its effect is not a batch a later stage could take
 
+    @property
+    def embedding_of(self) -> tuple[str, ...]:
+        return () if self.spec is None else (self.spec.name,)
+
     def facts(self) -> dict[str, Any]:
         return {"attack": EMBEDDING_PGD, "norm": "embedding L2 (diagnostic)", "ensemble": ""}
 

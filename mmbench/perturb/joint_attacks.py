@@ -34,6 +34,10 @@ class JointAttack(Perturbation):
     continuous: Perturbation | None = None
     tokens: tuple[TokenAttack, ...] = ()
 
+    @property
+    def embedding_of(self) -> tuple[str, ...]:
+        return tuple(n for t in self.tokens for n in t.embedding_of)
+
     def facts(self) -> dict[str, Any]:
         assert self.continuous is not None
         cont = self.continuous.facts()

@@ -64,6 +64,10 @@ class TokenAttack(Perturbation):
     def facts(self) -> dict[str, Any]:
         return {"attack": self.attack, "norm": "tokens", "ensemble": ""}
 
+    @property
+    def embedding_of(self) -> tuple[str, ...]:
+        return (self.spec.name,) if TOKEN_ATTACKS.get(self.attack) and self.spec is not None else ()
+
     def protected_ids(self) -> tuple[int, ...]:
         """``protected`` and the modality's padding id."""
         pad = () if self.spec is None or self.spec.pad_id is None else (self.spec.pad_id,)
@@ -342,6 +346,10 @@ class TokenSequence(Perturbation):
     budget, attacked in turn against the others' attacked ids."""
 
     tokens: tuple[TokenAttack, ...] = ()
+
+    @property
+    def embedding_of(self) -> tuple[str, ...]:
+        return tuple(n for t in self.tokens for n in t.embedding_of)
 
     def facts(self) -> dict[str, Any]:
         return self.tokens[0].facts()
