@@ -7,7 +7,8 @@ radius for the ``embedding_pgd`` diagnostic); a joint cell also stores its conti
 shows every attack at every budget with its interval, so hotflip, greedy and random substitution
 can be compared directly; the score ``token_robust_accuracy`` averages, over (token target,
 budget), the worst realisable token attack (the diagnostic and the joint cells take no part).
-The checks flag a joint cell weaker than either of its parts on the same rows.
+The checks: monotone in the budget, never better than clean on the same rows, and a joint cell
+never weaker than either of its parts on the same rows.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mmbench.registry import FAMILIES
 from mmbench.render.plots import Plot, curves
 from mmbench.render.tables import Column, Num, Table, half_width
 from mmbench.stats.curves import KEY, seed_mean
+from mmbench.stats.sanity import CheckedMetric, sanity_checks
 from mmbench.store.rows import CellFacts
 
 #: how much a joint cell may trail a part before the check fails (float rounding only)
@@ -106,10 +108,20 @@ class TokenAttacks(Family):
         return joint_cells(facts, samples)
 
     def checks(self, ctx: Context) -> pd.DataFrame | None:
-        rows = shown(ctx.rows(FAMILY))
-        if rows.empty or "continuous_eps" not in rows or not rows["continuous_eps"].notna().any():
+        """Carlini et al.'s checks that apply to a budget in positions (monotone in the budget,
+        never better than clean on the same rows), on accuracy or else the score metric, and
+        every joint cell against its parts."""
+        reading = CheckedMetric()
+        rows = shown(ctx.rows(FAMILY, "accuracy"))
+        if rows.empty:
+            reading = CheckedMetric(ctx.scorer.name, ctx.scorer.higher_is_better)
+            rows = shown(ctx.rows(FAMILY, reading.metric))
+        if rows.empty:
             return None
-        return joint_checks(rows, ctx.rows(ADVERSARIAL), ctx.scorer.higher_is_better)
+        found = [sanity_checks(rows, {}, ctx.clean_on(rows, metric=reading.metric), reading)]
+        if "continuous_eps" in rows and rows["continuous_eps"].notna().any():
+            found.append(joint_checks(rows, ctx.rows(ADVERSARIAL, reading.metric), reading.higher_is_better))
+        return pd.concat(found, ignore_index=True)
 
     def boards(self, ctx: Context, dataset: str) -> list:
         note = ("Each column: one attack on the target at a budget of k changed positions (k < 1: that share of "

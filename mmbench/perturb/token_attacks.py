@@ -19,7 +19,8 @@ default ``[0]``: the padding / unknown id that ``token_dropout`` writes; the mod
 ``pad_id`` is always protected) are never changed, and no protected id is ever written.
 ``neighbours`` (a table [V, k] of allowed replacements per id, e.g. synonyms or typos; entries
 < 0 or >= V are unused slots) restricts each position to the neighbours of its clean id. A flip
-is kept only when it raises the row's loss, so an attack never makes a row better.
+is kept only when it raises the row's loss and does not make a misclassified row right, so an
+attack never makes a row better.
 
 The cells belong to the family ``token_attacks`` (budgets in positions, not in the normalised
 units of the continuous attacks; :data:`mmbench.perturb.adversarial.TOKEN_FAMILY`).
@@ -111,6 +112,8 @@ class Search:
         if self.options is not None:
             self.free &= self.options.any(dim=2)
         self.left = attack.budget(self.free.sum(dim=1))
+        with torch.no_grad():
+            self.clean_right = self.scored(self.clean)[1]  # rows a change may leave right
 
     def _options(self, neighbours: tuple[tuple[int, ...], ...]) -> Tensor | None:
         """With a neighbour table: which ids each position may take (its clean id's allowed
@@ -134,13 +137,22 @@ class Search:
 
     def loss(self, ids: Tensor) -> Tensor:
         """``[rows]``: each row's task loss with ``ids`` as the token modality."""
+        return self.scored(ids)[0]
+
+    def scored(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """Each row's task loss, and (classification) whether the model gets it right."""
         logits = self.model({**self.batch, self.name: ids}).float()
-        return row_loss(self.attack.task, logits, self.labels, self.attack.task_loss)
+        loss = row_loss(self.attack.task, logits, self.labels, self.attack.task_loss)
+        if self.attack.task != CLASSIFICATION:
+            return loss, torch.zeros_like(loss, dtype=torch.bool)
+        return loss, logits.argmax(dim=1) == self.labels
 
     def keep_if_worse(self, ids: Tensor, trial: Tensor, current: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-        """Adopt ``trial`` for ``rows`` where it raises the loss above ``current``."""
-        new = self.loss(trial)
-        better = (new > current) & rows
+        """Adopt ``trial`` for ``rows`` where it raises the loss above ``current`` without making
+        a misclassified row right (with many classes a higher loss can move the argmax to the
+        true class)."""
+        new, right = self.scored(trial)
+        better = (new > current) & rows & (~right | self.clean_right)
         ids = torch.where(better[:, None], trial, ids)
         return ids, torch.where(better, new, current)
 
