@@ -171,3 +171,15 @@ def test_a_white_box_token_attack_on_a_model_without_an_embedding_is_refused_bef
     done = mmbench.evaluate(OneHot(), data, perturbations=[
         {"name": "adversarial", "params": {"attacks": ["greedy_substitution"], "eps": [1]}}])
     assert not done.failed
+
+
+def test_a_model_that_does_not_read_the_tokens_is_not_refused_for_hotflip(tmp_path) -> None:
+    import mmbench
+
+    data = make_synthetic(modalities=[{"name": "image", "kind": "vector", "shape": [4]},
+                                      {"name": "text", "kind": "tokens", "shape": [T], "vocab_size": VOCAB}],
+                          n_samples=60, n_classes=3, seed=0)
+    image_only = torch.nn.Linear(4, 3)  # forward(image): never sees the text
+    done = mmbench.evaluate(image_only, data, inputs=["image"], perturbations=[
+        "clean", {"name": "adversarial", "params": {"attacks": ["hotflip"], "eps": [1]}}])
+    assert not done.failed  # its cells are "not read", never robustness

@@ -104,8 +104,9 @@ def check_embedding_layers(model: nn.Module, data: MultimodalDataset, needed: Ma
     if not needed:
         return
     batch, _ = data.train.to("cpu").rows(slice(0, ROWS))
+    reads = set(getattr(model, "input_modalities", batch))
     for name, attack in needed.items():
-        if find_embedding(model.eval(), batch, name) is None:
+        if name in reads and find_embedding(model.eval(), batch, name) is None:  # unread: "not read" cells
             raise MMBenchError(f"{what}: {attack} needs the embedding layer that modality '{name}' reaches, and "
                                "the model has none (or several); use greedy_substitution or random_substitution, "
                                "which only query the model, or declare it in mmbench_meta 'embeddings'")
