@@ -184,3 +184,23 @@ def test_a_subset_of_token_modalities_is_attacked_at_once_alone_and_jointly() ->
     joint = [c for c in mixed if isinstance(c, JointAttack)]
     assert len(joint) == 1 and joint[0].facts()["parts"] == "image|title+body"
     assert {c.target for c in mixed if not isinstance(c, JointAttack)} == {"image", "title+body"}
+
+
+def _wrong(model: torch.nn.Module, batch: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return model(batch).argmax(dim=1) != labels
+
+
+@pytest.mark.parametrize("attack", list(TOKEN_ATTACKS))
+def test_a_larger_budget_continues_a_smaller_ones_search(trained, attack: str) -> None:
+    """Cells of different budgets get different seeds from the harness; the rows fooled at k are
+    still fooled at k + 1 all the same (the draws are seeded by the rows)."""
+    model, batch, labels = trained
+    text = ModalitySpec("text", ModalityKind.TOKENS, (12,), 0, 19, pad_id=0)
+    image = ModalitySpec("image", ModalityKind.VECTOR, (6,))
+    cases = adversarial((image, text), 3, attacks=[attack], eps=[1, 2, 3], targets=["text"])
+    fooled = [_wrong(model, case.apply(model, batch, labels, seed=100 + i), labels) for i, case in enumerate(cases)]
+    clean = _wrong(model, batch, labels)
+    for before, after in zip([clean, *fooled], fooled, strict=False):
+        assert bool((after >= before).all())
+    assert int(fooled[-1].sum()) > int(clean.sum())

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from mmbench.data.base import Batch
 from mmbench.perturb.base import Perturbation
-from mmbench.perturb.token_attacks import TokenAttack
+from mmbench.perturb.token_attacks import TokenAttack, batch_seed
 
 #: the ``joint`` fact of the stored sequence (the derived joint cell says ``worst of parts``)
 SEQUENCE = "sequence"
@@ -47,7 +47,9 @@ class JointAttack(Perturbation):
 
     def apply(self, model: nn.Module, batch: Batch, labels: Tensor, seed: int) -> dict[str, Tensor]:
         assert self.continuous is not None
-        out = self.continuous.apply(model, batch, labels, seed)
+        # seeded by the rows, like the token attacks: every token budget continues from the same
+        # continuous output, so the joint cells never get weaker as the budget grows
+        out = self.continuous.apply(model, batch, labels, batch_seed(labels, self.continuous.name))
         for attack in self.tokens:
             out = attack.apply(model, out, labels, seed)
         return out

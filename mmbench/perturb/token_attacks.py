@@ -10,8 +10,12 @@ of positions per row, each to an allowed id, and maximises the task's loss
   embeddings): positions ranked by the loss change when their id is replaced by the mask id,
   then, position by position, ``candidates`` replacement ids tried by querying the model and the
   best kept;
-- ``random_substitution``: ``budget`` random positions, each given a random allowed id, kept
-  where this one query raises the row's loss (the baseline the searches must beat).
+- ``random_substitution``: ``budget`` random positions, each given a random allowed id, one at a
+  time, each kept where it raises the row's loss (the baseline the searches must beat).
+
+Random draws are seeded by the rows attacked (:func:`batch_seed`), not by the cell, so every
+budget draws the same candidates and a larger budget continues a smaller one's search: with no
+fooled row ever made right, robust accuracy never rises with the budget.
 
 The budget ``eps`` is a number of positions (an integer >= 1) or, below 1, a fraction of each
 row's changeable positions (rounded up). Positions holding a protected id (``protected``,
@@ -28,6 +32,7 @@ units of the continuous attacks; :data:`mmbench.perturb.adversarial.TOKEN_FAMILY
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,7 +86,9 @@ class TokenAttack(Perturbation):
         if reads is not None and self.spec.name not in reads:
             return dict(batch)
         search = Search(model, dict(batch), self.spec.name, labels, self)
-        generator = torch.Generator().manual_seed(seed)
+        # seeded by the rows (not the cell): every budget draws the same candidates, so a larger
+        # budget extends a smaller one's search and is never weaker
+        generator = torch.Generator().manual_seed(batch_seed(ids, labels, self.attack))
         run = {"hotflip": search.hotflip, "greedy_substitution": search.greedy,
                "random_substitution": search.random}[self.attack]
         with torch.no_grad():
@@ -113,7 +120,7 @@ class Search:
             self.free &= self.options.any(dim=2)
         self.left = attack.budget(self.free.sum(dim=1))
         with torch.no_grad():
-            self.clean_right = self.scored(self.clean)[1]  # rows a change may leave right
+            self.right = self.scored(self.clean)[1]  # rows the current ids leave right
 
     def _options(self, neighbours: tuple[tuple[int, ...], ...]) -> Tensor | None:
         """With a neighbour table: which ids each position may take (its clean id's allowed
@@ -150,29 +157,45 @@ class Search:
     def keep_if_worse(self, ids: Tensor, trial: Tensor, current: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
         """Adopt ``trial`` for ``rows`` where it raises the loss above ``current`` without making
         a misclassified row right (with many classes a higher loss can move the argmax to the
-        true class)."""
+        true class): a row once fooled stays fooled."""
         new, right = self.scored(trial)
-        better = (new > current) & rows & (~right | self.clean_right)
+        better = (new > current) & rows & (~right | self.right)
+        self.right = torch.where(better, right, self.right)
         ids = torch.where(better[:, None], trial, ids)
         return ids, torch.where(better, new, current)
 
     # -- random -----------------------------------------------------------------------------
 
     def random(self, generator: torch.Generator) -> Tensor:
-        ids = self.clean.clone()
+        """Random positions given random allowed ids, one at a time, each kept where it raises the
+        row's loss; the draws do not depend on the budget (a larger one continues the same walk)."""
+        ids, current = self.clean.clone(), self.loss(self.clean)
+        order, picks = self._random_plan(generator)
+        for j in range(min(int(self.left.max()), ids.shape[1]) if len(ids) else 0):
+            rows = (order[:, j] >= 0) & (j < self.left)
+            if not bool(rows.any()):
+                break
+            where = rows.nonzero().view(-1)
+            trial = ids.clone()
+            trial[where, order[where, j]] = picks[where, j]
+            ids, current = self.keep_if_worse(ids, trial, current, rows)
+        return ids
+
+    def _random_plan(self, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Per row, its changeable positions in a random order (-1 after them) and a random
+        allowed id for each step: ``[rows, T]`` each."""
+        rows, length = self.clean.shape
+        order = torch.full((rows, length), -1, dtype=torch.long)
+        picks = torch.zeros((rows, length), dtype=self.clean.dtype)
         ok = self.allowed.nonzero().view(-1).cpu()
-        for row in range(len(ids)):
+        for row in range(rows):
             free = self.free[row].nonzero().view(-1).cpu()
-            count = int(min(self.left[row], len(free)))
-            where = free[torch.randperm(len(free), generator=generator)[:count]]
-            if self.options is None:
-                ids[row, where.to(ids.device)] = ok[torch.randint(len(ok), (count,), generator=generator)].to(ids)
-                continue
-            for t in where.tolist():
-                some = self.choices(row, t).cpu()
-                ids[row, t] = some[torch.randint(len(some), (1,), generator=generator)].to(ids)
-        everywhere = torch.ones(len(ids), dtype=torch.bool, device=ids.device)
-        return self.keep_if_worse(self.clean, ids, self.loss(self.clean), everywhere)[0]
+            order[row, :len(free)] = free[torch.randperm(len(free), generator=generator)]
+            draws = torch.randint(1 << 30, (length,), generator=generator)
+            for j, t in enumerate(order[row, :len(free)].tolist()):
+                some = ok if self.options is None else self.choices(row, t).cpu()
+                picks[row, j] = some[int(draws[j]) % len(some)]
+        return order.to(self.clean.device), picks.to(self.clean.device)
 
     # -- greedy (black-box) -------------------------------------------------------------------
 
@@ -383,3 +406,11 @@ def token_sequences(cases: Sequence[Perturbation], label: str) -> list[Perturbat
     return [TokenSequence(family=group[0].family, name=group[0].name, target=label, severity=budget,
                           max_rows=group[0].max_rows, tokens=tuple(group))
             for (_, budget), group in groups.items()]
+
+
+def batch_seed(*parts: Tensor | str) -> int:
+    """A seed from the content of tensors (and names): the same rows give the same draws."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part.detach().cpu().contiguous().numpy().tobytes())
+    return int(h.hexdigest()[:8], 16)
