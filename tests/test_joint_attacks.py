@@ -204,3 +204,20 @@ def test_a_larger_budget_continues_a_smaller_ones_search(trained, attack: str) -
     for before, after in zip([clean, *fooled], fooled, strict=False):
         assert bool((after >= before).all())
     assert int(fooled[-1].sum()) > int(clean.sum())
+
+
+def test_on_a_multilabel_task_no_wrong_label_turns_right_as_the_budget_grows() -> None:
+    data = make_synthetic(modalities=TEXT_DATA, n_samples=240, n_classes=3, seed=5, task="multilabel", outputs=4)
+    torch.manual_seed(0)
+    model = create_model("late_fusion", data.modalities, data.n_classes)
+    StandardRecipe().fit(model, data, StandardConfig(epochs=6, batch_size=32, lr=3e-3, patience=0), seed=0)
+    model.eval()
+    batch, labels = data.test.rows(slice(0, 40))
+    specs = tuple(data.modalities)
+    for attack in TOKEN_ATTACKS:
+        cases = adversarial(specs, data.n_classes, attacks=[attack], eps=[1, 2, 3], targets=["text"], task="multilabel")
+        with torch.no_grad():
+            right = [(model(batch) >= 0) == (labels > 0.5)]
+            right += [(model(c.apply(model, batch, labels, seed=i)) >= 0) == (labels > 0.5) for i, c in enumerate(cases)]
+        for before, after in zip(right, right[1:], strict=False):
+            assert not bool((after & ~before).any()), attack

@@ -23,8 +23,8 @@ default ``[0]``: the padding / unknown id that ``token_dropout`` writes; the mod
 ``pad_id`` is always protected) are never changed, and no protected id is ever written.
 ``neighbours`` (a table [V, k] of allowed replacements per id, e.g. synonyms or typos; entries
 < 0 or >= V are unused slots) restricts each position to the neighbours of its clean id. A flip
-is kept only when it raises the row's loss and does not make a misclassified row right, so an
-attack never makes a row better.
+is kept only when it raises the row's loss and turns no wrong decision right (the class; each
+label of a multilabel task), so an attack never makes a row better.
 
 The cells belong to the family ``token_attacks`` (budgets in positions, not in the normalised
 units of the continuous attacks; :data:`mmbench.perturb.adversarial.TOKEN_FAMILY`).
@@ -43,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from mmbench.data.base import Batch, ModalitySpec
-from mmbench.data.tasks import CLASSIFICATION, row_loss
+from mmbench.data.tasks import CLASSIFICATION, MULTILABEL, row_loss
 from mmbench.errors import MMBenchError
 from mmbench.perturb.base import Perturbation
 
@@ -147,20 +147,24 @@ class Search:
         return self.scored(ids)[0]
 
     def scored(self, ids: Tensor) -> tuple[Tensor, Tensor]:
-        """Each row's task loss, and (classification) whether the model gets it right."""
+        """Each row's task loss, and which of its decisions are right ``[rows, K]``: the class
+        (K = 1), each label of a multilabel task, none of a regression (its loss is the error)."""
         logits = self.model({**self.batch, self.name: ids}).float()
         loss = row_loss(self.attack.task, logits, self.labels, self.attack.task_loss)
-        if self.attack.task != CLASSIFICATION:
-            return loss, torch.zeros_like(loss, dtype=torch.bool)
-        return loss, logits.argmax(dim=1) == self.labels
+        if self.attack.task == CLASSIFICATION:
+            return loss, (logits.argmax(dim=1) == self.labels)[:, None]
+        if self.attack.task == MULTILABEL:
+            return loss, (logits >= 0) == (self.labels > 0.5)
+        return loss, torch.zeros((len(loss), 1), dtype=torch.bool, device=loss.device)
 
     def keep_if_worse(self, ids: Tensor, trial: Tensor, current: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
         """Adopt ``trial`` for ``rows`` where it raises the loss above ``current`` without making
-        a misclassified row right (with many classes a higher loss can move the argmax to the
-        true class): a row once fooled stays fooled."""
+        a wrong decision right (with many classes a higher loss can move the argmax to the true
+        class; a multilabel loss can rise while one label turns right): what is fooled stays
+        fooled, so accuracy and F1 never improve along the search."""
         new, right = self.scored(trial)
-        better = (new > current) & rows & (~right | self.right)
-        self.right = torch.where(better, right, self.right)
+        better = (new > current) & rows & ~(right & ~self.right).any(dim=1)
+        self.right = torch.where(better[:, None], right, self.right)
         ids = torch.where(better[:, None], trial, ids)
         return ids, torch.where(better, new, current)
 
