@@ -32,7 +32,7 @@ from mmbench.data.base import SAFE_MAGNITUDE, MultimodalDataset, Split
 from mmbench.data.tasks import CLASSIFICATION, MULTILABEL, REGRESSION, as_2d, row_loss
 from mmbench.errors import MMBenchError, first_line
 from mmbench.perturb.natural import NATURAL_SHIFT
-from mmbench.perturb.token_attacks import find_embedding
+from mmbench.perturb.token_attacks import find_embedding, forward_watched
 from mmbench.plan.cells import Plan, TrainCell
 
 log = logging.getLogger(__name__)
@@ -209,13 +209,7 @@ def _record(model: nn.Module, embeddings: dict[str, nn.Module], batch: dict[str,
             return None if ids.is_floating_point() else (ids.clamp(0, size - 1), *args[1:])
         return pre
 
-    handles = [m.register_forward_pre_hook(hook(n, m.num_embeddings)) for n, m in embeddings.items()]
-    try:
-        with torch.no_grad():
-            model(batch)
-    finally:
-        for handle in handles:
-            handle.remove()
+    forward_watched(model, batch, {m: hook(n, m.num_embeddings) for n, m in embeddings.items()})
     return seen
 
 

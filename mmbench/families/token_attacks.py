@@ -83,8 +83,9 @@ class TokenAttacks(Family):
     terms = {
         "attack@k": "The attack on the token target changing at most k positions per row (or that share of "
                     "its positions when k < 1); joint columns add the continuous attack at its eps.",
-        "embedding_pgd (diagnostic)": "PGD on the embedding vectors, not on ids: no real input reaches it; an "
-                                      "upper bound on what token attacks could do, never part of a score.",
+        "embedding_pgd (diagnostic)": "PGD on the embedding vectors, not on ids: no real input reaches it, and it "
+                                      "bounds no token attack either way (one changed id can move further than "
+                                      "its radius); how sensitive the model is near its inputs, never in a score.",
     }
     title = "token attacks"
     order = 11
@@ -204,13 +205,13 @@ def joint_checks(rows: pd.DataFrame, continuous: pd.DataFrame, higher_is_better:
     """Per joint cell and seed: its value is no better than each part's alone on the same rows
     (the continuous part's cell of the adversarial family, the token part's of this family)."""
     on = ["dataset", "model", "recipe", "seed", "rows"]
-    joint = rows[rows["continuous_eps"].notna()]
+    joint, alone = rows[rows["continuous_eps"].notna()], token_only(rows)
     out = []
     for _, cell in joint.iterrows():
         cont_target, token_target = str(cell["parts"]).split("|", 1)
         cont_attack, token_attack = str(cell["attack"]).split("+", 1)
         parts = [(continuous, cont_target, cont_attack, float(cell["continuous_eps"])),
-                 (token_only(rows), token_target, token_attack, float(cell["severity"]))]
+                 (alone, token_target, token_attack, float(cell["severity"]))]
         values = []
         for frame, target, attack, level in parts:
             same = frame[(frame["target"] == target) & (frame["attack"] == attack) & (frame["severity"] == level)]

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from mmbench.bounds import MAX_CASES, check_distinct, check_size
+from mmbench.data.arrays import resolve_path
 from mmbench.data.base import Batch, ModalitySpec
 from mmbench.data.tasks import CLASSIFICATION, REGRESSION_LOSSES, loss_name
 from mmbench.errors import MMBenchError, did_you_mean
@@ -34,7 +35,6 @@ from mmbench.perturb.attacks import (
 )
 from mmbench.perturb.base import ALL, Perturbation
 from mmbench.perturb.objective import TaskLossModel
-from mmbench.data.arrays import resolve_path
 from mmbench.perturb.embedding_pgd import EMBEDDING_PGD, embedding_cases
 from mmbench.perturb.joint_attacks import JointAttack
 from mmbench.perturb.token_attacks import (
@@ -381,7 +381,7 @@ class TokenEntry:
     def cases(self, specs: Sequence[ModalitySpec]) -> list[Perturbation]:
         if EMBEDDING_PGD in self.attacks:
             return embedding_cases(self, specs)
-        return token_attacks(TOKEN_FAMILY, self.attacks, self.budgets, specs, self.options, self.task,
+        return token_attacks(self.family, self.attacks, self.budgets, specs, self.options, self.task,
                              self.regression_loss, self.max_rows, self.neighbours)
 
     def sequences(self, specs: Sequence[ModalitySpec]) -> list[Perturbation]:
@@ -494,20 +494,19 @@ def _mixed_cases(modalities: Sequence[ModalitySpec], continuous: list[Perturbati
     by_name = {m.name: m for m in modalities}
     out: list[Perturbation] = []
     for target in targets:
-        names = [m.name for m in modalities] if target == ALL else [target] if target == EACH else target.split("+")
         if target == EACH:
             out += [c for c in continuous if c.target != ALL and "+" not in c.target]
             out += tokens.cases([m for m in modalities if not m.is_continuous])
             continue
-        specs = [by_name[n] for n in names]
+        specs = list(modalities) if target == ALL else [by_name[n] for n in target.split("+")]
         text = [m for m in specs if not m.is_continuous]
         label = "+".join(m.name for m in specs if m.is_continuous)
         parts = [c for c in continuous if c.target == label]
+        out += parts
         if not text:
-            out += [c for c in continuous if c.target == target]
             continue
         token_parts = tokens.cases(text) if len(text) == 1 else tokens.sequences(text)
-        out += parts + token_parts
+        out += token_parts
         out += [JointAttack(family=TOKEN_FAMILY, name=f"{c.name}>{t.name}", target=target, severity=t.severity,
                             max_rows=tokens.max_rows, continuous=c,
                             tokens=t.tokens if isinstance(t, TokenSequence) else (t,))

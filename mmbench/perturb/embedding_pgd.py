@@ -5,8 +5,9 @@ The attack adds a perturbation to the output of the modality's embedding layer (
 and ascends the task's loss by projected gradient steps, each position's perturbation within an
 L2 ball of radius ``eps`` times the median L2 norm of the embedding's rows (so ``eps`` 0.5 is half
 a typical token vector). The result is no realisable input: no sequence of ids need embed to the
-perturbed vectors. It bounds what a token attack could do from above and shows how smooth the
-model is around its inputs; boards label it "(diagnostic)" and it takes no part in a score.
+perturbed vectors, and it bounds no token attack either way (one changed id can move its position
+further than the radius). It shows how sensitive the model is around the embeddings of its
+inputs; boards label it "(diagnostic)" and it takes no part in a score.
 
 Each row keeps the step of highest loss (the clean embedding included), so it is never made
 better. ``apply`` returns the batch unchanged (there is no perturbed input to return); the

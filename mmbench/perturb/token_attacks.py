@@ -119,8 +119,8 @@ class Search:
         if self.options is not None:
             self.free &= self.options.any(dim=2)
         self.left = attack.budget(self.free.sum(dim=1))
-        with torch.no_grad():
-            self.right = self.scored(self.clean)[1]  # rows the current ids leave right
+        with torch.no_grad():  # the clean loss, and the decisions the current ids leave right
+            self.clean_loss, self.right = self.scored(self.clean)
 
     def _options(self, neighbours: tuple[tuple[int, ...], ...]) -> Tensor | None:
         """With a neighbour table: which ids each position may take (its clean id's allowed
@@ -157,13 +157,16 @@ class Search:
             return loss, (logits >= 0) == (self.labels > 0.5)
         return loss, torch.zeros((len(loss), 1), dtype=torch.bool, device=loss.device)
 
-    def keep_if_worse(self, ids: Tensor, trial: Tensor, current: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+    def keep_if_worse(self, ids: Tensor, trial: Tensor, current: Tensor, rows: Tensor,
+                      reference: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Adopt ``trial`` for ``rows`` where it raises the loss above ``current`` without making
         a wrong decision right (with many classes a higher loss can move the argmax to the true
         class; a multilabel loss can rise while one label turns right): what is fooled stays
-        fooled, so accuracy and F1 never improve along the search."""
+        fooled, so accuracy and F1 never improve along the search. ``reference``: the decisions
+        ``trial`` is compared with, when it was made from other ids than ``ids`` (a beam)."""
         new, right = self.scored(trial)
-        better = (new > current) & rows & ~(right & ~self.right).any(dim=1)
+        before = self.right if reference is None else reference
+        better = (new > current) & rows & ~(right & ~before).any(dim=1)
         self.right = torch.where(better[:, None], right, self.right)
         ids = torch.where(better[:, None], trial, ids)
         return ids, torch.where(better, new, current)
@@ -173,7 +176,7 @@ class Search:
     def random(self, generator: torch.Generator) -> Tensor:
         """Random positions given random allowed ids, one at a time, each kept where it raises the
         row's loss; the draws do not depend on the budget (a larger one continues the same walk)."""
-        ids, current = self.clean.clone(), self.loss(self.clean)
+        ids, current = self.clean.clone(), self.clean_loss
         order, picks = self._random_plan(generator)
         for j in range(min(int(self.left.max()), ids.shape[1]) if len(ids) else 0):
             rows = (order[:, j] >= 0) & (j < self.left)
@@ -204,7 +207,7 @@ class Search:
     # -- greedy (black-box) -------------------------------------------------------------------
 
     def greedy(self, generator: torch.Generator) -> Tensor:
-        ids, current = self.clean.clone(), self.loss(self.clean)
+        ids, current = self.clean.clone(), self.clean_loss
         mask_id = self.attack.protected[0] if self.attack.protected else 0
         gain = torch.full(ids.shape, -math.inf, device=ids.device)
         for t in range(ids.shape[1]):
@@ -249,7 +252,7 @@ class Search:
         if embedding is None:
             raise MMBenchError(f"hotflip needs the embedding layer that modality '{self.name}' reaches and found "
                                "none; use greedy_substitution or random_substitution, which only query the model")
-        ids, current = self.clean.clone(), self.loss(self.clean)
+        ids, current = self.clean.clone(), self.clean_loss
         changed = torch.zeros_like(self.free)
         for _ in range(int(self.left.max()) if len(self.left) else 0):
             rows = (changed.sum(dim=1) < self.left)
@@ -262,13 +265,13 @@ class Search:
                 estimate[~self.options] = -math.inf
             estimate.scatter_(2, ids[:, :, None].long(), -math.inf)  # a flip changes the id
             top = estimate.flatten(1).topk(min(self.attack.beam, estimate[0].numel()), dim=1)
-            best_ids, best = ids, current
+            best_ids, best, at_ids = ids, current, self.right.clone()
             for j in range(top.indices.shape[1]):
                 t, v = top.indices[:, j] // self.vocab, top.indices[:, j] % self.vocab
                 trial = ids.clone()
                 trial[torch.arange(len(ids)), t] = v.to(ids.dtype)
                 allowed = rows & torch.isfinite(top.values[:, j])  # -inf: no allowed flip left
-                best_ids, best = self.keep_if_worse(best_ids, trial, best, allowed)
+                best_ids, best = self.keep_if_worse(best_ids, trial, best, allowed, at_ids)
             changed |= best_ids != ids
             if torch.equal(best_ids, ids):
                 break  # no estimated flip raises any row's loss
@@ -317,14 +320,20 @@ def find_embedding(model: nn.Module, batch: Batch, name: str) -> nn.Embedding | 
         if args and isinstance(args[0], Tensor) and args[0].shape == ids.shape and torch.equal(args[0], ids):
             found.append(module)  # type: ignore[arg-type]
 
-    handles = [m.register_forward_pre_hook(spot) for m in model.modules() if isinstance(m, nn.Embedding)]
+    forward_watched(model, batch, {m: spot for m in model.modules() if isinstance(m, nn.Embedding)})
+    return found[0] if len(set(map(id, found))) == 1 else None
+
+
+def forward_watched(model: nn.Module, batch: Batch, pre_hooks: dict[nn.Module, Any]) -> None:
+    """One forward pass of ``model`` on ``batch`` without gradients, with each module's forward
+    pre-hook in place (removed afterwards, whatever happens)."""
+    handles = [module.register_forward_pre_hook(hook) for module, hook in pre_hooks.items()]
     try:
         with torch.no_grad():
             model(batch)
     finally:
         for handle in handles:
             handle.remove()
-    return found[0] if len(set(map(id, found))) == 1 else None
 
 
 def _declared(model: nn.Module, name: str) -> nn.Embedding | None:
