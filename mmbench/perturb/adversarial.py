@@ -38,7 +38,6 @@ from mmbench.perturb.objective import TaskLossModel
 from mmbench.perturb.embedding_pgd import EMBEDDING_PGD, embedding_cases
 from mmbench.perturb.joint_attacks import JointAttack
 from mmbench.perturb.token_attacks import (
-    TOKEN_ATTACKS,
     TokenSequence,
     neighbour_table,
     token_attacks,
